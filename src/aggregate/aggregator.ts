@@ -1,0 +1,247 @@
+import type { Clock } from '../core/clock.ts';
+import type { RelPath } from '../core/paths.ts';
+
+/**
+ * The burst collapser of one remote (syncthing's watch aggregator is the model). It keeps only what is pending, as a
+ * tree of changed paths: the latest state per path; a path created and removed within the window vanishes; a
+ * recursive entry (a new directory) swallows its children; a directory with too many changed children becomes the
+ * directory; too many paths overall becomes a full sync. A batch is due once its changes have been quiet for
+ * `quietMs`, and never later than `maxWaitMs` after its first change. Time comes only from the Clock.
+ */
+
+export interface AggregatorLimits {
+  readonly quietMs: number;
+  readonly maxWaitMs: number;
+  readonly maxChildrenPerDir: number;
+  readonly maxPendingPaths: number;
+}
+
+/** What the watcher said about a path. `removed`: it went away (or may have); `created`: it is new in this window. */
+export interface ChangeHint {
+  readonly tree: boolean;
+  readonly removed: boolean;
+  readonly created: boolean;
+}
+
+export interface PendingEntry {
+  readonly path: RelPath;
+  /** Sync everything below the path (a new or collapsed directory), not just the entry itself. */
+  readonly tree: boolean;
+  /** Something at or below the path was removed, so the remote may hold files to delete. */
+  readonly deletes: boolean;
+}
+
+export interface Batch {
+  readonly full: boolean;
+  /** Why a full sync was asked for (first reason), when `full`. */
+  readonly fullReason: string;
+  readonly entries: readonly PendingEntry[];
+  /** Clock time of the oldest change in the batch. */
+  readonly since: number;
+}
+
+interface EntryState {
+  tree: boolean;
+  deletes: boolean;
+  created: boolean;
+}
+
+interface Node {
+  children: Map<string, Node>;
+  entry: EntryState | null;
+  /** Entries in this subtree, this node's own included. */
+  count: number;
+}
+
+const newNode = (): Node => ({ children: new Map(), entry: null, count: 0 });
+
+export class Aggregator {
+  readonly #limits: AggregatorLimits;
+  readonly #clock: Clock;
+  readonly #onDue: () => void;
+  #root: Node = newNode();
+  #full = false;
+  #fullReason = '';
+  #firstAt = 0;
+  #lastAt = 0;
+  #timer: unknown = null;
+
+  /** `onDue` runs (from a clock timer) when a batch becomes due; the owner calls take() when it is ready for it. */
+  constructor(limits: AggregatorLimits, clock: Clock, onDue: () => void) {
+    this.#limits = limits;
+    this.#clock = clock;
+    this.#onDue = onDue;
+  }
+
+  get pendingPaths(): number {
+    return this.#root.count;
+  }
+
+  get isEmpty(): boolean {
+    return !this.#full && this.#root.count === 0;
+  }
+
+  /** Clock time of the oldest pending change, or null. */
+  get oldestChange(): number | null {
+    return this.isEmpty ? null : this.#firstAt;
+  }
+
+  add(path: RelPath, hint: ChangeHint): void {
+    this.#touch();
+    if (this.#full) return;
+    if (path === '') {
+      // The root itself changed (or appeared): only a full sync says "everything below".
+      if (hint.tree || hint.removed) this.requestFull('the watch root changed');
+      return;
+    }
+    this.#insert(path, hint);
+    if (this.#root.count > this.#limits.maxPendingPaths) {
+      this.requestFull(`more than ${this.#limits.maxPendingPaths} pending paths`);
+    }
+  }
+
+  /** Everything pending becomes one full sync. Due on the same timing rules, so a storm of losses collapses. */
+  requestFull(reason: string, opts: { immediate?: boolean } = {}): void {
+    this.#touch();
+    if (!this.#full) this.#fullReason = reason;
+    this.#full = true;
+    this.#root = newNode();
+    if (opts.immediate) {
+      this.#firstAt = this.#clock.now() - this.#limits.maxWaitMs;
+      if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
+      this.#timer = null;
+      this.#arm();
+    }
+  }
+
+  isDue(now = this.#clock.now()): boolean {
+    if (this.isEmpty) return false;
+    return now >= this.#dueAt();
+  }
+
+  /** Hands out everything pending and starts a new window. */
+  take(): Batch | null {
+    if (this.isEmpty) return null;
+    const entries: PendingEntry[] = [];
+    collect(this.#root, '', entries);
+    const batch: Batch = { full: this.#full, fullReason: this.#fullReason, entries, since: this.#firstAt };
+    this.#root = newNode();
+    this.#full = false;
+    this.#fullReason = '';
+    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
+    this.#timer = null;
+    return batch;
+  }
+
+  /** Stops the timer (shutdown); pending changes stay readable through take(). */
+  dispose(): void {
+    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #dueAt(): number {
+    return Math.min(this.#lastAt + this.#limits.quietMs, this.#firstAt + this.#limits.maxWaitMs);
+  }
+
+  #touch(): void {
+    const now = this.#clock.now();
+    if (this.isEmpty) this.#firstAt = now;
+    this.#lastAt = now;
+    this.#arm();
+  }
+
+  /** One timer at a time: when it fires early (more changes came), it re-arms for the new due time. */
+  #arm(): void {
+    if (this.#timer !== null) return;
+    const delay = Math.max(0, this.#dueAt() - this.#clock.now());
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = null;
+      if (this.isEmpty) return;
+      if (this.isDue()) this.#onDue();
+      else this.#arm();
+    }, delay);
+  }
+
+  #insert(path: RelPath, hint: ChangeHint): void {
+    const parts = path.split('/');
+    const trail: Node[] = [this.#root];
+    let node = this.#root;
+    for (let i = 0; i < parts.length; i++) {
+      if (node.entry?.tree) {
+        // A pending recursive entry above already covers this path.
+        if (hint.removed) node.entry.deletes = true;
+        return;
+      }
+      const name = parts[i] as string;
+      let child = node.children.get(name);
+      if (child === undefined) {
+        child = newNode();
+        node.children.set(name, child);
+      }
+      node = child;
+      trail.push(node);
+    }
+    const existing = node.entry;
+    if (existing === null) {
+      if (hint.removed && hint.created) {
+        // Removed as it was created: nothing to tell the remote. Clean up the nodes we just made.
+        prune(trail, parts);
+        return;
+      }
+      node.entry = { tree: hint.tree, deletes: hint.removed, created: hint.created };
+      for (const n of trail) n.count++;
+    } else if (hint.removed && existing.created) {
+      // Created and removed within this window: it vanishes, with everything that was pending below it.
+      const gone = node.count;
+      node.entry = null;
+      node.children.clear();
+      for (const n of trail) n.count -= gone;
+      prune(trail, parts);
+      return;
+    } else {
+      existing.tree ||= hint.tree;
+      existing.deletes ||= hint.removed;
+    }
+    if (node.entry?.tree && node.children.size > 0) this.#collapse(node, trail);
+    const parent = trail[trail.length - 2];
+    if (parent && parent !== this.#root && parent.children.size > this.#limits.maxChildrenPerDir) {
+      this.#collapse(parent, trail.slice(0, -1));
+    }
+  }
+
+  /** Makes `node` one recursive entry that stands for its whole pending subtree. */
+  #collapse(node: Node, trail: readonly Node[]): void {
+    const before = node.count;
+    const deletes = node.entry?.deletes === true || subtreeHasDeletes(node);
+    const created = node.entry?.created === true;
+    node.children = new Map();
+    node.entry = { tree: true, deletes, created };
+    node.count = 1;
+    const delta = before - 1;
+    for (const n of trail) if (n !== node) n.count -= delta;
+  }
+}
+
+function subtreeHasDeletes(node: Node): boolean {
+  for (const child of node.children.values()) {
+    if (child.entry?.deletes || subtreeHasDeletes(child)) return true;
+  }
+  return false;
+}
+
+/** Removes empty nodes at the end of the trail. */
+function prune(trail: readonly Node[], parts: readonly string[]): void {
+  for (let i = trail.length - 1; i > 0; i--) {
+    const node = trail[i] as Node;
+    if (node.entry !== null || node.children.size > 0) return;
+    (trail[i - 1] as Node).children.delete(parts[i - 1] as string);
+  }
+}
+
+function collect(node: Node, prefix: string, out: PendingEntry[]): void {
+  for (const [name, child] of node.children) {
+    const path = prefix === '' ? name : `${prefix}/${name}`;
+    if (child.entry) out.push({ path, tree: child.entry.tree, deletes: child.entry.deletes });
+    if (!child.entry?.tree) collect(child, path, out);
+  }
+}

@@ -1,0 +1,65 @@
+import { readFileSync } from 'node:fs';
+import { loadConfig } from '../config/load-config.ts';
+import { ExitCode, SersyncError } from '../core/errors.ts';
+import { startDaemon } from '../daemon/daemon.ts';
+import { createLogger } from '../observe/logger.ts';
+import { checkReport } from './check-report.ts';
+import { parseCommandLine } from './options.ts';
+
+/** The only place that turns errors into exit codes and messages. Never a stack trace for expected errors. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const version = readVersion();
+  try {
+    const parsed = parseCommandLine(argv, version, { log: (s) => console.log(s), err: (s) => console.error(s) });
+    if (parsed.kind === 'exit') return parsed.code;
+    const opts = parsed.options;
+    const config = await loadConfig(opts.config);
+    if (opts.check) {
+      console.log(checkReport(config, { initialSync: opts.initialSync, defaultTimeoutSeconds: 300 }));
+      return ExitCode.Ok;
+    }
+    if (opts.module) {
+      console.error(`sersync-ts: -m ${opts.module}: standalone plugin modules are not available in this version yet`);
+      return ExitCode.Unavailable;
+    }
+    const log = createLogger({ level: opts.logLevel ?? (config.debug ? 'debug' : 'info') });
+    for (const w of config.warnings) log.warn(w);
+    const daemon = await startDaemon({ config, log, initialSync: opts.initialSync, workers: opts.threads });
+    return await new Promise<number>((resolve) => {
+      const onSignal = (signal: NodeJS.Signals) => {
+        daemon.stop(`received ${signal}`).then(resolve, (err: unknown) => {
+          log.error({ err }, 'error while stopping');
+          resolve(ExitCode.Failure);
+        });
+      };
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+    });
+  } catch (err) {
+    if (err instanceof SersyncError) {
+      console.error(prefixLines(err.message));
+      return err.exitCode;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    console.error(`sersync-ts: internal error: ${message}`);
+    if (process.env.SERSYNC_TS_DEBUG) console.error(err);
+    else console.error('sersync-ts: this is a bug; set SERSYNC_TS_DEBUG=1 for the stack trace and report it');
+    return ExitCode.Software;
+  }
+}
+
+function prefixLines(message: string): string {
+  return message
+    .split('\n')
+    .map((l) => `sersync-ts: ${l}`)
+    .join('\n');
+}
+
+function readVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}

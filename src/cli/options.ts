@@ -1,0 +1,84 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ExitCode, SersyncError } from '../core/errors.ts';
+import { LOG_LEVELS, type LogLevel } from '../observe/logger.ts';
+
+/** sersync2's command line (getopt "hdro:n:m:", clustering included: `-dro conf.xml`) plus long forms. */
+export interface CliOptions {
+  readonly config: string;
+  readonly initialSync: boolean;
+  readonly daemon: boolean;
+  readonly threads: number;
+  readonly module: 'command' | 'socket' | 'refreshCDN' | 'http' | null;
+  readonly check: boolean;
+  readonly logLevel: LogLevel | null;
+}
+
+export type ParsedCommand = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number };
+
+const MODULES = ['command', 'socket', 'refreshCDN', 'http'] as const;
+
+export function parseCommandLine(argv: readonly string[], version: string, out: { log: (s: string) => void; err: (s: string) => void }): ParsedCommand {
+  const program = new Command('sersync-ts')
+    .description(
+      'Real-time mirroring daemon: watches a directory and pushes every change to rsync remotes.\n' +
+        'A drop-in replacement for sersync2: same flags, same confxml.xml.',
+    )
+    .option('-o, --config <file>', 'config file (sersync2 confxml.xml format)', 'confxml.xml')
+    .option('-r, --initial-sync', 'push the whole tree to every remote once, after watching has started', false)
+    .option('-d, --daemon', 'run in the background (stays in the foreground under systemd)', false)
+    .addOption(
+      new Option('-n, --threads <n>', 'rsync processes at once, over all remotes').default(10).argParser((v: string) => {
+        if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1000) throw new InvalidArgumentError('expected a whole number from 1 to 1000.');
+        return Number(v);
+      }),
+    )
+    .addOption(new Option('-m, --module <name>', 'run one plugin module alone, without rsync').choices(MODULES))
+    .option('--check', 'validate the config, print warnings and the rsync commands each remote would get, then exit', false)
+    .addOption(new Option('--log-level <level>', 'log level (default: info, or debug with <debug start="true">)').choices(LOG_LEVELS))
+    .version(version, '--version', 'print the version and exit')
+    .helpOption('-h, --help', 'print this help and exit')
+    .allowExcessArguments(false)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => out.log(s.trimEnd()), writeErr: (s) => out.err(s.trimEnd()) });
+  program.addHelpText(
+    'after',
+    '\nExit codes: 0 ok, 1 runtime failure, 64 usage, 66 config file missing or unreadable, 69 rsync missing,\n' +
+      '70 internal error, 73 state directory not writable, 75 inotify limit, 78 config invalid.\n' +
+      'Example: sersync-ts -r -d -o /etc/sersync/confxml.xml',
+  );
+  try {
+    program.parse([...argv], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+        return { kind: 'exit', code: ExitCode.Ok };
+      }
+      return { kind: 'exit', code: ExitCode.Usage };
+    }
+    throw err;
+  }
+  const o = program.opts<{
+    config: string;
+    initialSync: boolean;
+    daemon: boolean;
+    threads: number;
+    module?: CliOptions['module'];
+    check: boolean;
+    logLevel?: LogLevel;
+  }>();
+  if (o.config === '') {
+    throw new SersyncError('USAGE', 'option -o needs a file name, got an empty string', { exitCode: ExitCode.Usage });
+  }
+  return {
+    kind: 'run',
+    options: {
+      config: o.config,
+      initialSync: o.initialSync,
+      daemon: o.daemon,
+      threads: o.threads,
+      module: o.module ?? null,
+      check: o.check,
+      logLevel: o.logLevel ?? null,
+    },
+  };
+}

@@ -1,0 +1,47 @@
+/**
+ * Exit codes, from sysexits.h where one fits. Only src/cli turns errors into exit codes; everything else throws
+ * SersyncError with the code it maps to. The README's exit-code table is written from this list.
+ */
+export const ExitCode = {
+  Ok: 0,
+  /** Failed after start-up (a fatal runtime error). */
+  Failure: 1,
+  /** Unknown option, missing or bad option value. */
+  Usage: 64,
+  /** The config file is missing or unreadable. */
+  NoInput: 66,
+  /** A program we need is missing (rsync), or Node.js is too old. */
+  Unavailable: 69,
+  /** A bug: an error nobody planned for. */
+  Software: 70,
+  /** The state directory (retry queue, pid file) cannot be created or written. */
+  CantCreate: 73,
+  /** A resource limit of the machine (inotify watches or instances). */
+  TempFail: 75,
+  /** The config file is invalid, or names something that does not exist (watch dir, password file). */
+  Config: 78,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export type ErrorCode =
+  | 'USAGE'
+  | 'CONFIG_MISSING'
+  | 'CONFIG_INVALID'
+  | 'RSYNC_MISSING'
+  | 'WATCH_LIMIT'
+  | 'STATE_DIR'
+  | 'ALREADY_RUNNING'
+  | 'INTERNAL';
+
+/** The one error class of the project: a string code, a message that says what to do, and the exit code. */
+export class SersyncError extends Error {
+  readonly code: ErrorCode;
+  readonly exitCode: ExitCode;
+
+  constructor(code: ErrorCode, message: string, opts: { exitCode: ExitCode; cause?: unknown }) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'SersyncError';
+    this.code = code;
+    this.exitCode = opts.exitCode;
+  }
+}

@@ -1,0 +1,42 @@
+import type { Clock } from '../core/clock.ts';
+
+/**
+ * sersync2's `<crontab schedule>`: a full sync every `schedule` minutes, here on its own timer (sersync2 starved it
+ * while retries arrived) and jittered to 3/4..5/4 of the interval (syncthing), so many publishers do not hit one
+ * receiver in the same minute.
+ */
+export class Crontab {
+  readonly #clock: Clock;
+  readonly #intervalMs: number;
+  readonly #random: () => number;
+  readonly #fire: () => void;
+  #timer: unknown = null;
+  #nextAt: number | null = null;
+
+  constructor(intervalMs: number, clock: Clock, fire: () => void, random: () => number = Math.random) {
+    this.#clock = clock;
+    this.#intervalMs = intervalMs;
+    this.#fire = fire;
+    this.#random = random;
+  }
+
+  get nextAt(): number | null {
+    return this.#nextAt;
+  }
+
+  start(): void {
+    const delay = Math.round(this.#intervalMs * (0.75 + 0.5 * this.#random()));
+    this.#nextAt = this.#clock.now() + delay;
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = null;
+      this.#fire();
+      this.start();
+    }, delay);
+  }
+
+  stop(): void {
+    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#nextAt = null;
+  }
+}

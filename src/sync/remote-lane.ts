@@ -1,0 +1,339 @@
+import { lstat } from 'node:fs/promises';
+import type PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import { Aggregator, type AggregatorLimits, type Batch, type ChangeHint, type PendingEntry } from '../aggregate/aggregator.ts';
+import type { FilterRegex, Remote } from '../config/model.ts';
+import type { Clock } from '../core/clock.ts';
+import { displayPath, toBuffer, type RelPath } from '../core/paths.ts';
+import { excludesForRegexes } from './excluded-walk.ts';
+import type { ProcessRunner } from './process-runner.ts';
+import { type CommandContext, type RsyncInvocation, planDelete, planFull, planUpdate } from './rsync-command.ts';
+import { classifyRsyncExit, type RsyncVerdict } from './rsync-exit.ts';
+
+/**
+ * One remote's lane: its own aggregator and at most one rsync at a time, so a slow remote never holds back the
+ * others and batches reach each remote in order. The shared limiter bounds rsync processes over all lanes (-n).
+ * A failed batch goes back into the aggregator (merged with what came since) and waits out an exponential backoff.
+ */
+
+export interface LaneDeps {
+  readonly clock: Clock;
+  readonly runner: ProcessRunner;
+  readonly limiter: PQueue;
+  readonly log: Logger;
+  readonly rsyncPath: string;
+  /** The watch root as a byte string. */
+  readonly rootBytes: string;
+  /** Realtime filter regexes without an rsync equivalent (need a walk before tree and full syncs). */
+  readonly untranslated: readonly FilterRegex[];
+  /** Extra excludes for full syncs only (crontabfilter). */
+  readonly fullSyncFilters: readonly string[];
+  readonly retry: { readonly baseMs: number; readonly capMs: number; readonly random: () => number };
+  /** Told after a batch reached the remote (plugins, metrics), and after each attempt (durable retry queue). */
+  readonly onSynced?: (lane: RemoteLane, batch: Batch, outcome: BatchOutcome) => void;
+  readonly onAttempt?: (lane: RemoteLane, report: AttemptReport) => void;
+}
+
+export interface BatchOutcome {
+  readonly updated: readonly RelPath[];
+  readonly deleted: readonly RelPath[];
+  readonly seconds: number;
+}
+
+export interface AttemptReport {
+  readonly ok: boolean;
+  readonly batch: Batch;
+  readonly verdict: RsyncVerdict;
+  readonly exitCode: number | undefined;
+  readonly error: string;
+  readonly consecutiveFailures: number;
+  readonly nextAttemptAt: number | null;
+}
+
+export interface LaneStats {
+  batches: number;
+  rsyncRuns: number;
+  failures: number;
+  consecutiveFailures: number;
+  lastSuccessAt: number | null;
+  lastError: string | null;
+  degraded: boolean;
+}
+
+const DEGRADED_AFTER = 3;
+
+export class RemoteLane {
+  readonly remote: Remote;
+  readonly stats: LaneStats = {
+    batches: 0,
+    rsyncRuns: 0,
+    failures: 0,
+    consecutiveFailures: 0,
+    lastSuccessAt: null,
+    lastError: null,
+    degraded: false,
+  };
+  readonly #deps: LaneDeps;
+  readonly #ctx: CommandContext;
+  readonly #aggregator: Aggregator;
+  #running: Promise<void> | null = null;
+  #inFlight: Batch | null = null;
+  #backoffUntil = 0;
+  #backoffTimer: unknown = null;
+  #stopped = false;
+  #idleWaiters: (() => void)[] = [];
+  #abort = new AbortController();
+
+  constructor(remote: Remote, ctx: CommandContext, limits: AggregatorLimits, deps: LaneDeps) {
+    this.remote = remote;
+    this.#ctx = ctx;
+    this.#deps = deps;
+    this.#aggregator = new Aggregator(limits, deps.clock, () => this.#pump());
+  }
+
+  get pendingPaths(): number {
+    return this.#aggregator.pendingPaths;
+  }
+
+  get oldestChange(): number | null {
+    return this.#aggregator.oldestChange ?? this.#inFlight?.since ?? null;
+  }
+
+  get busy(): boolean {
+    return this.#running !== null;
+  }
+
+  add(path: RelPath, hint: ChangeHint): void {
+    this.#aggregator.add(path, hint);
+  }
+
+  requestFull(reason: string, opts: { immediate?: boolean } = {}): void {
+    this.#aggregator.requestFull(reason, opts);
+    if (opts.immediate) this.#pump();
+  }
+
+  /** Puts entries of an earlier failed or unfinished batch back (retry queue, restart). */
+  restore(batch: { full: boolean; fullReason?: string; entries: readonly PendingEntry[] }): void {
+    if (batch.full) this.#aggregator.requestFull(batch.fullReason || 'restored full sync');
+    for (const e of batch.entries) this.#aggregator.add(e.path, { tree: e.tree, removed: e.deletes, created: false });
+  }
+
+  /** Sends whatever is pending now, without waiting for the quiet period (shutdown). Resolves when idle. */
+  async flush(): Promise<void> {
+    for (;;) {
+      if (this.#running) await this.#running;
+      if (this.#aggregator.isEmpty || this.#deps.clock.now() < this.#backoffUntil || this.#stopped) return;
+      this.#start();
+    }
+  }
+
+  /** Stops starting batches; kills running rsyncs after the caller's grace period (see abortRunning). */
+  stop(): void {
+    this.#stopped = true;
+    this.#aggregator.dispose();
+    if (this.#backoffTimer !== null) this.#deps.clock.clearTimeout(this.#backoffTimer);
+  }
+
+  abortRunning(): void {
+    this.#abort.abort();
+  }
+
+  async whenIdle(): Promise<void> {
+    if (!this.#running) return;
+    await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** What is not yet on the remote: the in-flight batch and everything pending (for the durable queue). */
+  unfinished(): Batch | null {
+    const pending = this.#aggregator.take();
+    const flight = this.#inFlight;
+    if (!pending && !flight) return null;
+    const entries = [...(flight?.entries ?? []), ...(pending?.entries ?? [])];
+    const full = (flight?.full ?? false) || (pending?.full ?? false);
+    return {
+      full,
+      fullReason: flight?.fullReason || pending?.fullReason || '',
+      entries: full ? [] : entries,
+      since: Math.min(flight?.since ?? Infinity, pending?.since ?? Infinity),
+    };
+  }
+
+  #pump(): void {
+    if (this.#stopped || this.#running) return;
+    const now = this.#deps.clock.now();
+    if (now < this.#backoffUntil) return;
+    if (!this.#aggregator.isDue(now)) return;
+    this.#start();
+  }
+
+  #start(): void {
+    const batch = this.#aggregator.take();
+    if (!batch) return;
+    this.#inFlight = batch;
+    this.#running = this.#deps.limiter
+      .add(() => this.#execute(batch))
+      .catch((err: unknown) => {
+        this.#deps.log.error({ err, remote: this.remote.id }, 'internal error while syncing a batch; it will be retried');
+        this.#failed(batch, 'retry', undefined, String(err));
+      })
+      .finally(() => {
+        this.#running = null;
+        this.#inFlight = null;
+        for (const w of this.#idleWaiters.splice(0)) w();
+        this.#pump();
+      });
+  }
+
+  async #execute(batch: Batch): Promise<void> {
+    const started = this.#deps.clock.now();
+    const log = this.#deps.log;
+    let runs: RsyncInvocation[];
+    let updated: RelPath[] = [];
+    let deleted: RelPath[] = [];
+    if (batch.full) {
+      const extra = await excludesForRegexes(this.#deps.rootBytes, [''], this.#deps.untranslated);
+      runs = [planFull(this.#ctx, [...extra, ...this.#deps.fullSyncFilters])];
+    } else {
+      const split = await this.#splitByDisk(batch.entries);
+      updated = split.updates;
+      deleted = split.deletes.map((d) => d.path);
+      runs = [];
+      if (split.updates.length > 0) {
+        const extra = await excludesForRegexes(this.#deps.rootBytes, split.trees, this.#deps.untranslated);
+        runs.push(planUpdate(this.#ctx, split.updates, extra));
+      }
+      if (split.deletes.length > 0 && this.#ctx.deletes) runs.push(planDelete(this.#ctx, split.deletes));
+    }
+    this.stats.batches++;
+    for (const run of runs) {
+      if (this.#stopped && this.#abort.signal.aborted) break;
+      this.stats.rsyncRuns++;
+      const result = await this.#deps.runner.run(this.#deps.rsyncPath, run.args, {
+        input: run.input,
+        signal: this.#abort.signal,
+      });
+      const { verdict, meaning } = result.spawnError
+        ? { verdict: 'config' as const, meaning: `cannot run ${this.#deps.rsyncPath}: ${result.spawnError}` }
+        : classifyRsyncExit(result);
+      if (verdict !== 'ok') {
+        const stderr = lastLines(result.stderr, 3);
+        log.warn(
+          { remote: this.remote.id, run: run.kind, exitCode: result.exitCode, signal: result.signal, verdict, stderr },
+          `rsync ${run.kind} to ${this.remote.id} failed: ${meaning}`,
+        );
+        this.#failed(batch, verdict, result.exitCode, `${meaning}${stderr ? `: ${stderr}` : ''}`);
+        return;
+      }
+    }
+    const seconds = (this.#deps.clock.now() - started) / 1000;
+    const wasFailing = this.stats.consecutiveFailures > 0;
+    this.stats.consecutiveFailures = 0;
+    this.stats.lastSuccessAt = this.#deps.clock.now();
+    this.stats.degraded = false;
+    this.#backoffUntil = 0;
+    const sample = [...updated, ...deleted].slice(0, 5).map(displayPath);
+    log.info(
+      {
+        remote: this.remote.id,
+        full: batch.full,
+        updated: updated.length,
+        deleted: deleted.length,
+        rsyncRuns: runs.length,
+        seconds,
+        lagSeconds: (this.#deps.clock.now() - batch.since) / 1000,
+        sample,
+      },
+      batch.full ? `full sync to ${this.remote.id} done` : `synced ${updated.length + deleted.length} paths to ${this.remote.id}`,
+    );
+    if (wasFailing) log.info({ remote: this.remote.id }, `remote ${this.remote.id} recovered`);
+    this.#deps.onAttempt?.(this, {
+      ok: true,
+      batch,
+      verdict: 'ok',
+      exitCode: 0,
+      error: '',
+      consecutiveFailures: 0,
+      nextAttemptAt: null,
+    });
+    this.#deps.onSynced?.(this, batch, { updated, deleted, seconds });
+  }
+
+  /** Looks at the disk now: what exists is sent, what is gone is deleted. */
+  async #splitByDisk(entries: readonly PendingEntry[]) {
+    const updates: RelPath[] = [];
+    const trees: RelPath[] = [];
+    const deletes: { path: RelPath; tree: boolean }[] = [];
+    const root = this.#deps.rootBytes;
+    const kinds = await mapLimit(entries, 64, async (e) => {
+      try {
+        const st = await lstat(toBuffer(`${root}/${e.path}`));
+        return st.isDirectory() ? 'dir' : 'file';
+      } catch {
+        return 'gone';
+      }
+    });
+    entries.forEach((e, i) => {
+      const kind = kinds[i];
+      if (kind === 'gone') {
+        // We cannot know what the remote holds there: delete it with anything below it.
+        deletes.push({ path: e.path, tree: true });
+        return;
+      }
+      updates.push(e.path);
+      if (kind === 'dir') trees.push(e.path);
+      if (kind === 'dir' && e.deletes) deletes.push({ path: e.path, tree: true });
+    });
+    return { updates, trees, deletes };
+  }
+
+  #failed(batch: Batch, verdict: RsyncVerdict, exitCode: number | undefined, error: string): void {
+    const s = this.stats;
+    s.failures++;
+    s.consecutiveFailures++;
+    s.lastError = error;
+    const { baseMs, capMs, random } = this.#deps.retry;
+    // config errors are not fixed by retrying quickly: go to the cap at once.
+    const exp = verdict === 'config' ? capMs : Math.min(capMs, baseMs * 2 ** (s.consecutiveFailures - 1));
+    const delay = Math.round(exp * (0.75 + 0.5 * random()));
+    this.#backoffUntil = this.#deps.clock.now() + delay;
+    if (!s.degraded && (verdict === 'config' || s.consecutiveFailures >= DEGRADED_AFTER)) {
+      s.degraded = true;
+      this.#deps.log.error(
+        { remote: this.remote.id, consecutiveFailures: s.consecutiveFailures, error },
+        `remote ${this.remote.id} is degraded: ${error}; retrying with backoff, other remotes go on`,
+      );
+    }
+    this.restore(batch);
+    this.#deps.onAttempt?.(this, {
+      ok: false,
+      batch,
+      verdict,
+      exitCode,
+      error,
+      consecutiveFailures: s.consecutiveFailures,
+      nextAttemptAt: this.#backoffUntil,
+    });
+    if (this.#backoffTimer !== null) this.#deps.clock.clearTimeout(this.#backoffTimer);
+    this.#backoffTimer = this.#deps.clock.setTimeout(() => {
+      this.#backoffTimer = null;
+      this.#pump();
+    }, delay);
+  }
+}
+
+function lastLines(text: string, n: number): string {
+  return text.split('\n').filter(Boolean).slice(-n).join(' | ');
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

@@ -1,0 +1,146 @@
+import type { Remote, RsyncSettings } from '../config/model.ts';
+import { toBuffer, type RelPath } from '../core/paths.ts';
+
+/**
+ * Pure planning of rsync invocations: argv arrays and NUL-separated stdin, never a shell string. One batch becomes
+ * at most two processes per remote: an update run (`--files-from`, exactly the listed paths, directories
+ * recursively) and, when something was removed, a delete-only run (lsyncd-style include rules with `--delete
+ * --existing --ignore-existing`, which deletes and transfers nothing). Neither needs `--delete-missing-args`, which
+ * misbehaves with -R on receivers before 3.2.3 and on 3.4.3 (ANCHORS.md), so any receiver from 3.1 on is fine.
+ */
+
+export interface RsyncInvocation {
+  readonly kind: 'update' | 'delete' | 'full';
+  readonly args: readonly string[];
+  readonly input: Buffer | null;
+}
+
+export interface CommandContext {
+  readonly watch: string;
+  readonly remote: Remote;
+  readonly rsync: RsyncSettings;
+  /** Propagate removals (`<delete>` or `<moveFrom>` on): `--delete` in full syncs and delete runs at all. */
+  readonly deletes: boolean;
+  /** Exclude/include arguments from the path filter, first match wins. */
+  readonly filters: readonly string[];
+  /** I/O timeout when `<timeout>` is off: a transfer that moves no data this long is stuck. */
+  readonly defaultTimeoutSeconds: number;
+}
+
+export interface UpdatePath {
+  readonly path: RelPath;
+}
+
+/** Paths that exist locally: sent as they are, directories with everything below them. */
+export function planUpdate(ctx: CommandContext, paths: readonly RelPath[], extraFilters: readonly string[] = []): RsyncInvocation {
+  const list = Buffer.concat(paths.flatMap((p) => [toBuffer(`/${p}`), NUL]));
+  const args = [
+    ...baseParams(ctx),
+    ...(ctx.deletes ? ['--force'] : []),
+    '--from0',
+    '--files-from=-',
+    ...ctx.filters,
+    ...extraFilters,
+    ...endpoints(ctx),
+  ];
+  return { kind: 'update', args, input: list };
+}
+
+export interface DeleteTarget {
+  readonly path: RelPath;
+  /** Also delete what the remote holds below it that the source does not (a missing or collapsed directory). */
+  readonly tree: boolean;
+}
+
+/** Removes from the remote whatever of these paths no longer exists locally; transfers nothing. */
+export function planDelete(ctx: CommandContext, targets: readonly DeleteTarget[]): RsyncInvocation {
+  const rules = new Set<string>();
+  for (const { path, tree } of targets) {
+    const parts = path.split('/');
+    for (let i = 1; i < parts.length; i++) rules.add(literalPattern(`/${parts.slice(0, i).join('/')}/`));
+    rules.add(literalPattern(`/${path}`));
+    if (tree) rules.add(`${escapeAll(`/${path}`)}/***`);
+  }
+  const list = Buffer.concat([...rules].flatMap((r) => [toBuffer(r), NUL]));
+  const args = [
+    ...baseParams(ctx),
+    '--delete',
+    '--force',
+    '--existing',
+    '--ignore-existing',
+    ...ctx.filters,
+    '--from0',
+    '--include-from=-',
+    '--exclude=*',
+    ...endpoints(ctx),
+  ];
+  return { kind: 'delete', args, input: list };
+}
+
+/** The whole tree, with `--delete` when removals propagate (sersync2's `-r` and crontab sync). */
+export function planFull(ctx: CommandContext, extraFilters: readonly string[] = []): RsyncInvocation {
+  const args = [
+    ...baseParams(ctx),
+    ...(ctx.deletes ? ['--delete', '--force'] : []),
+    ...ctx.filters,
+    ...extraFilters,
+    ...endpoints(ctx),
+  ];
+  return { kind: 'full', args, input: null };
+}
+
+const NUL = Buffer.from([0]);
+
+/** commonParams, plus `-r` where they lack it: with --files-from, even -a does not recurse (TRAPS.md). */
+function baseParams(ctx: CommandContext): string[] {
+  const params = [...ctx.rsync.commonParams];
+  if (!params.some(isRecursiveFlag)) params.push('-r');
+  const { port, timeout, ssh } = ctx.rsync;
+  params.push(`--timeout=${timeout.enabled ? timeout.seconds : ctx.defaultTimeoutSeconds}`);
+  if (ctx.remote.kind === 'daemon') {
+    if (port.enabled) params.push(`--port=${port.port}`);
+    params.push('--contimeout=30');
+  }
+  if (ctx.remote.kind === 'ssh') {
+    const words = ['ssh', ...(port.enabled ? ['-p', String(port.port)] : []), ...ssh.options];
+    params.push('-e', words.map(quoteForRsyncShell).join(' '));
+  }
+  return params;
+}
+
+function isRecursiveFlag(arg: string): boolean {
+  return arg === '--recursive' || /^-[A-Za-z0-9]*r[A-Za-z0-9]*$/.test(arg);
+}
+
+function endpoints(ctx: CommandContext): string[] {
+  const { remote, rsync } = ctx;
+  const source = `${ctx.watch}/`;
+  if (remote.kind === 'local') return [source, `${remote.name}/`];
+  const user = rsync.auth.enabled && rsync.auth.users !== '' ? `${rsync.auth.users}@` : '';
+  const host = remote.ip.includes(':') && !remote.ip.startsWith('[') ? `[${remote.ip}]` : remote.ip;
+  if (remote.kind === 'ssh') return [source, `${user}${host}:${remote.name}`];
+  const password = rsync.auth.enabled && rsync.auth.passwordFile !== '' ? [`--password-file=${rsync.auth.passwordFile}`] : [];
+  return [...password, source, `${user}${host}::${remote.name}`];
+}
+
+/**
+ * rsync splits the -e value itself (whitespace, with single and double quotes), no shell involved; quote words
+ * that hold whitespace or quotes so they stay one word.
+ */
+function quoteForRsyncShell(word: string): string {
+  return /[\s'"\\]/.test(word) ? `'${word.replace(/'/g, `'"'"'`)}'` : word;
+}
+
+const WILDCARD = /[*?[]/;
+
+/**
+ * rsync treats `\` as an escape only in patterns that hold a wildcard (rsync(1), "PATTERN MATCHING RULES"): escape
+ * every special character when the path has a wildcard, leave a lone backslash alone otherwise.
+ */
+export function literalPattern(pattern: string): string {
+  return WILDCARD.test(pattern) ? escapeAll(pattern) : pattern;
+}
+
+function escapeAll(pattern: string): string {
+  return pattern.replace(/[*?[\\]/g, '\\$&');
+}

@@ -1,0 +1,27 @@
+import type { RelPath } from '../core/paths.ts';
+
+/**
+ * What a watcher tells the daemon. Events are hints, not truth: the sync engine looks at the disk when a batch goes,
+ * so an event only has to say which path may have changed. `lost` means events may have been missed (a watcher
+ * error, a watch limit, a root that was replaced): the daemon answers it with a full sync.
+ */
+export type WatchEvent =
+  | { readonly kind: 'file'; readonly op: 'add' | 'change' | 'unlink'; readonly path: RelPath }
+  | { readonly kind: 'dir'; readonly op: 'add' | 'unlink'; readonly path: RelPath }
+  | { readonly kind: 'lost'; readonly reason: string; readonly cause?: unknown };
+
+export interface WatchOptions {
+  /**
+   * Paths the watcher must not report; an ignored directory is neither descended nor watched. `isDir` is known for
+   * everything a directory listing returns. Must be cheap: it runs for every entry of every scanned directory.
+   */
+  readonly isIgnored: (path: RelPath, isDir: boolean) => boolean;
+}
+
+export interface Watcher {
+  /** Resolves once the whole tree is watched; events that happen during the walk are reported, never lost. */
+  start(root: string, sink: (event: WatchEvent) => void, options: WatchOptions): Promise<void>;
+  /** Number of inotify watches held (directories), for the limit check and metrics. */
+  watchCount(): number;
+  close(): Promise<void>;
+}

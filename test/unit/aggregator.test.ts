@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Aggregator, type Batch } from '../../src/aggregate/aggregator.ts';
+import { FakeClock } from './support/fake-clock.ts';
+
+const limits = { quietMs: 300, maxWaitMs: 2000, maxChildrenPerDir: 8, maxPendingPaths: 50 };
+const file = { tree: false, removed: false, created: false };
+const created = { tree: false, removed: false, created: true };
+const removed = { tree: false, removed: true, created: false };
+const newDir = { tree: true, removed: false, created: true };
+
+function setup() {
+  const clock = new FakeClock();
+  const batches: Batch[] = [];
+  let agg: Aggregator;
+  agg = new Aggregator(limits, clock, () => {
+    const b = agg.take();
+    if (b) batches.push(b);
+  });
+  return { clock, batches, agg };
+}
+
+const paths = (b: Batch | undefined) => b?.entries.map((e) => `${e.path}${e.tree ? '/**' : ''}${e.deletes ? ' (deletes)' : ''}`);
+
+test('a batch goes once changes have been quiet for quietMs', () => {
+  const { clock, batches, agg } = setup();
+  agg.add('a.txt', file);
+  clock.advance(299);
+  assert.equal(batches.length, 0);
+  clock.advance(1);
+  assert.deepEqual(paths(batches[0]), ['a.txt']);
+});
+
+test('continuous writes do not postpone a batch past maxWaitMs', () => {
+  const { clock, batches, agg } = setup();
+  for (let t = 0; t < 1990; t += 100) {
+    agg.add(`f${t}.txt`, file);
+    clock.advance(100);
+  }
+  assert.equal(batches.length, 1, 'the cap fired while writes went on');
+  assert.equal(batches[0]?.since, 1_000_000);
+});
+
+test('the latest state per path: repeated changes are one entry', () => {
+  const { clock, batches, agg } = setup();
+  for (let i = 0; i < 5; i++) agg.add('a/b.txt', file);
+  clock.advance(300);
+  assert.deepEqual(paths(batches[0]), ['a/b.txt']);
+});
+
+test('a path created and removed within the window vanishes', () => {
+  const { clock, batches, agg } = setup();
+  agg.add('tmp/x.txt', created);
+  agg.add('tmp/x.txt', removed);
+  agg.add('keep.txt', file);
+  clock.advance(300);
+  assert.deepEqual(paths(batches[0]), ['keep.txt']);
+});
+
+test('a path that existed before and is removed stays, as a removal', () => {
+  const { clock, batches, agg } = setup();
+  agg.add('old.txt', file);
+  agg.add('old.txt', removed);
+  clock.advance(300);
+  assert.deepEqual(paths(batches[0]), ['old.txt (deletes)']);
+});
+
+test('a new directory becomes one recursive entry that swallows its children', () => {
+  const { clock, batches, agg } = setup();
+  agg.add('site/a/deep.txt', file);
+  agg.add('site', newDir);
+  agg.add('site/b/c.txt', created);
+  agg.add('site/b', newDir);
+  clock.advance(300);
+  assert.deepEqual(paths(batches[0]), ['site/**']);
+  assert.equal(agg.pendingPaths, 0);
+});
+
+test('a directory with too many changed children is sent as the directory', () => {
+  const { clock, batches, agg } = setup();
+  for (let i = 0; i < 9; i++) agg.add(`site/img/${i}.jpg`, file);
+  agg.add('other.txt', file);
+  clock.advance(300);
+  assert.deepEqual(paths(batches[0]), ['site/img/**', 'other.txt']);
+});
+
+test('a collapsed directory remembers that something below it was removed', () => {
+  const { clock, batches, agg } = setup();
+  agg.add('img/0.jpg', removed);
+  for (let i = 1; i < 9; i++) agg.add(`img/${i}.jpg`, file);
+  clock.advance(300);
+  assert.deepEqual(paths(batches[0]), ['img/** (deletes)']);
+});
+
+test('too many paths overall becomes a full sync', () => {
+  const { clock, batches, agg } = setup();
+  for (let i = 0; i < 51; i++) agg.add(`d${i}/f.txt`, file);
+  clock.advance(300);
+  assert.equal(batches[0]?.full, true);
+  assert.deepEqual(batches[0]?.entries, []);
+});
+
+test('a removal under a pending new directory marks it for deletes', () => {
+  const { clock, batches, agg } = setup();
+  agg.add('d', newDir);
+  agg.add('d/x', removed);
+  clock.advance(300);
+  assert.deepEqual(paths(batches[0]), ['d/** (deletes)']);
+});
+
+test('changes after take() go into the next batch; nothing is due while empty', () => {
+  const { clock, batches, agg } = setup();
+  agg.add('a', file);
+  clock.advance(300);
+  agg.add('b', file);
+  assert.equal(agg.isDue(), false);
+  clock.advance(300);
+  assert.deepEqual(batches.map(paths), [['a'], ['b']]);
+  clock.advance(10_000);
+  assert.equal(batches.length, 2);
+});
+
+test('requestFull({immediate}) is due at once and subsumes pending paths', () => {
+  const { batches, agg, clock } = setup();
+  agg.add('a', file);
+  agg.requestFull('test', { immediate: true });
+  clock.advance(0);
+  assert.equal(batches[0]?.full, true);
+  assert.equal(batches[0]?.fullReason, 'test');
+});

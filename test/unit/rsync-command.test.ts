@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Remote, RsyncSettings } from '../../src/config/model.ts';
+import { type CommandContext, planDelete, planFull, planUpdate } from '../../src/sync/rsync-command.ts';
+import { classifyRsyncExit } from '../../src/sync/rsync-exit.ts';
+
+const rsync: RsyncSettings = {
+  commonParams: ['-artuz'],
+  auth: { enabled: false, users: 'root', passwordFile: '/etc/rsync.pas' },
+  port: { enabled: false, port: 874 },
+  timeout: { enabled: false, seconds: 100 },
+  ssh: { enabled: false, options: [] },
+};
+const daemon: Remote = { kind: 'daemon', ip: '10.0.0.2', name: 'www', id: '10.0.0.2::www', line: 1 };
+const ctx = (over: Partial<CommandContext> = {}): CommandContext => ({
+  watch: '/data/www',
+  remote: daemon,
+  rsync,
+  deletes: true,
+  filters: ['--exclude=*~'],
+  defaultTimeoutSeconds: 300,
+  ...over,
+});
+const stdinItems = (b: Buffer | null) => (b ? b.toString('latin1').split('\0').slice(0, -1) : null);
+
+test('update run: files-from on stdin, NUL-separated, every entry behind a slash', () => {
+  const run = planUpdate(ctx(), ['#notes', ';x', 'a b/$(x)', 'dir']);
+  assert.deepEqual(run.args, [
+    '-artuz', '--timeout=300', '--contimeout=30', '--force', '--from0', '--files-from=-', '--exclude=*~',
+    '/data/www/', '10.0.0.2::www',
+  ]);
+  assert.deepEqual(stdinItems(run.input), ['/#notes', '/;x', '/a b/$(x)', '/dir']);
+});
+
+test('update run adds -r when commonParams lack it (with --files-from even -a does not recurse)', () => {
+  const run = planUpdate(ctx({ rsync: { ...rsync, commonParams: ['-az'] } }), ['d']);
+  assert.equal(run.args[0], '-az');
+  assert.equal(run.args[1], '-r');
+  const withR = planUpdate(ctx({ rsync: { ...rsync, commonParams: ['-a', '--recursive'] } }), ['d']);
+  assert.equal(withR.args.filter((a) => a === '-r').length, 0);
+});
+
+test('delete run: ancestors, the path and everything below it, wildcards escaped, transfers nothing', () => {
+  const run = planDelete(ctx(), [{ path: 'a/b/w[1].txt', tree: true }, { path: 'back\\slash', tree: false }]);
+  assert.deepEqual(stdinItems(run.input), ['/a/', '/a/b/', '/a/b/w\\[1].txt', '/a/b/w\\[1].txt/***', '/back\\slash']);
+  for (const flag of ['--delete', '--existing', '--ignore-existing', '--include-from=-', '--exclude=*']) {
+    assert.ok(run.args.includes(flag), flag);
+  }
+  assert.ok(run.args.indexOf('--exclude=*~') < run.args.indexOf('--include-from=-'), 'temporaries stay protected');
+  assert.ok(run.args.indexOf('--include-from=-') < run.args.indexOf('--exclude=*'));
+});
+
+test('full sync: --delete only when removals propagate, crontab excludes appended', () => {
+  assert.deepEqual(planFull(ctx(), ['--exclude=*.php']).args, [
+    '-artuz', '--timeout=300', '--contimeout=30', '--delete', '--force', '--exclude=*~', '--exclude=*.php', '/data/www/', '10.0.0.2::www',
+  ]);
+  assert.ok(!planFull(ctx({ deletes: false })).args.includes('--delete'));
+});
+
+test('daemon auth, port and timeout as sersync2 places them (SPEC §3.1), without a shell', () => {
+  const s: RsyncSettings = {
+    ...rsync,
+    auth: { enabled: true, users: 'rsync_backup', passwordFile: '/etc/rsync.pas' },
+    port: { enabled: true, port: 874 },
+    timeout: { enabled: true, seconds: 100 },
+  };
+  const args = planFull(ctx({ rsync: s })).args;
+  assert.ok(args.includes('--port=874'));
+  assert.ok(args.includes('--timeout=100'));
+  assert.deepEqual(args.slice(-3), ['--password-file=/etc/rsync.pas', '/data/www/', 'rsync_backup@10.0.0.2::www']);
+});
+
+test('ssh mode: host:path, -e ssh with the port and options, never --password-file', () => {
+  const s: RsyncSettings = {
+    ...rsync,
+    auth: { enabled: true, users: 'root', passwordFile: '/etc/rsync.pas' },
+    port: { enabled: true, port: 2222 },
+    ssh: { enabled: true, options: ['-i', '/root/my key'] },
+  };
+  const remote: Remote = { kind: 'ssh', ip: '10.0.0.2', name: '/backup/www', id: '10.0.0.2:/backup/www', line: 1 };
+  const args = planFull(ctx({ rsync: s, remote })).args;
+  assert.equal(args[args.indexOf('-e') + 1], "ssh -p 2222 -i '/root/my key'");
+  assert.ok(!args.some((a) => a.startsWith('--password-file')));
+  assert.ok(!args.some((a) => a.startsWith('--port')));
+  assert.equal(args.at(-1), 'root@10.0.0.2:/backup/www');
+});
+
+test('local remote (extension) and IPv6 literals', () => {
+  const local: Remote = { kind: 'local', ip: '', name: '/srv/mirror', id: '/srv/mirror', line: 1 };
+  assert.deepEqual(planFull(ctx({ remote: local })).args.slice(-2), ['/data/www/', '/srv/mirror/']);
+  const v6: Remote = { kind: 'daemon', ip: 'fe80::1', name: 'www', id: 'fe80::1::www', line: 1 };
+  assert.equal(planFull(ctx({ remote: v6 })).args.at(-1), '[fe80::1]::www');
+});
+
+test('rsync exit codes: 23 and 24 are partial, never ok; signals retry; auth is a config problem', () => {
+  assert.equal(classifyRsyncExit({ exitCode: 0 }).verdict, 'ok');
+  assert.equal(classifyRsyncExit({ exitCode: 23 }).verdict, 'partial');
+  assert.equal(classifyRsyncExit({ exitCode: 24 }).verdict, 'partial');
+  assert.equal(classifyRsyncExit({ exitCode: 5 }).verdict, 'config');
+  assert.equal(classifyRsyncExit({ exitCode: 10 }).verdict, 'retry');
+  assert.equal(classifyRsyncExit({ exitCode: 30 }).verdict, 'retry');
+  assert.equal(classifyRsyncExit({ exitCode: 255 }).verdict, 'retry');
+  assert.equal(classifyRsyncExit({ exitCode: 0, signal: 'SIGKILL' }).verdict, 'retry');
+  assert.equal(classifyRsyncExit({ exitCode: 99 }).verdict, 'retry');
+});
