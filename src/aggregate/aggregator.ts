@@ -16,11 +16,15 @@ export interface AggregatorLimits {
   readonly maxPendingPaths: number;
 }
 
-/** What the watcher said about a path. `removed`: it went away (or may have); `created`: it is new in this window. */
+/**
+ * What the watcher said about a path. `removed`: it went away (or may have); `created`: it is new in this window;
+ * `deletes`: something below it may have gone, without the path itself being removed.
+ */
 export interface ChangeHint {
   readonly tree: boolean;
   readonly removed: boolean;
   readonly created: boolean;
+  readonly deletes?: boolean;
 }
 
 export interface PendingEntry {
@@ -65,6 +69,8 @@ export class Aggregator {
   #firstAt = 0;
   #lastAt = 0;
   #timer: unknown = null;
+  /** Set by an immediate full-sync request: due without waiting for quiet. */
+  #dueNow = false;
 
   /** `onDue` runs (from a clock timer) when a batch becomes due; the owner calls take() when it is ready for it. */
   constructor(limits: AggregatorLimits, clock: Clock, onDue: () => void) {
@@ -107,7 +113,7 @@ export class Aggregator {
     this.#full = true;
     this.#root = newNode();
     if (opts.immediate) {
-      this.#firstAt = this.#clock.now() - this.#limits.maxWaitMs;
+      this.#dueNow = true;
       if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
       this.#timer = null;
       this.#arm();
@@ -128,6 +134,7 @@ export class Aggregator {
     this.#root = newNode();
     this.#full = false;
     this.#fullReason = '';
+    this.#dueNow = false;
     if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
     this.#timer = null;
     return batch;
@@ -140,6 +147,7 @@ export class Aggregator {
   }
 
   #dueAt(): number {
+    if (this.#dueNow) return this.#clock.now();
     return Math.min(this.#lastAt + this.#limits.quietMs, this.#firstAt + this.#limits.maxWaitMs);
   }
 
@@ -169,7 +177,7 @@ export class Aggregator {
     for (let i = 0; i < parts.length; i++) {
       if (node.entry?.tree) {
         // A pending recursive entry above already covers this path.
-        if (hint.removed) node.entry.deletes = true;
+        if (hint.removed || hint.deletes) node.entry.deletes = true;
         return;
       }
       const name = parts[i] as string;
@@ -188,7 +196,7 @@ export class Aggregator {
         prune(trail, parts);
         return;
       }
-      node.entry = { tree: hint.tree, deletes: hint.removed, created: hint.created };
+      node.entry = { tree: hint.tree, deletes: hint.removed || hint.deletes === true, created: hint.created };
       for (const n of trail) n.count++;
     } else if (hint.removed && existing.created) {
       // Created and removed within this window: it vanishes, with everything that was pending below it.
@@ -200,7 +208,7 @@ export class Aggregator {
       return;
     } else {
       existing.tree ||= hint.tree;
-      existing.deletes ||= hint.removed;
+      existing.deletes ||= hint.removed || hint.deletes === true;
     }
     if (node.entry?.tree && node.children.size > 0) this.#collapse(node, trail);
     const parent = trail[trail.length - 2];

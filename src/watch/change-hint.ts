@@ -18,6 +18,7 @@ export function changeHintFor(
   const removals = toggles.delete;
   const writes = toggles.createFile || toggles.closeWrite || toggles.modify || toggles.moveTo;
   if (event.kind === 'dir') {
+    if (event.op === 'changed') return { path: event.path, hint: { tree: true, removed: false, created: false, deletes: removals } };
     if (event.op === 'unlink') return removals ? { path: event.path, hint: { tree: true, removed: true, created: false } } : null;
     // createFolder off: the new directory is not synced as a whole; files written into it later still are.
     return toggles.createFolder || toggles.moveTo

@@ -2,14 +2,12 @@ import type { Stats } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { relative, sep } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
-import { fromBytes, fromUtf8, joinRel, parentOf, baseName, toBuffer, type RelPath } from '../core/paths.ts';
+import { fromBytes, fromUtf8, joinRel, toBuffer, type RelPath } from '../core/paths.ts';
 import type { WatchEvent, WatchOptions, Watcher } from './watcher.ts';
 
 /**
- * chokidar 6 behind the Watcher interface. chokidar hands out UTF-8 strings; a name that is not valid UTF-8 arrives
- * with U+FFFD in it. Such an event is mapped back to the real byte names by listing the parent directory as bytes;
- * if none matches any more (the file is gone), the parent directory is reported instead, so it is synced with its
- * deletions.
+ * chokidar 6 behind the Watcher interface. chokidar hands out UTF-8 strings; a name that is not valid UTF-8 is
+ * mapped back to its real bytes from chokidar's raw event (see below).
  */
 export class ChokidarWatcher implements Watcher {
   #fsw: FSWatcher | null = null;
@@ -31,15 +29,19 @@ export class ChokidarWatcher implements Watcher {
     this.#fsw = fsw;
     const emit = (kind: 'file' | 'dir', op: 'add' | 'change' | 'unlink', abs: string) => {
       const path = rel(abs);
-      if (!path.includes('\u00ef\u00bf\u00bd')) {
-        sink(kind === 'dir' ? { kind, op: op === 'change' ? 'add' : op, path } : { kind, op, path });
-        return;
-      }
-      void resolveMangled(root, path).then((real) => {
-        if (real.length === 0) sink({ kind: 'dir', op: 'add', path: parentOf(path) });
-        for (const p of real) sink(kind === 'dir' ? { kind, op: op === 'change' ? 'add' : op, path: p } : { kind, op, path: p });
-      });
+      sink(kind === 'dir' ? { kind, op: op === 'change' ? 'add' : op, path } : { kind, op, path });
     };
+    // chokidar drops names that are not valid UTF-8 (they arrive with U+FFFD, and lstat on that fails), but its raw
+    // event still names the directory: find the real byte names there; if none is left, sync the directory.
+    fsw.on('raw', (_event: string, name: unknown, details: unknown) => {
+      const dirAbs = (details as { watchedPath?: string } | undefined)?.watchedPath;
+      if (typeof name !== 'string' || !name.includes('\uFFFD') || typeof dirAbs !== 'string') return;
+      const dir = dirAbs === root ? '' : rel(dirAbs);
+      void namesMatching(root, dir, name).then((real) => {
+        if (real.length === 0) sink({ kind: 'dir', op: 'changed', path: dir });
+        for (const path of real) sink({ kind: 'file', op: 'change', path });
+      });
+    });
     fsw.on('add', (p) => emit('file', 'add', p));
     fsw.on('change', (p) => emit('file', 'change', p));
     fsw.on('unlink', (p) => emit('file', 'unlink', p));
@@ -71,13 +73,11 @@ export class ChokidarWatcher implements Watcher {
   }
 }
 
-/** Real byte names in the parent directory whose UTF-8 reading equals the mangled name. */
-async function resolveMangled(root: string, mangled: RelPath): Promise<RelPath[]> {
-  const dir = parentOf(mangled);
-  const wanted = Buffer.from(baseName(mangled), 'latin1').toString('utf8');
+/** Real byte names in `dir` whose UTF-8 reading is `decoded`. */
+async function namesMatching(root: string, dir: RelPath, decoded: string): Promise<RelPath[]> {
   try {
     const names = await readdir(Buffer.concat([Buffer.from(root), toBuffer(dir === '' ? '' : `/${dir}`)]), { encoding: 'buffer' });
-    return names.filter((n) => n.toString('utf8') === wanted).map((n) => joinRel(dir, fromBytes(n)));
+    return names.filter((n) => n.toString('utf8') === decoded).map((n) => joinRel(dir, fromBytes(n)));
   } catch {
     return [];
   }

@@ -7,7 +7,11 @@ import type { RelPath } from '../core/paths.ts';
  */
 export type WatchEvent =
   | { readonly kind: 'file'; readonly op: 'add' | 'change' | 'unlink'; readonly path: RelPath }
-  | { readonly kind: 'dir'; readonly op: 'add' | 'unlink'; readonly path: RelPath }
+  /**
+   * `changed`: something below the directory changed that the watcher cannot name (a name it cannot decode, an
+   * event without a name): sync the directory recursively, deletions included.
+   */
+  | { readonly kind: 'dir'; readonly op: 'add' | 'unlink' | 'changed'; readonly path: RelPath }
   | { readonly kind: 'lost'; readonly reason: string; readonly cause?: unknown };
 
 export interface WatchOptions {
