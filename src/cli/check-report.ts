@@ -1,5 +1,5 @@
 import type { Config } from '../config/model.ts';
-import { planDelete, planFull, planUpdate, type CommandContext, type RsyncInvocation } from '../sync/rsync-command.ts';
+import { planDelete, planFull, planUpdate, type CommandContext, type RsyncInvocation, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
 import { createPathFilter } from '../watch/path-filter.ts';
 
 /** `--check`: what the config means, as a person reads it: warnings, then each remote's exact rsync argv. */
@@ -10,6 +10,7 @@ export function checkReport(config: Config, opts: { initialSync: boolean; defaul
   for (const r of filter.untranslated) {
     lines.push(`note: filter regex ${JSON.stringify(r.source)} has no rsync pattern: directory and full syncs walk the tree and exclude matching paths by name`);
   }
+  if (withoutUpdateFlag(config.rsync.commonParams).dropped) lines.push(UPDATE_FLAG_NOTE);
   lines.push(`watch: ${config.watch}`);
   lines.push(`realtime deletions: ${config.inotify.delete ? 'on' : 'off (<delete start="false">)'}; dot-files: ${config.tuning.dotFiles ? 'synced' : 'skipped (sersync2 rule)'}`);
   lines.push(`batches: quiet ${config.tuning.quietMs} ms, at most ${config.tuning.maxWaitMs} ms; crontab: ${config.crontab.enabled ? `every ${config.crontab.scheduleMinutes} min ±25%` : 'off'}`);

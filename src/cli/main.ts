@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '../config/load-config.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
-import { startDaemon } from '../daemon/daemon.ts';
+import { DEFAULT_IO_TIMEOUT_SECONDS, startDaemon } from '../daemon/daemon.ts';
 import { createLogger } from '../observe/logger.ts';
 import { checkReport } from './check-report.ts';
 import { parseCommandLine } from './options.ts';
@@ -15,7 +15,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const opts = parsed.options;
     const config = await loadConfig(opts.config);
     if (opts.check) {
-      console.log(checkReport(config, { initialSync: opts.initialSync, defaultTimeoutSeconds: 300 }));
+      console.log(checkReport(config, { initialSync: opts.initialSync, defaultTimeoutSeconds: DEFAULT_IO_TIMEOUT_SECONDS }));
       return ExitCode.Ok;
     }
     if (opts.module) {
@@ -34,6 +34,17 @@ export async function main(argv: readonly string[]): Promise<number> {
       };
       process.once('SIGTERM', onSignal);
       process.once('SIGINT', onSignal);
+      // SIGHUP reloads; a broken new config is reported and the running one goes on.
+      process.on('SIGHUP', () => {
+        loadConfig(opts.config).then(
+          (next) => {
+            for (const w of next.warnings) log.warn(w);
+            return daemon.reload(next);
+          },
+          (err: unknown) => log.error({ errors: err instanceof Error ? err.message.split('\n') : String(err) }, 'SIGHUP: the new config is invalid; keeping the running one'),
+        ).catch((err: unknown) => log.error({ err }, 'SIGHUP: reload failed; keeping the running config'));
+      });
+      process.on('SIGUSR1', () => daemon.releaseHold());
     });
   } catch (err) {
     if (err instanceof SersyncError) {

@@ -1,3 +1,4 @@
+import { readdir, stat } from 'node:fs/promises';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { Config } from '../config/model.ts';
@@ -5,18 +6,20 @@ import { type Clock, systemClock } from '../core/clock.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
 import { displayPath, fromUtf8 } from '../core/paths.ts';
 import { Crontab } from '../recovery/crontab.ts';
+import { FailQueue } from '../recovery/fail-queue.ts';
+import { raiseInotifyLimits } from '../recovery/inotify-limits.ts';
 import { type ProcessRunner, execaRunner } from '../sync/process-runner.ts';
-import { RemoteLane, type LaneDeps } from '../sync/remote-lane.ts';
-import type { CommandContext } from '../sync/rsync-command.ts';
+import { type AttemptReport, RemoteLane, type LaneDeps } from '../sync/remote-lane.ts';
+import { type CommandContext, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
 import { changeHintFor } from '../watch/change-hint.ts';
 import { ChokidarWatcher } from '../watch/chokidar-watcher.ts';
 import { createPathFilter } from '../watch/path-filter.ts';
 import type { Watcher } from '../watch/watcher.ts';
 
 /**
- * The composition root: the one place that wires real clock, processes and watcher into the pure core.
- * Order matters for completeness: watch first, then the `-r` full sync, so nothing changed during a long initial
- * sync is lost (sersync2 did it the other way round, SPEC §1.2).
+ * The composition root: the one place that wires the real clock, processes, watcher and queue file into the pure
+ * core. Order matters for completeness: watch first, then the `-r` full sync, so nothing changed during a long
+ * initial sync is lost (sersync2 did it the other way round, SPEC §1.2).
  */
 
 export interface DaemonOptions {
@@ -29,118 +32,300 @@ export interface DaemonOptions {
   readonly rsyncPath?: string;
   readonly clock?: Clock;
   readonly runner?: ProcessRunner;
-  readonly watcher?: Watcher;
+  readonly createWatcher?: (config: Config) => Watcher;
 }
 
 export interface RunningDaemon {
+  readonly config: Config;
   readonly lanes: readonly RemoteLane[];
-  readonly watcher: Watcher;
-  /** Stops watching, sends what is pending within `graceMs`, then stops rsync. Resolves with the exit code. */
+  readonly queue: FailQueue;
+  watchCount(): number;
+  /** Swaps in a new config: the new watcher starts before the old one stops, so nothing falls in between. */
+  reload(config: Config): Promise<void>;
+  /** Lets held deletions go once, even though the watch root looks empty (SIGUSR1). */
+  releaseHold(): void;
+  /** Stops watching, sends what is pending within `graceMs`, persists the rest. Resolves with the exit code. */
   stop(reason: string, graceMs?: number): Promise<number>;
 }
 
 /** When `<timeout>` is off, rsync still gets an I/O timeout: a transfer that moves no data this long is stuck. */
-const DEFAULT_IO_TIMEOUT_SECONDS = 300;
+export const DEFAULT_IO_TIMEOUT_SECONDS = 300;
+/** setTimeout's longest delay (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
-  const { config, log } = opts;
+  const { log } = opts;
   const clock = opts.clock ?? systemClock;
   const runner = opts.runner ?? execaRunner;
   const rsyncPath = opts.rsyncPath ?? 'rsync';
   await checkRsync(runner, rsyncPath);
+  const limits = await raiseInotifyLimits();
+  for (const m of limits.messages) log[m.level](m.text);
 
-  const filter = createPathFilter({ dotFiles: config.tuning.dotFiles, regexes: config.filter.enabled ? config.filter.excludes : [] });
-  if (filter.untranslated.length > 0) {
-    log.info(
-      { regexes: filter.untranslated.map((r) => r.source) },
-      'these filter regexes have no rsync pattern; directory and full syncs list the matching paths as excludes',
-    );
+  const queue = FailQueue.open(opts.config.failLog.path, opts.config.tuning.stateDir);
+  if (queue.setAside) log.error({ file: queue.setAside }, 'the retry queue file was unreadable and was set aside; doing a full sync');
+  if (opts.config.failLog.path.endsWith('.sh')) {
+    log.info({ failLog: opts.config.failLog.path, queue: queue.file }, 'failed transfers are kept as data in the retry queue, never as a script');
   }
+  const crashed = queue.previousRunCrashed;
+  const stored = { ...queue.remotes };
+  queue.markRunning(true);
   const limiter = new PQueue({ concurrency: opts.workers });
-  const crontabFilters =
-    config.crontab.enabled && config.crontab.filter.enabled ? config.crontab.filter.excludes.map((e) => `--exclude=${e}`) : [];
-  const deps: LaneDeps = {
-    clock,
-    runner,
-    limiter,
-    log,
-    rsyncPath,
-    rootBytes: fromUtf8(config.watch),
-    untranslated: filter.untranslated,
-    fullSyncFilters: crontabFilters,
-    retry: { baseMs: 1000, capMs: config.failLog.retryCapMinutes * 60_000, random: Math.random },
+  let allowEmptyRootOnce = false;
+  let stopping: Promise<number> | null = null;
+  // Assigned once the first core is built; followRoot (the only early reader) checks it.
+  let current = undefined as unknown as Core;
+
+  const onAttempt = (lane: RemoteLane, r: AttemptReport) => {
+    if (r.ok) {
+      queue.clear(lane.remote.id);
+      return;
+    }
+    const now = new Date(clock.now()).toISOString();
+    const prev = queue.remotes[lane.remote.id];
+    queue.put(lane.remote.id, {
+      full: r.batch.full,
+      fullReason: r.batch.fullReason,
+      entries: r.batch.full ? [] : r.batch.entries,
+      attempts: (prev?.attempts ?? 0) + 1,
+      lastExitCode: r.exitCode ?? null,
+      lastError: r.error,
+      firstFailedAt: prev?.firstFailedAt ?? now,
+      lastAttemptAt: now,
+      nextAttemptAt: r.nextAttemptAt === null ? null : new Date(r.nextAttemptAt).toISOString(),
+    });
   };
-  const lanes = config.remotes.map((remote) => {
-    const ctx: CommandContext = {
-      watch: config.watch,
-      remote,
-      rsync: config.rsync,
-      deletes: config.inotify.delete,
-      filters: filter.rsyncFilters,
-      defaultTimeoutSeconds: DEFAULT_IO_TIMEOUT_SECONDS,
-    };
-    return new RemoteLane(remote, ctx, config.tuning, deps);
-  });
 
-  const watcher = opts.watcher ?? new ChokidarWatcher();
-  const started = clock.now();
-  await watcher.start(
-    config.watch,
-    (event) => {
-      if (event.kind === 'lost') {
-        log.warn({ reason: event.reason }, `events may have been lost (${event.reason}); scheduling a full sync`);
-        for (const lane of lanes) lane.requestFull(event.reason);
-        return;
+  const buildCore = async (config: Config, initialSync: boolean): Promise<Core> => {
+    const root = config.watch;
+    const rootId = await identity(root);
+    const deletionsAllowed = async () => {
+      if (allowEmptyRootOnce) return true;
+      try {
+        const now = await identity(root);
+        // A replaced root (new inode) is fine once the watcher follows it; an empty or unreadable one is not.
+        return now !== null && (await readdir(root)).length > 0;
+      } catch {
+        return false;
       }
-      const change = changeHintFor(event, config.inotify);
-      if (log.isLevelEnabled('debug')) log.debug({ event: event.kind, op: event.op, path: displayPath(event.path), counted: change !== null }, 'watch event');
-      if (change === null) return;
-      for (const lane of lanes) lane.add(change.path, change.hint);
-    },
-    { isIgnored: (path, isDir) => filter.isExcluded(path, isDir) },
-  );
-  log.info(
-    { watch: config.watch, directories: watcher.watchCount(), seconds: (clock.now() - started) / 1000, remotes: lanes.map((l) => l.remote.id) },
-    `watching ${config.watch}`,
-  );
-
-  if (opts.initialSync) {
-    for (const lane of lanes) lane.requestFull('initial sync (-r)', { immediate: true });
-  }
-  const crontab = config.crontab.enabled
-    ? new Crontab(config.crontab.scheduleMinutes * 60_000, clock, () => {
+    };
+    if (withoutUpdateFlag(config.rsync.commonParams).dropped) log.info(UPDATE_FLAG_NOTE.replace(/^note: /, ''));
+    const filter = createPathFilter({ dotFiles: config.tuning.dotFiles, regexes: config.filter.enabled ? config.filter.excludes : [] });
+    if (filter.untranslated.length > 0) {
+      log.info(
+        { regexes: filter.untranslated.map((r) => r.source) },
+        'these filter regexes have no rsync pattern; directory and full syncs list the matching paths as excludes',
+      );
+    }
+    const crontabFilters =
+      config.crontab.enabled && config.crontab.filter.enabled ? config.crontab.filter.excludes.map((e) => `--exclude=${e}`) : [];
+    const deps: LaneDeps = {
+      clock,
+      runner,
+      limiter,
+      log,
+      rsyncPath,
+      rootBytes: fromUtf8(root),
+      untranslated: filter.untranslated,
+      fullSyncFilters: crontabFilters,
+      retry: { baseMs: 1000, capMs: Math.min(config.failLog.retryCapMinutes * 60_000, MAX_TIMER_MS), random: Math.random },
+      onAttempt,
+      deletionsAllowed,
+    };
+    const lanes = config.remotes.map((remote) => {
+      const ctx: CommandContext = {
+        watch: root,
+        remote,
+        rsync: config.rsync,
+        deletes: config.inotify.delete,
+        filters: filter.rsyncFilters,
+        defaultTimeoutSeconds: DEFAULT_IO_TIMEOUT_SECONDS,
+      };
+      return new RemoteLane(remote, ctx, config.tuning, deps);
+    });
+    const core: Core = { config, lanes, watcher: opts.createWatcher?.(config) ?? new ChokidarWatcher(), crontab: null, rootId };
+    const fullSync = (reason: string) => {
+      for (const lane of lanes) lane.requestFull(reason);
+    };
+    const started = clock.now();
+    await core.watcher.start(
+      root,
+      (event) => {
+        if (event.kind === 'lost') {
+          log.warn({ reason: event.reason }, `events may have been lost (${event.reason}); scheduling a full sync`);
+          fullSync(event.reason);
+          void followRoot(core, event.reason);
+          return;
+        }
+        const change = changeHintFor(event, config.inotify);
+        if (log.isLevelEnabled('debug')) log.debug({ event: event.kind, op: event.op, path: displayPath(event.path), counted: change !== null }, 'watch event');
+        if (change === null) return;
+        for (const lane of lanes) lane.add(change.path, change.hint);
+      },
+      { isIgnored: (path, isDir) => filter.isExcluded(path, isDir) },
+    );
+    const watches = core.watcher.watchCount();
+    log.info(
+      { watch: root, directories: watches, seconds: (clock.now() - started) / 1000, remotes: lanes.map((l) => l.remote.id) },
+      `watching ${root}`,
+    );
+    if (limits.maxUserWatches !== null && watches > limits.maxUserWatches * 0.8) {
+      log.warn(`${watches} directories watched of fs.inotify.max_user_watches=${limits.maxUserWatches}: raise it (see examples/sysctl)`);
+    }
+    if (initialSync) {
+      if (config.filter.enabled && config.filter.excludes.length > 0) {
+        log.info('-r with a realtime filter: sersync2 skipped -r; sersync-ts runs it with the filter as rsync excludes');
+      }
+      for (const lane of lanes) lane.requestFull('initial sync (-r)', { immediate: true });
+    }
+    if (config.crontab.enabled) {
+      if (config.filter.enabled && config.filter.excludes.length > 0 && !config.crontab.filter.enabled) {
+        log.info('crontab with a realtime filter and no crontabfilter: sersync2 turned crontab off; sersync-ts keeps it, with the filter as rsync excludes');
+      }
+      core.crontab = new Crontab(config.crontab.scheduleMinutes * 60_000, clock, () => {
         log.info('crontab: full sync of every remote');
         for (const lane of lanes) lane.requestFull('crontab', { immediate: true });
-      })
-    : null;
-  crontab?.start();
-
-  let stopping: Promise<number> | null = null;
-  const stop = (reason: string, graceMs = 10_000): Promise<number> => {
-    stopping ??= (async () => {
-      log.info({ reason }, 'stopping: sending what is pending');
-      crontab?.stop();
-      await watcher.close();
-      const flushed = Promise.all(lanes.map((l) => l.flush()));
-      const timedOut = await Promise.race([flushed.then(() => false), delay(graceMs).then(() => true)]);
-      for (const lane of lanes) lane.stop();
-      if (timedOut) {
-        log.warn({ graceMs }, 'grace period over: stopping running rsync processes');
-        for (const lane of lanes) lane.abortRunning();
-      }
-      await Promise.all(lanes.map((l) => l.whenIdle()));
-      let left = 0;
-      for (const lane of lanes) {
-        const rest = lane.unfinished();
-        if (rest) left += rest.full ? 1 : rest.entries.length;
-      }
-      if (left > 0) log.warn({ left }, 'stopped with changes not yet on every remote');
-      log.info('stopped');
-      return ExitCode.Ok;
-    })();
-    return stopping;
+      });
+      core.crontab.start();
+    }
+    return core;
   };
-  return { lanes, watcher, stop };
+
+  /** A root that was removed or replaced: watch the new one when it is there (deletions stay held while empty). */
+  const followRoot = async (core: Core, reason: string) => {
+    if (core.following || stopping) return;
+    core.following = true;
+    try {
+      for (;;) {
+        if (stopping || current !== core) return;
+        const id = await identity(core.config.watch);
+        if (id !== null && id === core.rootId) return;
+        if (id !== null) {
+          log.warn({ reason }, `watch root ${core.config.watch} was replaced: watching the new one`);
+          await swapCore(core.config, false);
+          for (const lane of current.lanes) lane.requestFull('watch root replaced');
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 2000).unref());
+      }
+    } finally {
+      core.following = false;
+    }
+  };
+
+  current = await buildCore(opts.config, opts.initialSync);
+  if (crashed) {
+    log.warn('the previous run did not shut down cleanly: pending changes may have been lost; full sync of every remote');
+    for (const lane of current.lanes) lane.requestFull('restart after a crash', { immediate: true });
+  }
+  for (const lane of current.lanes) {
+    const batch = stored[lane.remote.id];
+    if (!batch) continue;
+    log.info({ remote: lane.remote.id, paths: batch.full ? 'full' : batch.entries.length, attempts: batch.attempts }, 'replaying the retry queue');
+    lane.restore(batch);
+  }
+
+  /** Stops one core: its watcher first, then its lanes get `graceMs` to send what is pending. */
+  const retire = async (core: Core, graceMs: number) => {
+    core.crontab?.stop();
+    await core.watcher.close();
+    const flushed = Promise.all(core.lanes.map((l) => l.flush()));
+    const timedOut = await Promise.race([flushed.then(() => false), sleep(graceMs).then(() => true)]);
+    for (const lane of core.lanes) lane.stop();
+    if (timedOut) {
+      log.warn({ graceMs }, 'grace period over: stopping running rsync processes');
+      for (const lane of core.lanes) lane.abortRunning();
+    }
+    await Promise.all(core.lanes.map((l) => l.whenIdle()));
+    return core.lanes.map((l) => ({ id: l.remote.id, rest: l.unfinished() }));
+  };
+
+  const swapCore = async (config: Config, initialSync: boolean) => {
+    const old = current;
+    const next = await buildCore(config, initialSync);
+    current = next;
+    const leftovers = await retire(old, 10_000);
+    for (const { id, rest } of leftovers) {
+      if (!rest) continue;
+      const lane = next.lanes.find((l) => l.remote.id === id);
+      if (lane) lane.restore(rest);
+      else log.warn({ remote: id }, 'remote removed from the config; its pending changes are dropped');
+    }
+  };
+
+  return {
+    get config() {
+      return current.config;
+    },
+    get lanes() {
+      return current.lanes;
+    },
+    queue,
+    watchCount: () => current.watcher.watchCount(),
+    reload: async (config) => {
+      log.info({ file: config.file }, 'reloading the config');
+      await swapCore(config, false);
+      log.info('config reloaded');
+    },
+    releaseHold: () => {
+      allowEmptyRootOnce = true;
+      log.warn('hold released once: deletions go even though the watch root looks empty');
+      for (const lane of current.lanes) lane.requestFull('hold released by the operator', { immediate: true });
+      setTimeout(() => {
+        allowEmptyRootOnce = false;
+      }, 60_000).unref();
+    },
+    stop: (reason, graceMs = 10_000) => {
+      stopping ??= (async () => {
+        log.info({ reason }, 'stopping: sending what is pending');
+        const leftovers = await retire(current, graceMs);
+        let left = 0;
+        for (const { id, rest } of leftovers) {
+          if (!rest) {
+            queue.clear(id);
+            continue;
+          }
+          left += rest.full ? 1 : rest.entries.length;
+          const prev = queue.remotes[id];
+          const now = new Date(clock.now()).toISOString();
+          queue.put(id, {
+            full: rest.full,
+            fullReason: rest.fullReason,
+            entries: rest.entries,
+            attempts: prev?.attempts ?? 0,
+            lastExitCode: prev?.lastExitCode ?? null,
+            lastError: prev?.lastError ?? 'pending at shutdown',
+            firstFailedAt: prev?.firstFailedAt ?? now,
+            lastAttemptAt: prev?.lastAttemptAt ?? now,
+            nextAttemptAt: null,
+          });
+        }
+        queue.markRunning(false);
+        if (left > 0) log.warn({ left, queue: queue.file }, 'stopped with changes not yet on every remote; they are in the retry queue');
+        log.info('stopped');
+        return ExitCode.Ok;
+      })();
+      return stopping;
+    },
+  };
+}
+
+interface Core {
+  readonly config: Config;
+  readonly lanes: readonly RemoteLane[];
+  readonly watcher: Watcher;
+  crontab: Crontab | null;
+  readonly rootId: string | null;
+  following?: boolean;
+}
+
+async function identity(path: string): Promise<string | null> {
+  try {
+    const st = await stat(path);
+    return st.isDirectory() ? `${st.dev}:${st.ino}` : null;
+  } catch {
+    return null;
+  }
 }
 
 async function checkRsync(runner: ProcessRunner, rsyncPath: string): Promise<void> {
@@ -154,6 +339,6 @@ async function checkRsync(runner: ProcessRunner, rsyncPath: string): Promise<voi
   }
 }
 
-function delay(ms: number): Promise<void> {
+function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

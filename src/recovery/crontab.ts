@@ -27,11 +27,18 @@ export class Crontab {
   start(): void {
     const delay = Math.round(this.#intervalMs * (0.75 + 0.5 * this.#random()));
     this.#nextAt = this.#clock.now() + delay;
+    this.#arm();
+  }
+
+  /** Timers cannot wait longer than about 24.8 days; a longer schedule waits in steps. */
+  #arm(): void {
+    const left = (this.#nextAt ?? 0) - this.#clock.now();
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = null;
+      if (this.#clock.now() < (this.#nextAt ?? 0)) return this.#arm();
       this.#fire();
       this.start();
-    }, delay);
+    }, Math.min(Math.max(0, left), 2 ** 31 - 1));
   }
 
   stop(): void {

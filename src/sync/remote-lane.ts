@@ -32,6 +32,11 @@ export interface LaneDeps {
   /** Told after a batch reached the remote (plugins, metrics), and after each attempt (durable retry queue). */
   readonly onSynced?: (lane: RemoteLane, batch: Batch, outcome: BatchOutcome) => void;
   readonly onAttempt?: (lane: RemoteLane, report: AttemptReport) => void;
+  /**
+   * Mass-delete safety (mutagen's halt): false while the watch root looks empty or unreadable, e.g. an unmounted
+   * disk. Deletions and full syncs then wait instead of emptying every remote.
+   */
+  readonly deletionsAllowed: () => Promise<boolean>;
 }
 
 export interface BatchOutcome {
@@ -61,6 +66,8 @@ export interface LaneStats {
 }
 
 const DEGRADED_AFTER = 3;
+/** How often a held batch looks at the watch root again. */
+const HOLD_RECHECK_MS = 5000;
 
 export class RemoteLane {
   readonly remote: Remote;
@@ -81,6 +88,7 @@ export class RemoteLane {
   #backoffUntil = 0;
   #backoffTimer: unknown = null;
   #stopped = false;
+  #holding = false;
   #idleWaiters: (() => void)[] = [];
   #abort = new AbortController();
 
@@ -190,6 +198,10 @@ export class RemoteLane {
     let runs: RsyncInvocation[];
     let updated: RelPath[] = [];
     let deleted: RelPath[] = [];
+    if (batch.full && !(await this.#deletionsAllowed())) {
+      this.#hold(batch);
+      return;
+    }
     if (batch.full) {
       const extra = await excludesForRegexes(this.#deps.rootBytes, [''], this.#deps.untranslated);
       runs = [planFull(this.#ctx, [...extra, ...this.#deps.fullSyncFilters])];
@@ -202,7 +214,13 @@ export class RemoteLane {
         const extra = await excludesForRegexes(this.#deps.rootBytes, split.trees, this.#deps.untranslated);
         runs.push(planUpdate(this.#ctx, split.updates, extra));
       }
-      if (split.deletes.length > 0 && this.#ctx.deletes) runs.push(planDelete(this.#ctx, split.deletes));
+      if (split.deletes.length > 0 && this.#ctx.deletes) {
+        if (await this.#deletionsAllowed()) runs.push(planDelete(this.#ctx, split.deletes));
+        else {
+          this.#hold({ ...batch, entries: batch.entries.filter((e) => split.deletes.some((d) => d.path === e.path)) });
+          deleted = [];
+        }
+      }
     }
     this.stats.batches++;
     for (const run of runs) {
@@ -286,6 +304,43 @@ export class RemoteLane {
     return { updates, trees, deletes };
   }
 
+  async #deletionsAllowed(): Promise<boolean> {
+    const allowed = await this.#deps.deletionsAllowed();
+    if (allowed && this.#holding) {
+      this.#holding = false;
+      this.#deps.log.warn({ remote: this.remote.id }, `watch root is back: releasing held deletions for ${this.remote.id}`);
+    }
+    return allowed;
+  }
+
+  /** Keeps a batch's deletions (or full sync) pending without counting a failure, and looks again later. */
+  #hold(batch: Batch): void {
+    if (!this.#holding) {
+      this.#holding = true;
+      this.#deps.log.error(
+        { remote: this.remote.id, held: batch.full ? 'full sync' : batch.entries.length },
+        `watch root ${this.#ctx.watch} is empty or unreadable (an unmounted disk?): holding deletions for ${this.remote.id}; ` +
+          'they go once the root has content again, or after SIGUSR1 (release the hold once)',
+      );
+    }
+    this.restore(batch);
+    this.#backoffUntil = this.#deps.clock.now() + HOLD_RECHECK_MS;
+    this.#scheduleRetry(HOLD_RECHECK_MS);
+  }
+
+  get holding(): boolean {
+    return this.#holding;
+  }
+
+  #scheduleRetry(delay: number): void {
+    if (this.#stopped) return;
+    if (this.#backoffTimer !== null) this.#deps.clock.clearTimeout(this.#backoffTimer);
+    this.#backoffTimer = this.#deps.clock.setTimeout(() => {
+      this.#backoffTimer = null;
+      this.#pump();
+    }, delay);
+  }
+
   #failed(batch: Batch, verdict: RsyncVerdict, exitCode: number | undefined, error: string): void {
     const s = this.stats;
     s.failures++;
@@ -313,11 +368,7 @@ export class RemoteLane {
       consecutiveFailures: s.consecutiveFailures,
       nextAttemptAt: this.#backoffUntil,
     });
-    if (this.#backoffTimer !== null) this.#deps.clock.clearTimeout(this.#backoffTimer);
-    this.#backoffTimer = this.#deps.clock.setTimeout(() => {
-      this.#backoffTimer = null;
-      this.#pump();
-    }, delay);
+    this.#scheduleRetry(delay);
   }
 }
 

@@ -91,9 +91,36 @@ export function planFull(ctx: CommandContext, extraFilters: readonly string[] = 
 
 const NUL = Buffer.from([0]);
 
-/** commonParams, plus `-r` where they lack it: with --files-from, even -a does not recurse (TRAPS.md). */
+/**
+ * `-u` (skip files that are newer on the receiver) cannot stay in a mirror that sends files while they are written:
+ * a copy taken mid-write carries the copy time as mtime, `cp -a` then sets the older original mtime, and `-u` would
+ * keep the incomplete remote copy forever. sersync2's default `-artuz` has it; sersync-ts drops it (and says so).
+ */
+export const UPDATE_FLAG_NOTE =
+  'note: commonParams has -u (--update); sersync-ts drops it, since a file copied while still being written would keep its partial remote copy';
+
+export function withoutUpdateFlag(params: readonly string[]): { params: string[]; dropped: boolean } {
+  let dropped = false;
+  const out: string[] = [];
+  for (const p of params) {
+    if (p === '--update') {
+      dropped = true;
+      continue;
+    }
+    if (/^-[A-Za-z0-9]+$/.test(p) && p.includes('u')) {
+      dropped = true;
+      const rest = p.replace(/u/g, '');
+      if (rest !== '-') out.push(rest);
+      continue;
+    }
+    out.push(p);
+  }
+  return { params: out, dropped };
+}
+
+/** commonParams (without -u), plus `-r` where they lack it: with --files-from, even -a does not recurse (TRAPS.md). */
 function baseParams(ctx: CommandContext): string[] {
-  const params = [...ctx.rsync.commonParams];
+  const params = withoutUpdateFlag(ctx.rsync.commonParams).params;
   if (!params.some(isRecursiveFlag)) params.push('-r');
   const { port, timeout, ssh } = ctx.rsync;
   params.push(`--timeout=${timeout.enabled ? timeout.seconds : ctx.defaultTimeoutSeconds}`);
