@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { runProcess } from '../helpers/processes.ts';
+import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
+import { BIN, runSersync } from './support/sersync.ts';
+
+/** The command line as an operator meets it: real binary, real files; never a stack trace. */
+
+const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'config');
+let tmp: string;
+let watch: string;
+
+before(async () => {
+  tmp = await makeTempDir('cli-');
+  watch = await makeTempDir('cli-watch-');
+});
+after(removeTempDirs);
+
+function place(fixture: string): string {
+  const file = join(tmp, fixture.replaceAll('/', '-'));
+  writeFileSync(file, readFileSync(join(FIXTURES, fixture), 'utf8').replaceAll('@WATCH@', watch).replaceAll('/opt/tongbu', watch));
+  return file;
+}
+
+function assertNoStackTrace(out: string): void {
+  assert.doesNotMatch(out, /^\s+at .+[(:]\d+/m, `a stack trace was printed:\n${out}`);
+}
+
+describe('command line', () => {
+  test('--help and -h print the flags and exit 0; --version prints the version', async () => {
+    for (const flag of ['--help', '-h']) {
+      const r = await runSersync([flag]);
+      assert.equal(r.code, 0);
+      for (const f of ['-o, --config', '-r, --initial-sync', '-d, --daemon', '-n, --threads', '-m, --module', '--check', '--log-level']) {
+        assert.ok(r.stdout.includes(f), `${flag} lists ${f}`);
+      }
+    }
+    const v = await runSersync(['--version']);
+    assert.equal(v.code, 0);
+    assert.equal(v.stdout.trim(), JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')).version);
+  });
+
+  test('an unknown option or a bad value is a usage error: exit 64, one line naming it', async () => {
+    for (const [args, needle] of [
+      [['-x'], '-x'],
+      [['--frobnicate'], '--frobnicate'],
+      [['-n', 'abc'], 'abc'],
+      [['-n', '0'], '-n'],
+      [['-m', 'ftp'], 'ftp'],
+      [['-o'], '-o'],
+      [['--log-level', 'loud'], 'loud'],
+      [['stray-argument'], 'stray-argument'],
+    ] as const) {
+      const r = await runSersync([...args]);
+      assert.equal(r.code, 64, `${args.join(' ')}: ${r.stderr}`);
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, `one line for ${args.join(' ')}: ${r.stderr}`);
+      assert.ok(lines[0]?.includes(needle), `${lines[0]} names ${needle}`);
+    }
+  });
+
+  test("--check accepts sersync2's shipped confxml.xml, clustered flags included, and prints each remote's rsync argv", async () => {
+    const conf = place('shipped-confxml.xml');
+    const r = await runSersync(['-dro', conf, '--check']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /remote 127\.0\.0\.1::tongbu1 \(daemon\):/);
+    assert.match(r.stdout, /full sync.*\n\s+rsync -artz .*--delete .*127\.0\.0\.1::tongbu1/);
+    assert.match(r.stdout, /update run:\n\s+rsync .*--files-from=- /);
+    assert.match(r.stdout, /stdin \(NUL-separated\): "\/index\.html" "\/img\/new-dir"/);
+    assert.match(r.stdout, /delete run:\n\s+rsync .*--delete --force --existing --ignore-existing/);
+    assert.match(r.stdout, /-u \(--update\)/, 'says that -u is dropped');
+  });
+
+  test('--check accepts the annotated tutorial copies (Chinese comments, # free text, mixed case)', async () => {
+    for (const f of ['tutorial-rsyncd.xml', 'tutorial-ssh.xml']) {
+      const text = readFileSync(join(FIXTURES, f), 'utf8');
+      const dirs = [...text.matchAll(/watch="([^"]+)"/gi)].map((m) => m[1] as string);
+      let patched = text;
+      for (const d of dirs) patched = patched.replaceAll(`"${d}"`, `"${watch}"`);
+      // The tutorials' password files exist on their servers; give ours one (rsync wants it private).
+      const secret = join(tmp, 'rsync.password');
+      writeFileSync(secret, 'secret\n', { mode: 0o600 });
+      patched = patched.replace(/passwordfile="[^"]*"/gi, `passwordfile="${secret}"`);
+      const file = join(tmp, f);
+      writeFileSync(file, patched);
+      const r = await runSersync(['--check', '-o', file]);
+      assert.equal(r.code, 0, `${f}: ${r.stderr}`);
+      assert.match(r.stdout, /remote .+:/);
+    }
+  });
+
+  test('broken configs: documented exit code, file:line in the message, no stack trace, no hang', async () => {
+    const cases: [string, number, RegExp][] = [];
+    for (const f of readdirSync(join(FIXTURES, 'broken'))) cases.push([place(`broken/${f}`), 78, /:\d+: /]);
+    cases.push([join(tmp, 'does-not-exist.xml'), 66, /does-not-exist\.xml/]);
+    cases.push([tmp, 66, /cli-/]);
+    const garbage = join(tmp, 'garbage.xml');
+    writeFileSync(garbage, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256)));
+    cases.push([garbage, 78, /garbage\.xml/]);
+    const big = join(tmp, 'big.xml');
+    writeFileSync(big, Buffer.alloc(50 * 1024 * 1024, 0x20));
+    cases.push([big, 78, /big\.xml/]);
+    for (const [file, code, message] of cases) {
+      const r = await runSersync(['-o', file], { timeoutMs: 15_000 });
+      assert.equal(r.timedOut, false, `${file} hung`);
+      assert.equal(r.code, code, `${file}: exit ${r.code}\n${r.stderr}`);
+      assert.match(r.stderr, message);
+      assertNoStackTrace(r.stderr + r.stdout);
+    }
+  });
+
+  test('rsync missing from PATH: exit 69 and what to do', async () => {
+    const conf = join(tmp, 'ok.xml');
+    writeFileSync(conf, `<head><sersync><localpath watch="${watch}"><remote name="${tmp}"/></localpath></sersync></head>`);
+    const r = await runSersync(['-o', conf], { env: { PATH: '/nonexistent' } });
+    assert.equal(r.code, 69, r.stderr);
+    assert.match(r.stderr, /install rsync/);
+    assertNoStackTrace(r.stderr);
+  });
+
+  test('an older Node fails with one line naming the version it needs', async (t) => {
+    const old = '/usr/bin/node';
+    const version = await runProcess(old, ['--version']).catch(() => null);
+    const [major = 99, minor = 0] = (version?.stdout.trim().slice(1) ?? '99').split('.').map(Number);
+    if (!version || version.code !== 0 || major > 22 || (major === 22 && minor >= 22)) {
+      t.skip(`no Node older than 22.22 at ${old} on this machine`);
+      return;
+    }
+    const r = await runProcess(old, [BIN, '--help']);
+    assert.equal(r.code, 69);
+    assert.deepEqual(r.stderr.trim().split('\n'), [`sersync-ts: needs Node.js >= 22.22, this is ${version.stdout.trim()}`]);
+  });
+});
