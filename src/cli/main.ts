@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig } from '../config/load-config.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
 import { DEFAULT_IO_TIMEOUT_SECONDS, startDaemon } from '../daemon/daemon.ts';
+import { CHILD_ENV, detach, shouldDetach, tellParent } from '../daemon/detach.ts';
 import { createLogger } from '../observe/logger.ts';
 import { checkReport } from './check-report.ts';
 import { parseCommandLine } from './options.ts';
@@ -22,9 +23,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.error(`sersync-ts: -m ${opts.module}: standalone plugin modules are not available in this version yet`);
       return ExitCode.Unavailable;
     }
+    if (shouldDetach(opts.daemon)) return await detach(argv, opts.logFile);
     const log = createLogger({ level: opts.logLevel ?? (config.debug ? 'debug' : 'info') });
     for (const w of config.warnings) log.warn(w);
     const daemon = await startDaemon({ config, log, initialSync: opts.initialSync, workers: opts.threads });
+    if (process.env[CHILD_ENV]) process.chdir('/');
+    tellParent({ kind: 'ready', pid: process.pid });
     return await new Promise<number>((resolve) => {
       const onSignal = (signal: NodeJS.Signals) => {
         daemon.stop(`received ${signal}`).then(resolve, (err: unknown) => {
@@ -48,10 +52,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     });
   } catch (err) {
     if (err instanceof SersyncError) {
+      tellParent({ kind: 'error', message: err.message, exitCode: err.exitCode });
       console.error(prefixLines(err.message));
       return err.exitCode;
     }
     const message = err instanceof Error ? err.message : String(err);
+    tellParent({ kind: 'error', message: `internal error: ${message}`, exitCode: ExitCode.Software });
     console.error(`sersync-ts: internal error: ${message}`);
     if (process.env.SERSYNC_TS_DEBUG) console.error(err);
     else console.error('sersync-ts: this is a bug; set SERSYNC_TS_DEBUG=1 for the stack trace and report it');

@@ -11,6 +11,7 @@ export interface CliOptions {
   readonly module: 'command' | 'socket' | 'refreshCDN' | 'http' | null;
   readonly check: boolean;
   readonly logLevel: LogLevel | null;
+  readonly logFile: string | null;
 }
 
 export type ParsedCommand = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number };
@@ -34,6 +35,7 @@ export function parseCommandLine(argv: readonly string[], version: string, out: 
     )
     .addOption(new Option('-m, --module <name>', 'run one plugin module alone, without rsync').choices(MODULES))
     .option('--check', 'validate the config, print warnings and the rsync commands each remote would get, then exit', false)
+    .option('--log-file <file>', 'with -d outside systemd: append logs here (default: /dev/null)')
     .addOption(new Option('--log-level <level>', 'log level (default: info, or debug with <debug start="true">)').choices(LOG_LEVELS))
     .version(version, '--version', 'print the version and exit')
     .helpOption('-h, --help', 'print this help and exit')
@@ -65,6 +67,7 @@ export function parseCommandLine(argv: readonly string[], version: string, out: 
     module?: CliOptions['module'];
     check: boolean;
     logLevel?: LogLevel;
+    logFile?: string;
   }>();
   if (o.config === '') {
     throw new SersyncError('USAGE', 'option -o needs a file name, got an empty string', { exitCode: ExitCode.Usage });
@@ -79,6 +82,7 @@ export function parseCommandLine(argv: readonly string[], version: string, out: 
       module: o.module ?? null,
       check: o.check,
       logLevel: o.logLevel ?? null,
+      logFile: o.logFile ?? null,
     },
   };
 }

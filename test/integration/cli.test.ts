@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runProcess } from '../helpers/processes.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
+import { waitForIdenticalTrees } from '../helpers/wait.ts';
 import { BIN, runSersync } from './support/sersync.ts';
 
 /** The command line as an operator meets it: real binary, real files; never a stack trace. */
@@ -109,6 +110,27 @@ describe('command line', () => {
       assert.match(r.stderr, message);
       assertNoStackTrace(r.stderr + r.stdout);
     }
+  });
+
+  test('-d: the parent exits 0 once the background daemon watches, and syncs; non-zero with the error otherwise', async () => {
+    const mirror = await makeTempDir('cli-mirror-');
+    const conf = join(tmp, 'detach.xml');
+    const logFile = join(tmp, 'detach.log');
+    writeFileSync(conf, `<head><sersync><localpath watch="${watch}"><remote name="${mirror}"/></localpath><failLog path="${tmp}/state/f.sh"/></sersync></head>`);
+    const r = await runSersync(['-d', '-o', conf, '--log-file', logFile], { env: { INVOCATION_ID: '' } });
+    assert.equal(r.code, 0, r.stderr);
+    const pid = Number(/pid (\d+)/.exec(r.stdout)?.[1]);
+    assert.ok(pid > 0, r.stdout);
+    try {
+      writeFileSync(join(watch, 'detached.txt'), 'hello');
+      await waitForIdenticalTrees(watch, mirror, { ignoreRootAttrs: true });
+      assert.match(readFileSync(logFile, 'utf8'), /"msg":"watching /);
+    } finally {
+      process.kill(pid, 'SIGTERM');
+    }
+    const bad = await runSersync(['-d', '-o', conf], { env: { INVOCATION_ID: '', PATH: '/nonexistent' } });
+    assert.equal(bad.code, 69, 'the child\'s error and exit code reach the caller');
+    assert.match(bad.stderr, /install rsync/);
   });
 
   test('rsync missing from PATH: exit 69 and what to do', async () => {

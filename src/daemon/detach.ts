@@ -1,0 +1,55 @@
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+
+/**
+ * `-d`: run in the background like a good citizen, not like sersync2 (whose parent always exited 0 after a second,
+ * kept stdio and wrote no pid file). Under systemd (INVOCATION_ID set) we stay in the foreground: systemd is the
+ * supervisor. Elsewhere the process re-spawns itself detached (new session, stdio to the log file or /dev/null,
+ * cwd / once the config is read) and the parent exits only when the child says it is watching (0), or with the
+ * child's own error and exit code.
+ */
+export const CHILD_ENV = 'SERSYNC_TS_DETACHED_CHILD';
+
+export function shouldDetach(daemonFlag: boolean): boolean {
+  return daemonFlag && !process.env.INVOCATION_ID && !process.env[CHILD_ENV];
+}
+
+export type ChildMessage = { kind: 'ready'; pid: number } | { kind: 'error'; message: string; exitCode: number };
+
+/** Parent side: starts the child and resolves with the exit code the parent should exit with. */
+export function detach(argv: readonly string[], logFile: string | null): Promise<number> {
+  const out = logFile ? openSync(logFile, 'a', 0o640) : 'ignore';
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1] as string, ...argv], {
+    detached: true,
+    stdio: ['ignore', out, out, 'ipc'],
+    env: { ...process.env, [CHILD_ENV]: '1' },
+  });
+  if (typeof out === 'number') closeSync(out);
+  return new Promise((resolve) => {
+    child.on('message', (m: ChildMessage) => {
+      if (m.kind === 'ready') {
+        console.log(`sersync-ts: running in the background, pid ${m.pid}${logFile ? `, logging to ${logFile}` : ''}`);
+        child.disconnect();
+        child.unref();
+        resolve(0);
+      } else {
+        console.error(m.message.split('\n').map((l) => `sersync-ts: ${l}`).join('\n'));
+        resolve(m.exitCode);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      resolve(code ?? (signal ? 1 : 0));
+    });
+    child.on('error', (err) => {
+      console.error(`sersync-ts: cannot start the background process: ${err.message}`);
+      resolve(1);
+    });
+  });
+}
+
+/** Child side: tell the waiting parent. No-op when not started by detach(). */
+export function tellParent(message: ChildMessage): void {
+  if (!process.env[CHILD_ENV] || !process.send) return;
+  process.send(message);
+  if (message.kind === 'ready') process.disconnect?.();
+}
