@@ -134,7 +134,7 @@ const TUNING_DEFAULTS: Tuning = {
   maxWaitMs: 2000,
   maxChildrenPerDir: 100,
   maxPendingPaths: 20000,
-  watcher: 'chokidar',
+  watcher: 'dirs',
   stateDir: null,
 };
 

@@ -13,6 +13,7 @@ import { type AttemptReport, RemoteLane, type LaneDeps } from '../sync/remote-la
 import { type CommandContext, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
 import { changeHintFor } from '../watch/change-hint.ts';
 import { ChokidarWatcher } from '../watch/chokidar-watcher.ts';
+import { DirWatcher } from '../watch/dir-watcher.ts';
 import { createPathFilter } from '../watch/path-filter.ts';
 import type { Watcher } from '../watch/watcher.ts';
 
@@ -143,7 +144,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       };
       return new RemoteLane(remote, ctx, config.tuning, deps);
     });
-    const core: Core = { config, lanes, watcher: opts.createWatcher?.(config) ?? new ChokidarWatcher(), crontab: null, rootId };
+    const watcher = opts.createWatcher?.(config) ?? (config.tuning.watcher === 'dirs' ? new DirWatcher() : new ChokidarWatcher());
+    const core: Core = { config, lanes, watcher, crontab: null, rootId };
     const fullSync = (reason: string) => {
       for (const lane of lanes) lane.requestFull(reason);
     };
@@ -166,7 +168,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     );
     const watches = core.watcher.watchCount();
     log.info(
-      { watch: root, directories: watches, seconds: (clock.now() - started) / 1000, remotes: lanes.map((l) => l.remote.id) },
+      { watch: root, watcher: config.tuning.watcher, directories: watches, seconds: (clock.now() - started) / 1000, remotes: lanes.map((l) => l.remote.id) },
       `watching ${root}`,
     );
     if (limits.maxUserWatches !== null && watches > limits.maxUserWatches * 0.8) {

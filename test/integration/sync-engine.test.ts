@@ -15,14 +15,18 @@ import { type SersyncProcess, startSersync, writeConf } from './support/sersync.
  * 127.0.0.1. Every scenario ends by comparing the trees entry by entry (type, size, mtime, mode, content).
  */
 
-const MODULES = ['one', 'burst', 'ren', 'vim', 'slow', 'odd', 'two', 'initial'];
+/** Both watchers run every scenario: the directory-only watcher and chokidar 6. */
+const WATCHERS = ['dirs', 'chokidar'] as const;
+let watcher: (typeof WATCHERS)[number] = 'dirs';
+
+const SCENARIOS = ['one', 'burst', 'ren', 'vim', 'slow', 'odd', 'two', 'initial'];
 let rsyncd: RsyncDaemon;
 let sshd: Sshd;
 const running: SersyncProcess[] = [];
 
 before(async () => {
   [rsyncd, sshd] = await Promise.all([
-    startRsyncDaemon({ modules: MODULES, user: 'rsync_backup', password: 's3cret pass' }),
+    startRsyncDaemon({ modules: SCENARIOS.flatMap((m) => WATCHERS.map((w) => `${m}-${w}`)), user: 'rsync_backup', password: 's3cret pass' }),
     startSshd(),
   ]);
 });
@@ -41,14 +45,15 @@ async function daemonScenario(module: string, opts: { args?: string[]; seed?: (s
   await opts.seed?.(src);
   const conf = await writeConf(dir, {
     watch: src,
-    remotes: [{ ip: '127.0.0.1', name: module }],
+    remotes: [{ ip: '127.0.0.1', name: `${module}-${watcher}` }],
     auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
     port: rsyncd.port,
     failLog: join(dir, 'state', 'fail.log'),
+    tuning: { watcher },
   });
   const proc = await startSersync([...(opts.args ?? []), '-o', conf]);
   running.push(proc);
-  const dest = rsyncd.modules[module] as string;
+  const dest = rsyncd.modules[`${module}-${watcher}`] as string;
   return { src, dest, proc, dir };
 }
 
@@ -59,7 +64,11 @@ function rsyncRunsLogged(proc: SersyncProcess): number {
   return proc.records().reduce((n, r) => n + (typeof r.rsyncRuns === 'number' ? r.rsyncRuns : 0), 0);
 }
 
-describe('sync engine, real rsync daemon with auth', () => {
+for (const w of WATCHERS) describe(`sync engine (${w} watcher), real rsync daemon with auth`, () => {
+  before(() => {
+    watcher = w;
+  });
+
   test('one new file reaches the remote', async () => {
     const { src, dest } = await daemonScenario('one');
     await writeFile(join(src, 'index.html'), '<h1>hi</h1>\n');
@@ -163,20 +172,21 @@ describe('sync engine, real rsync daemon with auth', () => {
     const conf = await writeConf(dir, {
       watch: src,
       remotes: [
-        { ip: '127.0.0.2', name: 'two' },
-        { ip: '127.0.0.1', name: 'two' },
+        { ip: '127.0.0.2', name: `two-${watcher}` },
+        { ip: '127.0.0.1', name: `two-${watcher}` },
       ],
       auth: { users: 'rsync_backup', passwordFile: rsyncd.passwordFile as string },
       port: rsyncd.port,
       failLog: join(dir, 'state', 'fail.log'),
+      tuning: { watcher },
     });
     const proc = await startSersync(['-o', conf]);
     running.push(proc);
     await generateTree(join(src, 'a'), { dirs: 3, filesPerDir: 5 });
-    await identical(src, rsyncd.modules.two as string);
+    await identical(src, rsyncd.modules[`two-${watcher}`] as string);
     await writeFile(join(src, 'second.txt'), 'while the other remote is still down');
-    await identical(src, rsyncd.modules.two as string);
-    await proc.waitForLog((r) => r.remote === '127.0.0.2::two' && r.verdict === 'retry', 'a failed attempt on the down remote');
+    await identical(src, rsyncd.modules[`two-${watcher}`] as string);
+    await proc.waitForLog((r) => r.remote === `127.0.0.2::two-${watcher}` && r.verdict === 'retry', 'a failed attempt on the down remote');
     assert.equal(proc.proc.running(), true);
   });
 
@@ -193,7 +203,7 @@ describe('sync engine, real rsync daemon with auth', () => {
   });
 });
 
-describe('sync engine over ssh', () => {
+for (const w of WATCHERS) describe(`sync engine (${w} watcher) over ssh`, () => {
   test('a tree and odd names reach an ssh remote, deletions too', async () => {
     const dir = await makeTempDir('engine-ssh-');
     const src = join(dir, 'src');
@@ -205,6 +215,7 @@ describe('sync engine over ssh', () => {
       remotes: [{ ip: '127.0.0.1', name: dest }],
       ssh: { options: sshd.sshArgs.join(' ') },
       failLog: join(dir, 'state', 'fail.log'),
+      tuning: { watcher: w },
     });
     const proc = await startSersync(['-o', conf]);
     running.push(proc);

@@ -42,7 +42,7 @@ const DEFAULT_TUNING = {
   maxWaitMs: 2000,
   maxChildrenPerDir: 100,
   maxPendingPaths: 20000,
-  watcher: 'chokidar',
+  watcher: 'dirs',
   stateDir: null,
 };
 

@@ -1,0 +1,565 @@
+import { type BigIntStats, type Dirent, type FSWatcher, watch } from 'node:fs';
+import { lstat, readdir, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { ExitCode, SersyncError } from '../core/errors.ts';
+import { baseName, displayPath, fromBytes, fromUtf8, joinRel, parentOf, toBuffer, type RelPath } from '../core/paths.ts';
+import type { WatchEvent, WatchOptions, Watcher } from './watcher.ts';
+
+export interface DirWatcherOptions {
+  /** Directory listings (and their watch + lstat) in flight during a walk. Default 32. */
+  readonly walkConcurrency?: number;
+  /** lstat calls in flight for events. Default 32. */
+  readonly eventConcurrency?: number;
+  /**
+   * Called once for a directory that cannot be watched or listed for lack of permission (EACCES/EPERM). The
+   * directory is skipped, not reported as `lost`: rsync could not read it either, and a full sync would not help.
+   * It is tried again when its parent reports an event for it (a chmod does), and forgotten when it is removed.
+   */
+  readonly onUnreadable?: (path: RelPath, cause: unknown) => void;
+}
+
+/** One watched directory. Only directories have state; files never do. */
+interface DirEntry {
+  readonly watcher: FSWatcher;
+  /** Identity of the directory when it was watched, to notice a directory replaced under the same name. */
+  readonly ino: bigint;
+  readonly dev: bigint;
+  /** Inode numbers are reused at once on ext4 (rmdir a; mkdir a gives the same one); birth time tells them apart. */
+  readonly birth: bigint;
+  /** Names of watched subdirectories, so that removing a subtree does not scan the whole map. */
+  children: Set<string> | null;
+}
+
+/** The walk of one new tree (the root at start, or a directory that appeared later). */
+interface WalkGroup {
+  readonly top: RelPath;
+  readonly reportAdd: boolean;
+  pending: number;
+  topEntry: DirEntry | null;
+  /** The top directory exists but could not be watched (watch limit): still worth one recursive sync. */
+  topUnwatchable: boolean;
+  /** Error codes already reported as `lost` for this group, so a watch limit gives one event, not thousands. */
+  readonly reported: Set<string>;
+  readonly done: () => void;
+}
+
+interface WalkTask {
+  readonly path: RelPath;
+  /** The watched parent when the task was queued; the task is dropped if the parent went away meanwhile. */
+  readonly parent: DirEntry | null;
+  readonly group: WalkGroup;
+  readonly stats: BigIntStats | null;
+}
+
+/** A path to lstat because its directory's watcher named it. At most one per path is queued or running. */
+interface PendingCheck {
+  readonly path: RelPath;
+  dir: RelPath;
+  dirEntry: DirEntry;
+  rename: boolean;
+  self: boolean;
+  running: boolean;
+  again: boolean;
+  againRename: boolean;
+  againSelf: boolean;
+}
+
+const ROOT_LOST = 'watch root was removed or replaced';
+
+/**
+ * A directory-only watcher on fs.watch: one inotify watch per directory, none per file, and no per-file stat at start
+ * (readdir with d_type; Node lstats only entries whose type the file system does not report). State is O(directories).
+ *
+ * Each directory is watched before it is listed, so an entry created during the walk is either in the listing or
+ * reported by the new watch. A directory that appears later is watched and walked the same way, and reported as one
+ * `dir add` for its top after its whole subtree is watched: a recursive sync of it started after that sees every file
+ * created before the watches existed, and later files have their own events.
+ *
+ * Decisions:
+ * - Each directory is lstat'ed once before it is watched (not files) to keep its inode, so a directory removed and
+ *   re-created under the same name (`rm -rf a; mkdir a`) is noticed and watched again (`dir unlink` + `dir add`).
+ * - A change of a directory's own attributes (chmod, chown, utimes) is not reported: the only way to say it would be
+ *   a `dir add`, a recursive sync of the whole subtree. The periodic full sync carries directory attributes.
+ *   libuv names such an event on the directory's own watch after the directory itself, as a 'rename', exactly like a
+ *   change of a child with the same name (`a/a`); so it gives a `file unlink` of `D/<name of D>` when that child does
+ *   not exist. That is a deletion of an absent path, correct for a mirror and cheap; dropping it instead would miss
+ *   the real deletion of such a child.
+ * - A deletion of a path whose type is unknown is not reported if `isIgnored` ignores it as a file or as a
+ *   directory, so a remote copy of an ignored path is never deleted because of a local event.
+ * - A callback without a file name (not seen on Linux) reports `dir add` for that directory, so the engine syncs it
+ *   recursively, and checks its listing against the known subdirectories to watch new ones and drop vanished ones.
+ * - EACCES/EPERM on a subdirectory: skipped, remembered (`unreadableDirs()`), reported once through `onUnreadable`.
+ * - ENOSPC/EMFILE from fs.watch, or an `error` from a watcher: one `lost` per new tree; that directory stays
+ *   unwatched and is not descended (a parent event for it later tries again).
+ * - The root removed, moved or replaced (its inode changes): one `lost`. The watcher then keeps what it has; the
+ *   daemon decides whether to stop or restart it.
+ * libuv never reports inotify queue overflow, so no `lost` can be emitted for it; see TRAPS.md.
+ */
+export class DirWatcher implements Watcher {
+  readonly #walkLimit: number;
+  readonly #eventLimit: number;
+  readonly #onUnreadable: ((path: RelPath, cause: unknown) => void) | undefined;
+
+  #sink: ((event: WatchEvent) => void) | null = null;
+  #isIgnored: (path: RelPath, isDir: boolean) => boolean = () => false;
+  #rootBytes = '';
+  #rootPrefix = '';
+  #rootName = '';
+  #rootIdentity: DirEntry | null = null;
+  #rootError: unknown = null;
+  #rootLost = false;
+  #closed = false;
+
+  readonly #dirs = new Map<RelPath, DirEntry>();
+  readonly #unreadable = new Set<RelPath>();
+
+  readonly #walkStack: WalkTask[] = [];
+  #walkActive = 0;
+  readonly #checks = new Map<RelPath, PendingCheck>();
+  #checkQueue: PendingCheck[] = [];
+  #checkHead = 0;
+  #checkActive = 0;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(options: DirWatcherOptions = {}) {
+    this.#walkLimit = Math.max(1, options.walkConcurrency ?? 32);
+    this.#eventLimit = Math.max(1, options.eventConcurrency ?? 32);
+    this.#onUnreadable = options.onUnreadable;
+  }
+
+  async start(root: string, sink: (event: WatchEvent) => void, options: WatchOptions): Promise<void> {
+    if (this.#sink !== null || this.#closed) throw new Error('DirWatcher.start() may be called once');
+    const rootPath = resolve(root);
+    let rootStats: BigIntStats;
+    try {
+      rootStats = await stat(rootPath, { bigint: true });
+    } catch (err) {
+      const code = errorCode(err);
+      const what = code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? String(err)})`;
+      throw new SersyncError('CONFIG_INVALID', `watch directory ${rootPath} ${what}`, { exitCode: ExitCode.Config, cause: err });
+    }
+    if (!rootStats.isDirectory()) {
+      throw new SersyncError('CONFIG_INVALID', `watch directory ${rootPath} is not a directory`, { exitCode: ExitCode.Config });
+    }
+    this.#sink = sink;
+    this.#isIgnored = options.isIgnored;
+    this.#rootBytes = fromUtf8(rootPath);
+    this.#rootPrefix = this.#rootBytes.endsWith('/') ? this.#rootBytes : `${this.#rootBytes}/`;
+    this.#rootName = baseName(this.#rootBytes);
+
+    await new Promise<void>((done) => {
+      const group = newGroup('', false, done);
+      this.#pushWalk({ path: '', parent: null, group, stats: rootStats });
+    });
+    if (this.#closed || this.#dirs.has('')) return;
+    const cause = this.#rootError;
+    await this.close();
+    const code = errorCode(cause);
+    if (code === 'ENOSPC' || code === 'EMFILE' || code === 'ENFILE') {
+      throw new SersyncError('WATCH_LIMIT', `cannot watch ${rootPath}: ${limitAdvice(code)}`, { exitCode: ExitCode.TempFail, cause });
+    }
+    throw new SersyncError('CONFIG_INVALID', `cannot watch directory ${rootPath}: ${messageOf(cause)}`, {
+      exitCode: ExitCode.Config,
+      cause,
+    });
+  }
+
+  watchCount(): number {
+    return this.#dirs.size;
+  }
+
+  /** Directories skipped for lack of permission (see DirWatcherOptions.onUnreadable). */
+  unreadableDirs(): RelPath[] {
+    return [...this.#unreadable];
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const entry of this.#dirs.values()) entry.watcher.close();
+    this.#dirs.clear();
+    // Queued checks are dropped; queued walk tasks still run, see that the watcher is closed and finish their group.
+    for (let i = this.#checkHead; i < this.#checkQueue.length; i++) {
+      const check = this.#checkQueue[i];
+      if (check !== undefined) this.#checks.delete(check.path);
+    }
+    this.#checkQueue = [];
+    this.#checkHead = 0;
+    this.#pumpWalks();
+    if (this.#isIdle()) return;
+    await new Promise<void>((done) => this.#idleWaiters.push(done));
+  }
+
+  // ---- walking -------------------------------------------------------------------------------------------------
+
+  #pushWalk(task: WalkTask): void {
+    task.group.pending++;
+    this.#walkStack.push(task);
+    this.#pumpWalks();
+  }
+
+  #pumpWalks(): void {
+    // A stack, not a queue: depth first keeps the list of waiting directories short on wide trees.
+    while (this.#walkActive < this.#walkLimit) {
+      const task = this.#walkStack.pop();
+      if (task === undefined) break;
+      this.#walkActive++;
+      void this.#walk(task).finally(() => {
+        this.#walkActive--;
+        if (--task.group.pending === 0) this.#finishGroup(task.group);
+        this.#pumpWalks();
+        this.#maybeIdle();
+      });
+    }
+  }
+
+  #finishGroup(group: WalkGroup): void {
+    if (group.reportAdd && !this.#closed) {
+      const current = group.topEntry !== null && this.#dirs.get(group.top) === group.topEntry;
+      if (current || group.topUnwatchable) this.#emit({ kind: 'dir', op: 'add', path: group.top });
+    }
+    group.done();
+  }
+
+  /** Watch one directory, then list it and queue its subdirectories. */
+  async #walk(task: WalkTask): Promise<void> {
+    const { path, group } = task;
+    if (!this.#walkStillWanted(task)) return;
+    let st = task.stats;
+    if (st === null) {
+      try {
+        st = await lstat(this.#abs(path), { bigint: true });
+      } catch (err) {
+        this.#walkFailed(path, group, err);
+        return;
+      }
+      if (!this.#walkStillWanted(task)) return;
+    }
+    // A directory replaced by something else since it was listed: its parent's watcher reports that.
+    if (!st.isDirectory()) return;
+    const entry = this.#watchDir(task, st);
+    if (entry === null) return;
+    let listing: Dirent<Buffer>[];
+    try {
+      listing = await readdir(this.#abs(path), { withFileTypes: true, encoding: 'buffer' });
+    } catch (err) {
+      if (this.#dirs.get(path) !== entry) return;
+      const code = errorCode(err);
+      // Vanished: the parent's watcher reports the removal and unwatches it.
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      this.#unwatchTree(path);
+      this.#walkFailed(path, group, err);
+      return;
+    }
+    if (this.#dirs.get(path) !== entry) return;
+    for (const dirent of listing) {
+      if (!dirent.isDirectory()) continue;
+      const child = joinRel(path, fromBytes(dirent.name));
+      if (this.#isIgnored(child, true)) continue;
+      this.#pushWalk({ path: child, parent: entry, group, stats: null });
+    }
+  }
+
+  #walkStillWanted(task: WalkTask): boolean {
+    if (this.#closed || this.#dirs.has(task.path)) return false;
+    return task.parent === null || this.#dirs.get(parentOf(task.path)) === task.parent;
+  }
+
+  #watchDir(task: WalkTask, st: BigIntStats): DirEntry | null {
+    const { path, group } = task;
+    let watcher: FSWatcher;
+    try {
+      watcher = watch(this.#abs(path), { encoding: 'buffer', persistent: true }, (type, name) => this.#onFsEvent(path, entry, type, name));
+    } catch (err) {
+      const code = errorCode(err);
+      if (path === group.top && (code === 'ENOSPC' || code === 'EMFILE' || code === 'ENFILE')) group.topUnwatchable = true;
+      this.#walkFailed(path, group, err);
+      return null;
+    }
+    const entry: DirEntry = { watcher, ino: st.ino, dev: st.dev, birth: st.birthtimeNs, children: null };
+    watcher.on('error', (err: unknown) => this.#onWatcherError(path, entry, err));
+    this.#dirs.set(path, entry);
+    if (path !== '') {
+      const parent = this.#dirs.get(parentOf(path));
+      if (parent !== undefined) (parent.children ??= new Set()).add(baseName(path));
+    }
+    if (path === group.top) group.topEntry = entry;
+    if (path === '') this.#rootIdentity = entry;
+    if (this.#unreadable.size > 0) this.#unreadable.delete(path);
+    return entry;
+  }
+
+  #walkFailed(path: RelPath, group: WalkGroup, err: unknown): void {
+    if (path === '') {
+      this.#rootError = err;
+      return;
+    }
+    const code = errorCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return;
+    if (code === 'EACCES' || code === 'EPERM') {
+      if (!this.#unreadable.has(path)) {
+        this.#unreadable.add(path);
+        this.#onUnreadable?.(path, err);
+      }
+      return;
+    }
+    const key = code ?? 'unknown';
+    if (group.reported.has(key)) return;
+    group.reported.add(key);
+    const reason =
+      code === 'ENOSPC' || code === 'EMFILE' || code === 'ENFILE'
+        ? `${limitAdvice(code)}; ${displayPath(path)} and what is below it are not watched`
+        : `cannot watch directory ${displayPath(path)}: ${messageOf(err)}`;
+    this.#emit({ kind: 'lost', reason, cause: err });
+  }
+
+  /** Close the watchers of a directory and of everything below it. */
+  #unwatchTree(path: RelPath): void {
+    if (!this.#dirs.has(path)) return;
+    if (path !== '') this.#dirs.get(parentOf(path))?.children?.delete(baseName(path));
+    const stack = [path];
+    for (let p = stack.pop(); p !== undefined; p = stack.pop()) {
+      const entry = this.#dirs.get(p);
+      if (entry === undefined) continue;
+      entry.watcher.close();
+      this.#dirs.delete(p);
+      if (entry.children !== null) for (const name of entry.children) stack.push(joinRel(p, name));
+    }
+    if (this.#unreadable.size > 0) {
+      const prefix = `${path}/`;
+      for (const p of this.#unreadable) if (p === path || p.startsWith(prefix)) this.#unreadable.delete(p);
+    }
+  }
+
+  /** A new (or replaced) directory: watch and walk it, then report it once as `dir add`. */
+  #addTree(path: RelPath, st: BigIntStats): void {
+    const parent = this.#dirs.get(parentOf(path));
+    if (parent === undefined) return;
+    const group = newGroup(path, true, () => {});
+    this.#pushWalk({ path, parent, group, stats: st });
+  }
+
+  // ---- events --------------------------------------------------------------------------------------------------
+
+  #onFsEvent(dir: RelPath, entry: DirEntry, type: string, name: Buffer | null): void {
+    if (this.#dirs.get(dir) !== entry) return; // a closed or replaced watcher
+    if (name === null) {
+      void this.#rescan(dir, entry);
+      return;
+    }
+    const bytes = fromBytes(name);
+    // libuv names a watch's own events (IN_DELETE_SELF, IN_MOVE_SELF, IN_ATTRIB on itself) after the directory, and
+    // reports them as 'rename' (IN_ISDIR is set). Such an event cannot be told from one about a child of the same name.
+    const self = bytes === (dir === '' ? this.#rootName : baseName(dir));
+    this.#queueCheck(joinRel(dir, bytes), dir, entry, type === 'rename', self);
+  }
+
+  #onWatcherError(path: RelPath, entry: DirEntry, err: unknown): void {
+    if (this.#dirs.get(path) !== entry) return;
+    this.#unwatchTree(path);
+    this.#emit({ kind: 'lost', reason: `watching ${displayPath(path) || '.'} failed: ${messageOf(err)}`, cause: err });
+  }
+
+  #queueCheck(path: RelPath, dir: RelPath, dirEntry: DirEntry, rename: boolean, self: boolean): void {
+    const known = this.#checks.get(path);
+    if (known !== undefined) {
+      known.dir = dir;
+      known.dirEntry = dirEntry;
+      if (known.running) {
+        known.again = true;
+        known.againRename ||= rename;
+        known.againSelf ||= self;
+      } else {
+        known.rename ||= rename;
+        known.self ||= self;
+      }
+      return;
+    }
+    // Cheap early exit for paths ignored whatever their type (temporary files written in a burst).
+    if (this.#isIgnored(path, false) && this.#isIgnored(path, true)) return;
+    const check: PendingCheck = { path, dir, dirEntry, rename, self, running: false, again: false, againRename: false, againSelf: false };
+    this.#checks.set(path, check);
+    this.#checkQueue.push(check);
+    this.#pumpChecks();
+  }
+
+  #pumpChecks(): void {
+    while (this.#checkActive < this.#eventLimit && this.#checkHead < this.#checkQueue.length) {
+      const check = this.#checkQueue[this.#checkHead++];
+      if (this.#checkHead === this.#checkQueue.length) {
+        this.#checkQueue = [];
+        this.#checkHead = 0;
+      }
+      if (check === undefined) continue;
+      check.running = true;
+      this.#checkActive++;
+      void this.#check(check).finally(() => {
+        this.#checkActive--;
+        check.running = false;
+        if (check.again && !this.#closed) {
+          // Something happened to the path while it was being looked at: look once more.
+          check.rename = check.againRename;
+          check.self = check.againSelf;
+          check.again = check.againRename = check.againSelf = false;
+          this.#checkQueue.push(check);
+        } else {
+          this.#checks.delete(check.path);
+        }
+        this.#pumpChecks();
+        this.#maybeIdle();
+      });
+    }
+  }
+
+  /** One lstat for a path a watcher named, and what it means. */
+  async #check(check: PendingCheck): Promise<void> {
+    const { path } = check;
+    let st: BigIntStats | null;
+    try {
+      st = await lstat(this.#abs(path), { bigint: true });
+    } catch (err) {
+      const code = errorCode(err);
+      // EACCES and the like: a directory that is listable but not searchable; rsync could not read the entry either.
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') return;
+      st = null;
+    }
+    // The directory that reported it was removed or replaced meanwhile; that change covers this path.
+    if (this.#dirs.get(check.dir) !== check.dirEntry) return;
+    const entry = this.#dirs.get(path);
+
+    if (st === null) {
+      if (entry !== undefined) {
+        this.#unwatchTree(path);
+        this.#emit({ kind: 'dir', op: 'unlink', path });
+        return;
+      }
+      if (this.#unreadable.size > 0) this.#unreadable.delete(path);
+      // A 'change' for a name that is gone: its removal comes as a 'rename' of its own.
+      if (!check.rename) return;
+      if (check.self && (await this.#selfGone(check.dir))) return;
+      if (this.#dirs.get(check.dir) !== check.dirEntry) return;
+      if (this.#isIgnored(path, false) || this.#isIgnored(path, true)) return;
+      this.#emit({ kind: 'file', op: 'unlink', path });
+      return;
+    }
+
+    if (st.isDirectory()) {
+      if (entry !== undefined) {
+        if (sameDir(entry, st)) return; // its own attributes: see the class comment
+        this.#unwatchTree(path);
+        this.#emit({ kind: 'dir', op: 'unlink', path });
+      }
+      if (this.#isIgnored(path, true)) return;
+      this.#addTree(path, st);
+      return;
+    }
+
+    if (entry !== undefined) {
+      this.#unwatchTree(path);
+      this.#emit({ kind: 'dir', op: 'unlink', path });
+    }
+    if (this.#isIgnored(path, false)) return;
+    // A file that replaced a watched directory is known to be new here. For a
+    // 'rename' event the file may have replaced an existing one (mv over it): without per-file state this watcher
+    // cannot claim "created", and the aggregator drops a created-then-removed path, so say 'change'.
+    this.#emit({ kind: 'file', op: entry !== undefined ? 'add' : 'change', path });
+  }
+
+  /**
+   * After a 'rename' named like the watched directory itself: is it the directory that went away (then its parent
+   * reports it, or for the root: `lost`) rather than a child of the same name?
+   */
+  async #selfGone(dir: RelPath): Promise<boolean> {
+    if (dir === '') {
+      let st: BigIntStats | null = null;
+      try {
+        st = await stat(toBuffer(this.#rootBytes), { bigint: true });
+      } catch {
+        st = null;
+      }
+      const root = this.#rootIdentity;
+      const gone = st === null || !st.isDirectory() || root === null || !sameDir(root, st);
+      if (gone && !this.#rootLost && !this.#closed) {
+        this.#rootLost = true;
+        this.#emit({ kind: 'lost', reason: ROOT_LOST });
+      }
+      return gone;
+    }
+    const entry = this.#dirs.get(dir);
+    try {
+      const st = await lstat(this.#abs(dir), { bigint: true });
+      return entry === undefined || !sameDir(entry, st);
+    } catch {
+      return true;
+    }
+  }
+
+  /** A watcher event without a name: report the directory for a recursive sync and reconcile its subdirectories. */
+  async #rescan(dir: RelPath, entry: DirEntry): Promise<void> {
+    let listing: Dirent<Buffer>[] | null;
+    try {
+      listing = await readdir(this.#abs(dir), { withFileTypes: true, encoding: 'buffer' });
+    } catch {
+      listing = null; // gone: its parent reports that
+    }
+    if (this.#dirs.get(dir) !== entry) return;
+    if (listing !== null) {
+      const present = new Set<string>();
+      for (const dirent of listing) {
+        if (!dirent.isDirectory()) continue;
+        const name = fromBytes(dirent.name);
+        present.add(name);
+        if (entry.children?.has(name) !== true) this.#queueCheck(joinRel(dir, name), dir, entry, true, false);
+      }
+      for (const name of entry.children ?? []) {
+        if (!present.has(name)) this.#queueCheck(joinRel(dir, name), dir, entry, true, false);
+      }
+    }
+    this.#emit({ kind: 'dir', op: 'add', path: dir });
+  }
+
+  // ---- plumbing ------------------------------------------------------------------------------------------------
+
+  #emit(event: WatchEvent): void {
+    if (this.#closed || this.#sink === null) return;
+    this.#sink(event);
+  }
+
+  #abs(path: RelPath): Buffer {
+    return toBuffer(path === '' ? this.#rootBytes : this.#rootPrefix + path);
+  }
+
+  #isIdle(): boolean {
+    return this.#walkActive === 0 && this.#walkStack.length === 0 && this.#checkActive === 0;
+  }
+
+  #maybeIdle(): void {
+    if (this.#idleWaiters.length === 0 || !this.#isIdle()) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const done of waiters) done();
+  }
+}
+
+/** The same directory, not another one that got its inode number. */
+function sameDir(entry: DirEntry, st: BigIntStats): boolean {
+  return entry.ino === st.ino && entry.dev === st.dev && entry.birth === st.birthtimeNs;
+}
+
+function newGroup(top: RelPath, reportAdd: boolean, done: () => void): WalkGroup {
+  return { top, reportAdd, pending: 0, topEntry: null, topUnwatchable: false, reported: new Set(), done };
+}
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function limitAdvice(code: string): string {
+  return code === 'ENOSPC'
+    ? 'inotify watch limit reached (fs.inotify.max_user_watches): raise it with sysctl'
+    : 'inotify instance or open-file limit reached (fs.inotify.max_user_instances, ulimit -n): raise it';
+}
