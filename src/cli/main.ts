@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadConfig } from '../config/load-config.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
 import { DEFAULT_IO_TIMEOUT_SECONDS, startDaemon } from '../daemon/daemon.ts';
@@ -27,11 +27,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     const log = createLogger({ level: opts.logLevel ?? (config.debug ? 'debug' : 'info') });
     for (const w of config.warnings) log.warn(w);
     const daemon = await startDaemon({ config, log, initialSync: opts.initialSync, workers: opts.threads });
+    if (opts.pidFile) writeFileSync(opts.pidFile, `${process.pid}\n`);
     if (process.env[CHILD_ENV]) process.chdir('/');
     tellParent({ kind: 'ready', pid: process.pid });
     return await new Promise<number>((resolve) => {
       const onSignal = (signal: NodeJS.Signals) => {
-        daemon.stop(`received ${signal}`).then(resolve, (err: unknown) => {
+        daemon.stop(`received ${signal}`).then((code) => {
+          if (opts.pidFile) rmSync(opts.pidFile, { force: true });
+          resolve(code);
+        }, (err: unknown) => {
           log.error({ err }, 'error while stopping');
           resolve(ExitCode.Failure);
         });

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ExitCode, SersyncError } from '../core/errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../observe/logger.ts';
@@ -12,6 +13,7 @@ export interface CliOptions {
   readonly check: boolean;
   readonly logLevel: LogLevel | null;
   readonly logFile: string | null;
+  readonly pidFile: string | null;
 }
 
 export type ParsedCommand = { kind: 'run'; options: CliOptions } | { kind: 'exit'; code: number };
@@ -35,6 +37,7 @@ export function parseCommandLine(argv: readonly string[], version: string, out: 
     )
     .addOption(new Option('-m, --module <name>', 'run one plugin module alone, without rsync').choices(MODULES))
     .option('--check', 'validate the config, print warnings and the rsync commands each remote would get, then exit', false)
+    .option('--pid-file <file>', 'write the daemon\'s pid here while it runs')
     .option('--log-file <file>', 'with -d outside systemd: append logs here (default: /dev/null)')
     .addOption(new Option('--log-level <level>', 'log level (default: info, or debug with <debug start="true">)').choices(LOG_LEVELS))
     .version(version, '--version', 'print the version and exit')
@@ -68,6 +71,7 @@ export function parseCommandLine(argv: readonly string[], version: string, out: 
     check: boolean;
     logLevel?: LogLevel;
     logFile?: string;
+    pidFile?: string;
   }>();
   if (o.config === '') {
     throw new SersyncError('USAGE', 'option -o needs a file name, got an empty string', { exitCode: ExitCode.Usage });
@@ -83,6 +87,7 @@ export function parseCommandLine(argv: readonly string[], version: string, out: 
       check: o.check,
       logLevel: o.logLevel ?? null,
       logFile: o.logFile ?? null,
+      pidFile: o.pidFile === undefined ? null : resolve(o.pidFile),
     },
   };
 }

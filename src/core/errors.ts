@@ -16,7 +16,7 @@ export const ExitCode = {
   Software: 70,
   /** The state directory (retry queue, pid file) cannot be created or written. */
   CantCreate: 73,
-  /** A resource limit of the machine (inotify watches or instances). */
+  /** A resource limit of the machine (inotify watches or instances), or another instance holds the retry queue. */
   TempFail: 75,
   /** The config file is invalid, or names something that does not exist (watch dir, password file). */
   Config: 78,

@@ -59,6 +59,13 @@ export class FailQueue {
       return new FailQueue(file, empty(false));
     }
     const data = parseQueue(text);
+    if (data?.running && data.pid !== process.pid && isSersyncProcess(data.pid)) {
+      throw new SersyncError(
+        'ALREADY_RUNNING',
+        `another sersync-ts (pid ${data.pid}) is running with the retry queue ${file}: stop it first, or give this config its own <failLog path> or <tuning stateDir>`,
+        { exitCode: ExitCode.TempFail },
+      );
+    }
     if (data) return new FailQueue(file, data);
     // Unreadable content (a foreign file, a disk error): keep it for the operator and assume the worst, so the
     // start does a full sync instead of trusting nothing was pending.
@@ -138,6 +145,16 @@ function ensurePrivateDir(dir: string): void {
       exitCode: ExitCode.CantCreate,
       cause: err,
     });
+  }
+}
+
+/** A live process that is a sersync-ts (not a recycled pid). */
+function isSersyncProcess(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sersync-ts');
+  } catch {
+    return false;
   }
 }
 

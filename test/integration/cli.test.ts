@@ -117,11 +117,16 @@ describe('command line', () => {
     const conf = join(tmp, 'detach.xml');
     const logFile = join(tmp, 'detach.log');
     writeFileSync(conf, `<head><sersync><localpath watch="${watch}"><remote name="${mirror}"/></localpath><failLog path="${tmp}/state/f.sh"/></sersync></head>`);
-    const r = await runSersync(['-d', '-o', conf, '--log-file', logFile], { env: { INVOCATION_ID: '' } });
+    const pidFile = join(tmp, 'sersync-ts.pid');
+    const r = await runSersync(['-d', '-o', conf, '--log-file', logFile, '--pid-file', pidFile], { env: { INVOCATION_ID: '' } });
     assert.equal(r.code, 0, r.stderr);
     const pid = Number(/pid (\d+)/.exec(r.stdout)?.[1]);
     assert.ok(pid > 0, r.stdout);
+    assert.equal(readFileSync(pidFile, 'utf8').trim(), String(pid));
     try {
+      const second = await runSersync(['-o', conf]);
+      assert.equal(second.code, 75, `a second instance on the same config is refused: ${second.stderr}`);
+      assert.match(second.stderr, new RegExp(`another sersync-ts \\(pid ${pid}\\) is running`));
       writeFileSync(join(watch, 'detached.txt'), 'hello');
       await waitForIdenticalTrees(watch, mirror, { ignoreRootAttrs: true });
       assert.match(readFileSync(logFile, 'utf8'), /"msg":"watching /);
