@@ -83,6 +83,10 @@ export class Aggregator {
     return this.#root.count;
   }
 
+  get fullPending(): boolean {
+    return this.#full;
+  }
+
   get isEmpty(): boolean {
     return !this.#full && this.#root.count === 0;
   }

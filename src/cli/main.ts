@@ -26,7 +26,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (shouldDetach(opts.daemon)) return await detach(argv, opts.logFile);
     const log = createLogger({ level: opts.logLevel ?? (config.debug ? 'debug' : 'info') });
     for (const w of config.warnings) log.warn(w);
-    const daemon = await startDaemon({ config, log, initialSync: opts.initialSync, workers: opts.threads });
+    const daemon = await startDaemon({ config, log, initialSync: opts.initialSync, workers: opts.threads, version });
     if (opts.pidFile) writeFileSync(opts.pidFile, `${process.pid}\n`);
     if (process.env[CHILD_ENV]) process.chdir('/');
     tellParent({ kind: 'ready', pid: process.pid });

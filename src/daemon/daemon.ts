@@ -16,6 +16,7 @@ import { ChokidarWatcher } from '../watch/chokidar-watcher.ts';
 import { DirWatcher } from '../watch/dir-watcher.ts';
 import { createPathFilter } from '../watch/path-filter.ts';
 import type { Watcher } from '../watch/watcher.ts';
+import type { DaemonStatus, RemoteStatus, StatusSource } from '../observe/status-model.ts';
 
 /**
  * The composition root: the one place that wires the real clock, processes, watcher and queue file into the pure
@@ -34,9 +35,10 @@ export interface DaemonOptions {
   readonly clock?: Clock;
   readonly runner?: ProcessRunner;
   readonly createWatcher?: (config: Config) => Watcher;
+  readonly version?: string;
 }
 
-export interface RunningDaemon {
+export interface RunningDaemon extends StatusSource {
   readonly config: Config;
   readonly lanes: readonly RemoteLane[];
   readonly queue: FailQueue;
@@ -74,6 +76,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const limiter = new PQueue({ concurrency: opts.workers });
   let allowEmptyRootOnce = false;
   let stopping: Promise<number> | null = null;
+  const startedAt = new Date(clock.now()).toISOString();
+  const events = { seen: 0, ignored: 0, counted: 0, lost: 0 };
   // Assigned once the first core is built; followRoot (the only early reader) checks it.
   let current = undefined as unknown as Core;
 
@@ -153,7 +157,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await core.watcher.start(
       root,
       (event) => {
+        events.seen++;
         if (event.kind === 'lost') {
+          events.lost++;
           log.warn({ reason: event.reason }, `events may have been lost (${event.reason}); scheduling a full sync`);
           fullSync(event.reason);
           void followRoot(core, event.reason);
@@ -161,7 +167,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         }
         const change = changeHintFor(event, config.inotify);
         if (log.isLevelEnabled('debug')) log.debug({ event: event.kind, op: event.op, path: displayPath(event.path), counted: change !== null }, 'watch event');
-        if (change === null) return;
+        if (change === null) {
+          events.ignored++;
+          return;
+        }
+        events.counted++;
         for (const lane of lanes) lane.add(change.path, change.hint);
       },
       { isIgnored: (path, isDir) => filter.isExcluded(path, isDir) },
@@ -264,6 +274,48 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     },
     queue,
     watchCount: () => current.watcher.watchCount(),
+    snapshot: (): DaemonStatus => {
+      const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+      const now = clock.now();
+      return {
+        version: opts.version ?? '0.0.0',
+        pid: process.pid,
+        startedAt,
+        now: iso(now) as string,
+        watch: current.config.watch,
+        watcher: current.config.tuning.watcher,
+        watches: current.watcher.watchCount(),
+        maxUserWatches: limits.maxUserWatches,
+        events: { ...events },
+        retryQueue: { file: queue.file, entries: queue.size },
+        crontab: { enabled: current.crontab !== null, nextAt: iso(current.crontab?.nextAt ?? null) },
+        remotes: current.lanes.map((lane): RemoteStatus => {
+          const s = lane.stats;
+          const stored = queue.remotes[lane.remote.id];
+          const oldest = lane.oldestChange;
+          return {
+            id: lane.remote.id,
+            kind: lane.remote.kind,
+            pendingPaths: lane.pendingPaths + (lane.fullPending ? 1 : 0),
+            pendingFullSync: lane.fullPending,
+            oldestPendingSeconds: oldest === null ? null : (now - oldest) / 1000,
+            rsyncRunning: lane.busy,
+            batches: s.batches,
+            fullSyncs: s.fullSyncs,
+            rsyncRuns: { ...s.runsByVerdict },
+            pathsSynced: s.pathsSynced,
+            bytesSent: s.bytesSent,
+            consecutiveFailures: s.consecutiveFailures,
+            lastSuccessAt: iso(s.lastSuccessAt),
+            lastError: s.lastError,
+            degraded: s.degraded,
+            holdingDeletions: lane.holding,
+            retryQueued: stored ? (stored.full ? 1 : stored.entries.length) : 0,
+            nextRetryAt: iso(lane.nextAttemptAt),
+          };
+        }),
+      };
+    },
     reload: async (config) => {
       log.info({ file: config.file }, 'reloading the config');
       await swapCore(config, false);

@@ -1,10 +1,12 @@
+import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 
 /** Running a program as a seam: the sync engine only knows this interface; tests may pass a fake. */
 export interface ProcessResult {
   readonly exitCode?: number | undefined;
   readonly signal?: string | undefined;
-  /** The last part of stderr (bounded), for logs and the retry queue. */
+  /** The last part of stdout and stderr (bounded), for logs, statistics and the retry queue. */
+  readonly stdout: string;
   readonly stderr: string;
   readonly durationMs: number;
   /** Set when the program could not be started at all (ENOENT, EACCES). */
@@ -22,32 +24,46 @@ export interface ProcessRunner {
   run(file: string, args: readonly string[], opts?: RunOptions): Promise<ProcessResult>;
 }
 
-const STDERR_LIMIT = 64 * 1024;
+const TAIL_LIMIT = 64 * 1024;
 
 /**
  * The real runner: execa with an argv array (no shell), the input written to stdin (an EPIPE from a child that died
- * early becomes part of the result, not a crash), stdout discarded, stderr kept.
+ * early becomes part of the result, not a crash). Output is not buffered whole: a verbose rsync over a million files
+ * must not hit a buffer limit (which would kill it); only the tails are kept.
  */
 export const execaRunner: ProcessRunner = {
   async run(file, args, opts = {}) {
     const started = performance.now();
-    const result = await execa(file, args, {
+    const child = execa(file, args, {
       input: opts.input ?? undefined,
       stdin: opts.input ? undefined : 'ignore',
-      stdout: 'ignore',
+      stdout: 'pipe',
       stderr: 'pipe',
+      buffer: false,
       reject: false,
       cwd: opts.cwd,
       cancelSignal: opts.signal,
       forceKillAfterDelay: 5000,
       env: opts.env,
-      maxBuffer: { stderr: 4 * 1024 * 1024 },
-      stripFinalNewline: true,
     });
+    const [stdout, stderr, result] = await Promise.all([tail(child.stdout), tail(child.stderr), child]);
     const durationMs = performance.now() - started;
-    const stderr = typeof result.stderr === 'string' ? result.stderr.slice(-STDERR_LIMIT) : '';
     const spawnError =
-      result.failed && result.exitCode === undefined && !result.signal ? (result.cause as Error | undefined)?.message ?? result.message : undefined;
-    return { exitCode: result.exitCode, signal: result.signal, stderr, durationMs, spawnError };
+      result.failed && result.exitCode === undefined && !result.signal ? ((result.cause as Error | undefined)?.message ?? result.message) : undefined;
+    return { exitCode: result.exitCode, signal: result.signal, stdout, stderr, durationMs, spawnError };
   },
 };
+
+async function tail(stream: Readable | null): Promise<string> {
+  if (!stream) return '';
+  let text = '';
+  try {
+    for await (const chunk of stream) {
+      text += (chunk as Buffer).toString('utf8');
+      if (text.length > 2 * TAIL_LIMIT) text = text.slice(-TAIL_LIMIT);
+    }
+  } catch {
+    // The stream ends with the process; an error here says nothing the exit status does not.
+  }
+  return text.slice(-TAIL_LIMIT).replace(/\n$/, '');
+}

@@ -7,7 +7,7 @@ import type { Clock } from '../core/clock.ts';
 import { displayPath, toBuffer, type RelPath } from '../core/paths.ts';
 import { excludesForRegexes } from './excluded-walk.ts';
 import type { ProcessRunner } from './process-runner.ts';
-import { type CommandContext, type RsyncInvocation, planDelete, planFull, planUpdate } from './rsync-command.ts';
+import { bytesSentFromStats, type CommandContext, type RsyncInvocation, planDelete, planFull, planUpdate } from './rsync-command.ts';
 import { classifyRsyncExit, type RsyncVerdict } from './rsync-exit.ts';
 
 /**
@@ -57,7 +57,11 @@ export interface AttemptReport {
 
 export interface LaneStats {
   batches: number;
+  fullSyncs: number;
   rsyncRuns: number;
+  runsByVerdict: Record<RsyncVerdict, number>;
+  pathsSynced: number;
+  bytesSent: number;
   failures: number;
   consecutiveFailures: number;
   lastSuccessAt: number | null;
@@ -73,7 +77,11 @@ export class RemoteLane {
   readonly remote: Remote;
   readonly stats: LaneStats = {
     batches: 0,
+    fullSyncs: 0,
     rsyncRuns: 0,
+    runsByVerdict: { ok: 0, partial: 0, retry: 0, config: 0 },
+    pathsSynced: 0,
+    bytesSent: 0,
     failures: 0,
     consecutiveFailures: 0,
     lastSuccessAt: null,
@@ -109,6 +117,15 @@ export class RemoteLane {
 
   get busy(): boolean {
     return this.#running !== null;
+  }
+
+  get fullPending(): boolean {
+    return this.#aggregator.fullPending || this.#inFlight?.full === true;
+  }
+
+  /** When the next attempt after a failure or a hold may start, if that is in the future. */
+  get nextAttemptAt(): number | null {
+    return this.#backoffUntil > this.#deps.clock.now() ? this.#backoffUntil : null;
   }
 
   add(path: RelPath, hint: ChangeHint): void {
@@ -233,6 +250,8 @@ export class RemoteLane {
       const { verdict, meaning } = result.spawnError
         ? { verdict: 'config' as const, meaning: `cannot run ${this.#deps.rsyncPath}: ${result.spawnError}` }
         : classifyRsyncExit(result);
+      this.stats.runsByVerdict[verdict]++;
+      this.stats.bytesSent += bytesSentFromStats(result.stdout);
       if (verdict !== 'ok') {
         const stderr = lastLines(result.stderr, 3);
         log.warn(
@@ -248,6 +267,8 @@ export class RemoteLane {
     this.stats.consecutiveFailures = 0;
     this.stats.lastSuccessAt = this.#deps.clock.now();
     this.stats.degraded = false;
+    this.stats.pathsSynced += updated.length + deleted.length;
+    if (batch.full) this.stats.fullSyncs++;
     this.#backoffUntil = 0;
     const sample = [...updated, ...deleted].slice(0, 5).map(displayPath);
     log.info(

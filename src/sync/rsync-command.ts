@@ -31,12 +31,19 @@ export interface UpdatePath {
   readonly path: RelPath;
 }
 
+/** rsync's `--stats` line "Total bytes sent: 1,234" (digits grouped by the locale) → bytes, or 0. */
+export function bytesSentFromStats(stdout: string): number {
+  const m = /Total bytes sent: ([\d,.' ]+)/.exec(stdout);
+  return m ? Number((m[1] as string).replace(/\D/g, '')) : 0;
+}
+
 /** Paths that exist locally: sent as they are, directories with everything below them. */
 export function planUpdate(ctx: CommandContext, paths: readonly RelPath[], extraFilters: readonly string[] = []): RsyncInvocation {
   const list = Buffer.concat(paths.flatMap((p) => [toBuffer(`/${p}`), NUL]));
   const args = [
     ...baseParams(ctx),
     ...(ctx.deletes ? ['--force'] : []),
+    '--stats',
     '--from0',
     '--files-from=-',
     ...ctx.filters,
@@ -82,6 +89,7 @@ export function planFull(ctx: CommandContext, extraFilters: readonly string[] = 
   const args = [
     ...baseParams(ctx),
     ...(ctx.deletes ? ['--delete', '--force'] : []),
+    '--stats',
     ...ctx.filters,
     ...extraFilters,
     ...endpoints(ctx),

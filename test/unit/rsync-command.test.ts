@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Remote, RsyncSettings } from '../../src/config/model.ts';
-import { type CommandContext, planDelete, planFull, planUpdate, withoutUpdateFlag } from '../../src/sync/rsync-command.ts';
+import { type CommandContext, planDelete, planFull, planUpdate, withoutUpdateFlag, bytesSentFromStats } from '../../src/sync/rsync-command.ts';
 import { classifyRsyncExit } from '../../src/sync/rsync-exit.ts';
 
 const rsync: RsyncSettings = {
@@ -26,7 +26,7 @@ const stdinItems = (b: Buffer | null) => (b ? b.toString('latin1').split('\0').s
 test('update run: files-from on stdin, NUL-separated, every entry behind a slash', () => {
   const run = planUpdate(ctx(), ['#notes', ';x', 'a b/$(x)', 'dir']);
   assert.deepEqual(run.args, [
-    '-artz', '--timeout=300', '--contimeout=30', '--force', '--from0', '--files-from=-', '--exclude=*~',
+    '-artz', '--timeout=300', '--contimeout=30', '--force', '--stats', '--from0', '--files-from=-', '--exclude=*~',
     '/data/www/', '10.0.0.2::www',
   ]);
   assert.deepEqual(stdinItems(run.input), ['/#notes', '/;x', '/a b/$(x)', '/dir']);
@@ -52,7 +52,7 @@ test('delete run: ancestors, the path and everything below it, wildcards escaped
 
 test('full sync: --delete only when removals propagate, crontab excludes appended', () => {
   assert.deepEqual(planFull(ctx(), ['--exclude=*.php']).args, [
-    '-artz', '--timeout=300', '--contimeout=30', '--delete', '--force', '--exclude=*~', '--exclude=*.php', '/data/www/', '10.0.0.2::www',
+    '-artz', '--timeout=300', '--contimeout=30', '--delete', '--force', '--stats', '--exclude=*~', '--exclude=*.php', '/data/www/', '10.0.0.2::www',
   ]);
   assert.ok(!planFull(ctx({ deletes: false })).args.includes('--delete'));
 });
@@ -107,4 +107,9 @@ test('rsync exit codes: 23 and 24 are partial, never ok; signals retry; auth is 
 test('-u is dropped from commonParams: a copy taken mid-write must not win over the finished file', () => {
   assert.deepEqual(withoutUpdateFlag(['-artuz', '--update', '--bwlimit=100', '-u']), { params: ['-artz', '--bwlimit=100'], dropped: true });
   assert.deepEqual(withoutUpdateFlag(['-az', '--numeric-ids']), { params: ['-az', '--numeric-ids'], dropped: false });
+});
+
+test("bytes sent come from rsync's --stats", () => {
+  assert.equal(bytesSentFromStats('Number of files: 3\nTotal bytes sent: 1,234,567\nTotal bytes received: 35'), 1234567);
+  assert.equal(bytesSentFromStats('nothing'), 0);
 });

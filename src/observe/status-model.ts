@@ -1,0 +1,49 @@
+/**
+ * What the daemon reports about itself: the one shape behind `/status` (JSON), `/metrics` (Prometheus), the HTML
+ * page and `sersync-ts status`. Times are ISO strings or null; ages and durations in seconds.
+ */
+export interface RemoteStatus {
+  readonly id: string;
+  readonly kind: 'daemon' | 'ssh' | 'local';
+  /** Paths waiting in this remote's aggregator (a pending full sync counts as one). */
+  readonly pendingPaths: number;
+  readonly pendingFullSync: boolean;
+  /** Age of the oldest change not yet on this remote (pending or in flight), or null. */
+  readonly oldestPendingSeconds: number | null;
+  readonly rsyncRunning: boolean;
+  readonly batches: number;
+  readonly fullSyncs: number;
+  /** rsync processes by verdict: ok, partial (23/24), retry, config. */
+  readonly rsyncRuns: Readonly<Record<'ok' | 'partial' | 'retry' | 'config', number>>;
+  readonly pathsSynced: number;
+  readonly bytesSent: number;
+  readonly consecutiveFailures: number;
+  readonly lastSuccessAt: string | null;
+  readonly lastError: string | null;
+  readonly degraded: boolean;
+  /** Deletions held because the watch root looks empty or unreadable. */
+  readonly holdingDeletions: boolean;
+  /** Paths of this remote in the durable retry queue (a stored full sync counts as one). */
+  readonly retryQueued: number;
+  readonly nextRetryAt: string | null;
+}
+
+export interface DaemonStatus {
+  readonly version: string;
+  readonly pid: number;
+  readonly startedAt: string;
+  readonly now: string;
+  readonly watch: string;
+  readonly watcher: 'dirs' | 'chokidar';
+  readonly watches: number;
+  readonly maxUserWatches: number | null;
+  /** Watcher events: all seen, dropped by the toggles, sent to the remotes' aggregators, "events may be lost". */
+  readonly events: { readonly seen: number; readonly ignored: number; readonly counted: number; readonly lost: number };
+  readonly retryQueue: { readonly file: string; readonly entries: number };
+  readonly crontab: { readonly enabled: boolean; readonly nextAt: string | null };
+  readonly remotes: readonly RemoteStatus[];
+}
+
+export interface StatusSource {
+  snapshot(): DaemonStatus;
+}
