@@ -40,8 +40,11 @@ export async function main(argv: readonly string[]): Promise<number> {
           resolve(ExitCode.Failure);
         });
       };
-      process.once('SIGTERM', onSignal);
-      process.once('SIGINT', onSignal);
+      // `on`, not `once`: execa's cleanup (signal-exit) re-raises a signal that it believes nobody else handles, and a
+      // `once` listener is already gone when signal-exit looks, so the daemon died mid-flush while an rsync ran.
+      // A second signal during the stop is absorbed by daemon.stop(), which returns the same promise.
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
       // SIGHUP reloads; a broken new config is reported and the running one goes on.
       process.on('SIGHUP', () => {
         loadConfig(opts.config).then(

@@ -215,6 +215,7 @@ export class RemoteLane {
     let runs: RsyncInvocation[];
     let updated: RelPath[] = [];
     let deleted: RelPath[] = [];
+    let held = false;
     if (batch.full && !(await this.#deletionsAllowed())) {
       this.#hold(batch);
       return;
@@ -234,11 +235,15 @@ export class RemoteLane {
       if (split.deletes.length > 0 && this.#ctx.deletes) {
         if (await this.#deletionsAllowed()) runs.push(planDelete(this.#ctx, split.deletes));
         else {
-          this.#hold({ ...batch, entries: batch.entries.filter((e) => split.deletes.some((d) => d.path === e.path)) });
+          const gone = new Set(split.deletes.map((d) => d.path));
+          this.#hold({ ...batch, entries: batch.entries.filter((e) => gone.has(e.path)) });
+          held = true;
           deleted = [];
         }
       }
     }
+    // Only held deletions: nothing ran, so nothing succeeded, and the hold's recheck delay must stand.
+    if (held && runs.length === 0) return;
     this.stats.batches++;
     for (const run of runs) {
       if (this.#stopped && this.#abort.signal.aborted) break;
@@ -269,7 +274,7 @@ export class RemoteLane {
     this.stats.degraded = false;
     this.stats.pathsSynced += updated.length + deleted.length;
     if (batch.full) this.stats.fullSyncs++;
-    this.#backoffUntil = 0;
+    if (!held) this.#backoffUntil = 0;
     const sample = [...updated, ...deleted].slice(0, 5).map(displayPath);
     log.info(
       {
