@@ -43,6 +43,7 @@ export function planUpdate(ctx: CommandContext, paths: readonly RelPath[], extra
   const args = [
     ...baseParams(ctx),
     ...(ctx.deletes ? ['--force'] : []),
+    ...nanosecondQuickCheck(ctx.rsync.commonParams),
     '--stats',
     '--from0',
     '--files-from=-',
@@ -141,6 +142,20 @@ function baseParams(ctx: CommandContext): string[] {
     params.push('-e', words.map(quoteForRsyncShell).join(' '));
   }
   return params;
+}
+
+/**
+ * rsync's quick check compares mtimes in whole seconds by default, so a file rewritten with the same size within the
+ * second of its last sync (an editor's save, a CMS updating a counter) was skipped and the remote kept the old bytes.
+ * A listed path is known to have changed, so its update run compares nanoseconds too (receivers from 3.1.3 on; an
+ * older receiver ignores it and behaves as before). Left out when commonParams already decide how files are compared.
+ * Full syncs keep whole seconds: on a receiver whose file system has no nanoseconds, every file would differ.
+ */
+function nanosecondQuickCheck(params: readonly string[]): string[] {
+  const decided = params.some(
+    (p) => /^--(modify-window|checksum|ignore-times)\b/.test(p) || /^-[A-Za-z0-9]*[cI]/.test(p) || /^-[A-Za-z0-9]*@/.test(p),
+  );
+  return decided ? [] : ['--modify-window=-1'];
 }
 
 function isRecursiveFlag(arg: string): boolean {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, readdir, rename, rm, writeFile, open, access } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, rm, utimes, writeFile, open, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runProcess } from '../helpers/processes.ts';
@@ -19,7 +19,7 @@ import { type SersyncProcess, startSersync, writeConf } from './support/sersync.
 const WATCHERS = ['dirs', 'chokidar'] as const;
 let watcher: (typeof WATCHERS)[number] = 'dirs';
 
-const SCENARIOS = ['one', 'burst', 'ren', 'vim', 'slow', 'odd', 'two', 'initial'];
+const SCENARIOS = ['one', 'burst', 'ren', 'vim', 'slow', 'odd', 'two', 'initial', 'same'];
 let rsyncd: RsyncDaemon;
 let sshd: Sshd;
 const running: SersyncProcess[] = [];
@@ -135,6 +135,19 @@ for (const w of WATCHERS) describe(`sync engine (${w} watcher), real rsync daemo
     watching = false;
     await spy;
     assert.deepEqual([...seen], []);
+  });
+
+  test('a rewrite of the same size within the same second as the synced copy reaches the remote', async () => {
+    // rsync's quick check compares whole seconds by default: v1 and v2 below have the same size and the same second.
+    const { src, dest } = await daemonScenario('same');
+    const file = join(src, 'counter.txt');
+    await writeFile(file, 'v1\n');
+    await utimes(file, 1_700_000_000.1, 1_700_000_000.1);
+    await identical(src, dest);
+    await writeFile(file, 'v2\n');
+    await utimes(file, 1_700_000_000.6, 1_700_000_000.6);
+    await identical(src, dest);
+    assert.equal(await readFile(join(dest, 'counter.txt'), 'utf8'), 'v2\n');
   });
 
   test('a file written slowly over several seconds ends complete on the remote', async () => {

@@ -26,10 +26,19 @@ const stdinItems = (b: Buffer | null) => (b ? b.toString('latin1').split('\0').s
 test('update run: files-from on stdin, NUL-separated, every entry behind a slash', () => {
   const run = planUpdate(ctx(), ['#notes', ';x', 'a b/$(x)', 'dir']);
   assert.deepEqual(run.args, [
-    '-artz', '--timeout=300', '--contimeout=30', '--force', '--stats', '--from0', '--files-from=-', '--exclude=*~',
-    '/data/www/', '10.0.0.2::www',
+    '-artz', '--timeout=300', '--contimeout=30', '--force', '--modify-window=-1', '--stats', '--from0', '--files-from=-',
+    '--exclude=*~', '/data/www/', '10.0.0.2::www',
   ]);
   assert.deepEqual(stdinItems(run.input), ['/#notes', '/;x', '/a b/$(x)', '/dir']);
+});
+
+test('update run compares mtimes to the nanosecond, unless commonParams already decide the comparison', () => {
+  const has = (params: string[]) => planUpdate(ctx({ rsync: { ...rsync, commonParams: params } }), ['f']).args.includes('--modify-window=-1');
+  assert.equal(has(['-artz']), true);
+  for (const params of [['-artzc'], ['-a', '--checksum'], ['-aI'], ['-a', '--modify-window=2'], ['-a', '-@', '1']]) {
+    assert.equal(has(params), false, params.join(' '));
+  }
+  assert.ok(!planFull(ctx()).args.includes('--modify-window=-1'), 'full syncs keep whole seconds');
 });
 
 test('update run adds -r when commonParams lack it (with --files-from even -a does not recurse)', () => {
