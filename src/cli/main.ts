@@ -1,50 +1,49 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Logger } from 'pino';
 import { loadConfig } from '../config/load-config.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
 import { DEFAULT_IO_TIMEOUT_SECONDS, startDaemon } from '../daemon/daemon.ts';
 import { CHILD_ENV, detach, shouldDetach, tellParent } from '../daemon/detach.ts';
 import { createLogger } from '../observe/logger.ts';
+import { startStandalone } from '../plugins/standalone.ts';
 import { checkReport } from './check-report.ts';
-import { parseCommandLine } from './options.ts';
+import { parseCommandLine, parseStatusCommandLine } from './options.ts';
+import { statusCommand } from './status-command.ts';
 
 /** The only place that turns errors into exit codes and messages. Never a stack trace for expected errors. */
 export async function main(argv: readonly string[]): Promise<number> {
   const version = readVersion();
+  const out = { log: (s: string) => console.log(s), err: (s: string) => console.error(s) };
   try {
-    const parsed = parseCommandLine(argv, version, { log: (s) => console.log(s), err: (s) => console.error(s) });
+    if (argv[0] === 'status') {
+      const parsed = parseStatusCommandLine(argv.slice(1), out);
+      if (parsed.kind === 'exit') return parsed.code;
+      return await statusCommand(await loadConfig(parsed.options.config), { json: parsed.options.json });
+    }
+    const parsed = parseCommandLine(argv, version, out);
     if (parsed.kind === 'exit') return parsed.code;
     const opts = parsed.options;
-    const config = await loadConfig(opts.config);
+    const config = await loadConfig(opts.config, opts.module ? { standalonePlugin: opts.module } : {});
     if (opts.check) {
       console.log(checkReport(config, { initialSync: opts.initialSync, defaultTimeoutSeconds: DEFAULT_IO_TIMEOUT_SECONDS }));
       return ExitCode.Ok;
     }
-    if (opts.module) {
-      console.error(`sersync-ts: -m ${opts.module}: standalone plugin modules are not available in this version yet`);
-      return ExitCode.Unavailable;
-    }
     if (shouldDetach(opts.daemon)) return await detach(argv, opts.logFile);
     const log = createLogger({ level: opts.logLevel ?? (config.debug ? 'debug' : 'info') });
     for (const w of config.warnings) log.warn(w);
+    if (opts.module) {
+      // sersync2's -m: the plugin alone on the watched directory, no rsync.
+      const standalone = await startStandalone(config, opts.module, { log });
+      announce(opts.pidFile);
+      return await untilStopped(async (signal) => {
+        log.info({ reason: `received ${signal}` }, 'stopping');
+        await standalone.stop();
+        return ExitCode.Ok;
+      }, opts.pidFile, log);
+    }
     const daemon = await startDaemon({ config, log, initialSync: opts.initialSync, workers: opts.threads, version });
-    if (opts.pidFile) writeFileSync(opts.pidFile, `${process.pid}\n`);
-    if (process.env[CHILD_ENV]) process.chdir('/');
-    tellParent({ kind: 'ready', pid: process.pid });
-    return await new Promise<number>((resolve) => {
-      const onSignal = (signal: NodeJS.Signals) => {
-        daemon.stop(`received ${signal}`).then((code) => {
-          if (opts.pidFile) rmSync(opts.pidFile, { force: true });
-          resolve(code);
-        }, (err: unknown) => {
-          log.error({ err }, 'error while stopping');
-          resolve(ExitCode.Failure);
-        });
-      };
-      // `on`, not `once`: execa's cleanup (signal-exit) re-raises a signal that it believes nobody else handles, and a
-      // `once` listener is already gone when signal-exit looks, so the daemon died mid-flush while an rsync ran.
-      // A second signal during the stop is absorbed by daemon.stop(), which returns the same promise.
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
+    announce(opts.pidFile);
+    return await untilStopped((signal) => daemon.stop(`received ${signal}`), opts.pidFile, log, () => {
       // SIGHUP reloads; a broken new config is reported and the running one goes on.
       process.on('SIGHUP', () => {
         loadConfig(opts.config).then(
@@ -70,6 +69,42 @@ export async function main(argv: readonly string[]): Promise<number> {
     else console.error('sersync-ts: this is a bug; set SERSYNC_TS_DEBUG=1 for the stack trace and report it');
     return ExitCode.Software;
   }
+}
+
+/** Running: the pid file is written, a detached child's parent is told, and the working directory is left. */
+function announce(pidFile: string | null): void {
+  if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
+  if (process.env[CHILD_ENV]) process.chdir('/');
+  tellParent({ kind: 'ready', pid: process.pid });
+}
+
+/**
+ * Resolves with `stop`'s exit code after the first SIGTERM or SIGINT; `more` adds other signal handlers. `on`, not
+ * `once`: execa's cleanup (signal-exit) re-raises a signal it believes nobody else handles, and a `once` listener is
+ * already gone when it looks, so a daemon stopped while an rsync ran died mid-flush. Later signals join the same stop.
+ */
+function untilStopped(
+  stop: (signal: NodeJS.Signals) => Promise<number>,
+  pidFile: string | null,
+  log: Logger,
+  more?: () => void,
+): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let stopping: Promise<number> | null = null;
+    const onSignal = (signal: NodeJS.Signals) => {
+      stopping ??= stop(signal).catch((err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        return ExitCode.Failure;
+      });
+      stopping.then((code) => {
+        if (pidFile) rmSync(pidFile, { force: true });
+        resolve(code);
+      });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    more?.();
+  });
 }
 
 function prefixLines(message: string): string {

@@ -49,7 +49,8 @@ export function parseCommandLine(argv: readonly string[], version: string, out: 
     'after',
     '\nExit codes: 0 ok, 1 runtime failure, 64 usage, 66 config file missing or unreadable, 69 rsync missing,\n' +
       '70 internal error, 73 state directory not writable, 75 inotify limit, 78 config invalid.\n' +
-      'Example: sersync-ts -r -d -o /etc/sersync/confxml.xml',
+      'Example: sersync-ts -r -d -o /etc/sersync/confxml.xml\n' +
+      'Status of a running daemon: sersync-ts status [-o FILE] [--json]',
   );
   try {
     program.parse([...argv], { from: 'user' });
@@ -90,4 +91,27 @@ export function parseCommandLine(argv: readonly string[], version: string, out: 
       pidFile: o.pidFile === undefined ? null : resolve(o.pidFile),
     },
   };
+}
+
+export type ParsedStatusCommand = { kind: 'run'; options: { config: string; json: boolean } } | { kind: 'exit'; code: number };
+
+/** `sersync-ts status [-o FILE] [--json]`: asks the running daemon of that config for its status. */
+export function parseStatusCommandLine(argv: readonly string[], out: { log: (s: string) => void; err: (s: string) => void }): ParsedStatusCommand {
+  const program = new Command('sersync-ts status')
+    .description("Prints the status of the daemon running with this config (from its <host hostip port> endpoint).")
+    .option('-o, --config <file>', 'config file of the running daemon', 'confxml.xml')
+    .option('--json', 'print the status as JSON, as /status serves it', false)
+    .helpOption('-h, --help', 'print this help and exit')
+    .allowExcessArguments(false)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => out.log(s.trimEnd()), writeErr: (s) => out.err(s.trimEnd()) });
+  program.addHelpText('after', '\nExit codes: 0 the daemon answered, 69 no daemon of this config answers, 64 usage, 66/78 config.');
+  try {
+    program.parse([...argv], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) return { kind: 'exit', code: err.code === 'commander.helpDisplayed' ? ExitCode.Ok : ExitCode.Usage };
+    throw err;
+  }
+  const o = program.opts<{ config: string; json: boolean }>();
+  return { kind: 'run', options: { config: o.config, json: o.json } };
 }

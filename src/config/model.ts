@@ -92,6 +92,8 @@ export interface Tuning {
   readonly watcher: 'chokidar' | 'dirs';
   /** Where the retry queue and other state live; default: the failLog's directory. */
   readonly stateDir: string | null;
+  /** How often a running full sync logs its progress (a terminal gets a live line besides). */
+  readonly progressMs: number;
 }
 
 export interface Config {

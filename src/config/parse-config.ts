@@ -136,6 +136,7 @@ const TUNING_DEFAULTS: Tuning = {
   maxPendingPaths: 20000,
   watcher: 'dirs',
   stateDir: null,
+  progressMs: 10_000,
 };
 
 const PORT = { min: 1, max: 65535, expect: 'expected a port number 1-65535' };
@@ -237,7 +238,7 @@ class Reader {
   #host(node: Node | undefined): Config['host'] {
     const ip = attr(node, 'hostip') ?? SHIPPED.host.ip;
     const port = this.#number(node, 'port', SHIPPED.host.port, PORT, (n, key, msg) =>
-      this.#p.warn(n.el.line, where(n, key), `${msg}; <host> is only printed, so the value is ignored`),
+      this.#p.warn(n.el.line, where(n, key), `${msg}; the status endpoint uses ${SHIPPED.host.port}`),
     );
     return { ip, port };
   }
@@ -635,6 +636,7 @@ class Reader {
       maxPendingPaths: this.#number(node, 'maxPendingPaths', d.maxPendingPaths, counts, bad),
       watcher,
       stateDir,
+      progressMs: this.#number(node, 'progressMs', d.progressMs, { min: 100, max: DAY_MS, expect: 'expected whole milliseconds >= 100' }, bad),
     };
   }
 

@@ -17,6 +17,9 @@ import { DirWatcher } from '../watch/dir-watcher.ts';
 import { createPathFilter } from '../watch/path-filter.ts';
 import type { Watcher } from '../watch/watcher.ts';
 import type { DaemonStatus, RemoteStatus, StatusSource } from '../observe/status-model.ts';
+import { FullSyncProgress } from '../observe/progress.ts';
+import { type StatusServer, startStatusServer } from '../observe/status-server.ts';
+import { type AfterSync, createAfterSync } from '../plugins/after-sync.ts';
 
 /**
  * The composition root: the one place that wires the real clock, processes, watcher and queue file into the pure
@@ -36,10 +39,14 @@ export interface DaemonOptions {
   readonly runner?: ProcessRunner;
   readonly createWatcher?: (config: Config) => Watcher;
   readonly version?: string;
+  /** Serve `/status`, `/metrics` and `/` on `<host hostip port>`; default true. Changeable for tests. */
+  readonly statusEndpoint?: boolean;
 }
 
 export interface RunningDaemon extends StatusSource {
   readonly config: Config;
+  /** `http://host:port` of the status endpoint, or null when it is off or could not listen. */
+  readonly statusUrl: string | null;
   readonly lanes: readonly RemoteLane[];
   readonly queue: FailQueue;
   watchCount(): number;
@@ -122,6 +129,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         'these filter regexes have no rsync pattern; directory and full syncs list the matching paths as excludes',
       );
     }
+    const afterSync = createAfterSync(config, { log });
+    const progress = new FullSyncProgress({ clock, log, intervalMs: config.tuning.progressMs, tty: process.stderr.isTTY ? process.stderr : null });
     const crontabFilters =
       config.crontab.enabled && config.crontab.filter.enabled ? config.crontab.filter.excludes.map((e) => `--exclude=${e}`) : [];
     const deps: LaneDeps = {
@@ -133,6 +142,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       rootBytes: fromUtf8(root),
       untranslated: filter.untranslated,
       fullSyncFilters: crontabFilters,
+      progress: (id) => progress.start(id),
+      onSynced: afterSync ? (lane, batch, outcome) => afterSync.synced(lane.remote.id, batch, outcome) : undefined,
       retry: { baseMs: 1000, capMs: Math.min(config.failLog.retryCapMinutes * 60_000, MAX_TIMER_MS), random: Math.random },
       onAttempt,
       deletionsAllowed,
@@ -149,7 +160,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       return new RemoteLane(remote, ctx, config.tuning, deps);
     });
     const watcher = opts.createWatcher?.(config) ?? (config.tuning.watcher === 'dirs' ? new DirWatcher() : new ChokidarWatcher());
-    const core: Core = { config, lanes, watcher, crontab: null, rootId };
+    const core: Core = { config, lanes, watcher, crontab: null, rootId, afterSync };
     const fullSync = (reason: string) => {
       for (const lane of lanes) lane.requestFull(reason);
     };
@@ -249,6 +260,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       for (const lane of core.lanes) lane.abortRunning();
     }
     await Promise.all(core.lanes.map((l) => l.whenIdle()));
+    await core.afterSync?.close();
     return core.lanes.map((l) => ({ id: l.remote.id, rest: l.unfinished() }));
   };
 
@@ -265,9 +277,27 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     }
   };
 
-  return {
+  let endpoint: StatusServer | null = null;
+  const serveStatus = async (host: Config['host']) => {
+    if (opts.statusEndpoint === false) return;
+    try {
+      endpoint = await startStatusServer({ host: host.ip, port: host.port, source: daemon, log });
+      log.info({ url: endpoint.url, addresses: endpoint.addresses }, `status endpoint: ${endpoint.url}/ (/status, /metrics)`);
+    } catch (err) {
+      // Several sersync instances on one machine share sersync2's default localhost:8008: syncing matters more.
+      log.warn(
+        { host: host.ip, port: host.port },
+        `no status endpoint: ${err instanceof Error ? err.message : String(err)}; syncing goes on (give each config its own <host port>)`,
+      );
+    }
+  };
+
+  const daemon: RunningDaemon = {
     get config() {
       return current.config;
+    },
+    get statusUrl() {
+      return endpoint?.url ?? null;
     },
     get lanes() {
       return current.lanes;
@@ -318,7 +348,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     },
     reload: async (config) => {
       log.info({ file: config.file }, 'reloading the config');
+      const before = current.config.host;
       await swapCore(config, false);
+      if (before.ip !== config.host.ip || before.port !== config.host.port) {
+        await endpoint?.close();
+        endpoint = null;
+        await serveStatus(config.host);
+      }
       log.info('config reloaded');
     },
     releaseHold: () => {
@@ -355,6 +391,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
           });
         }
         queue.markRunning(false);
+        await endpoint?.close();
         if (left > 0) log.warn({ left, queue: queue.file }, 'stopped with changes not yet on every remote; they are in the retry queue');
         log.info('stopped');
         return ExitCode.Ok;
@@ -362,6 +399,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       return stopping;
     },
   };
+  await serveStatus(opts.config.host);
+  return daemon;
 }
 
 interface Core {
@@ -370,6 +409,7 @@ interface Core {
   readonly watcher: Watcher;
   crontab: Crontab | null;
   readonly rootId: string | null;
+  readonly afterSync: AfterSync | null;
   following?: boolean;
 }
 

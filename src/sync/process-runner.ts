@@ -18,6 +18,8 @@ export interface RunOptions {
   readonly cwd?: string;
   readonly signal?: AbortSignal;
   readonly env?: Readonly<Record<string, string>>;
+  /** Sees stdout as it arrives (progress of a long full sync). */
+  readonly onStdout?: (chunk: string) => void;
 }
 
 export interface ProcessRunner {
@@ -46,7 +48,7 @@ export const execaRunner: ProcessRunner = {
       forceKillAfterDelay: 5000,
       env: opts.env,
     });
-    const [stdout, stderr, result] = await Promise.all([tail(child.stdout), tail(child.stderr), child]);
+    const [stdout, stderr, result] = await Promise.all([tail(child.stdout, opts.onStdout), tail(child.stderr), child]);
     const durationMs = performance.now() - started;
     const spawnError =
       result.failed && result.exitCode === undefined && !result.signal ? ((result.cause as Error | undefined)?.message ?? result.message) : undefined;
@@ -54,12 +56,14 @@ export const execaRunner: ProcessRunner = {
   },
 };
 
-async function tail(stream: Readable | null): Promise<string> {
+async function tail(stream: Readable | null, onChunk?: (chunk: string) => void): Promise<string> {
   if (!stream) return '';
   let text = '';
   try {
     for await (const chunk of stream) {
-      text += (chunk as Buffer).toString('utf8');
+      const s = (chunk as Buffer).toString('utf8');
+      onChunk?.(s);
+      text += s;
       if (text.length > 2 * TAIL_LIMIT) text = text.slice(-TAIL_LIMIT);
     }
   } catch {

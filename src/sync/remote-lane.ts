@@ -5,6 +5,7 @@ import { Aggregator, type AggregatorLimits, type Batch, type ChangeHint, type Pe
 import type { FilterRegex, Remote } from '../config/model.ts';
 import type { Clock } from '../core/clock.ts';
 import { displayPath, toBuffer, type RelPath } from '../core/paths.ts';
+import type { ProgressSink } from '../observe/progress.ts';
 import { excludesForRegexes } from './excluded-walk.ts';
 import type { ProcessRunner } from './process-runner.ts';
 import { bytesSentFromStats, type CommandContext, type RsyncInvocation, planDelete, planFull, planUpdate } from './rsync-command.ts';
@@ -32,6 +33,8 @@ export interface LaneDeps {
   /** Told after a batch reached the remote (plugins, metrics), and after each attempt (durable retry queue). */
   readonly onSynced?: (lane: RemoteLane, batch: Batch, outcome: BatchOutcome) => void;
   readonly onAttempt?: (lane: RemoteLane, report: AttemptReport) => void;
+  /** Told what a full sync's rsync prints as it runs (progress); started per full sync. */
+  readonly progress?: (remoteId: string) => ProgressSink;
   /**
    * Mass-delete safety (mutagen's halt): false while the watch root looks empty or unreadable, e.g. an unmounted
    * disk. Deletions and full syncs then wait instead of emptying every remote.
@@ -248,10 +251,10 @@ export class RemoteLane {
     for (const run of runs) {
       if (this.#stopped && this.#abort.signal.aborted) break;
       this.stats.rsyncRuns++;
-      const result = await this.#deps.runner.run(this.#deps.rsyncPath, run.args, {
-        input: run.input,
-        signal: this.#abort.signal,
-      });
+      const progress = run.kind === 'full' ? this.#deps.progress?.(this.remote.id) : undefined;
+      const result = await this.#deps.runner
+        .run(this.#deps.rsyncPath, run.args, { input: run.input, signal: this.#abort.signal, onStdout: progress?.update })
+        .finally(() => progress?.done());
       const { verdict, meaning } = result.spawnError
         ? { verdict: 'config' as const, meaning: `cannot run ${this.#deps.rsyncPath}: ${result.spawnError}` }
         : classifyRsyncExit(result);

@@ -85,12 +85,16 @@ export function planDelete(ctx: CommandContext, targets: readonly DeleteTarget[]
   return { kind: 'delete', args, input: list };
 }
 
-/** The whole tree, with `--delete` when removals propagate (sersync2's `-r` and crontab sync). */
+/**
+ * The whole tree, with `--delete` when removals propagate (sersync2's `-r` and crontab sync). `--info=progress2`
+ * (whole-transfer progress, read by the sender only) lets a long full sync report files, bytes, rate and ETA.
+ */
 export function planFull(ctx: CommandContext, extraFilters: readonly string[] = []): RsyncInvocation {
   const args = [
     ...baseParams(ctx),
     ...(ctx.deletes ? ['--delete', '--force'] : []),
     '--stats',
+    '--info=progress2',
     ...ctx.filters,
     ...extraFilters,
     ...endpoints(ctx),

@@ -151,7 +151,7 @@ describe('command line', () => {
     const old = '/usr/bin/node';
     const version = await runProcess(old, ['--version']).catch(() => null);
     const [major = 99, minor = 0] = (version?.stdout.trim().slice(1) ?? '99').split('.').map(Number);
-    if (!version || version.code !== 0 || major > 22 || (major === 22 && minor >= 22)) {
+    if (version?.code !== 0 || major > 22 || (major === 22 && minor >= 22)) {
       t.skip(`no Node older than 22.22 at ${old} on this machine`);
       return;
     }

@@ -10,7 +10,7 @@ import { renderMetrics } from '../../src/observe/metrics.ts';
 import type { DaemonStatus, StatusSource } from '../../src/observe/status-model.ts';
 import { type StatusServer, startStatusServer } from '../../src/observe/status-server.ts';
 import { freePort } from '../helpers/ports.ts';
-import { IDLE, statusFixture as fixture } from '../helpers/status-fixture.ts';
+import { statusFixture as fixture } from '../helpers/status-fixture.ts';
 import { runProcess } from '../helpers/processes.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
 

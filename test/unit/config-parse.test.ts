@@ -44,6 +44,7 @@ const DEFAULT_TUNING = {
   maxPendingPaths: 20000,
   watcher: 'dirs',
   stateDir: null,
+  progressMs: 10_000,
 };
 
 test("sersync2's shipped confxml.xml, verbatim, reads as its documented meaning", () => {
@@ -252,6 +253,7 @@ test('the extensions: <tuning>, <ssh options>, local mirrors, the http plugin', 
     maxPendingPaths: 500,
     watcher: 'dirs',
     stateDir: '/var/lib/sersync-ts',
+    progressMs: 30_000,
   });
   assert.deepEqual(config.rsync.ssh.options, ['-p', '2222', '-i', '/root/.ssh/mirror_ed25519', '-o', 'StrictHostKeyChecking yes']);
   assert.deepEqual(config.rsync.commonParams, ['-artuz', '--exclude=*.tmp', '--chmod=D755,F644']);
@@ -511,7 +513,7 @@ test('<host> is informational: a bad port is only a warning', () => {
   const config = parse(withSersync(REMOTE, '<host hostip="example" port="x"/>'));
   assert.deepEqual(config.host, { ip: 'example', port: 8008 });
   assert.deepEqual(config.warnings, [
-    'conf.xml:2: <host port="x">: expected a port number 1-65535; <host> is only printed, so the value is ignored',
+    'conf.xml:2: <host port="x">: expected a port number 1-65535; the status endpoint uses 8008',
   ]);
 });
 

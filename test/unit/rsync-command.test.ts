@@ -61,7 +61,7 @@ test('delete run: ancestors, the path and everything below it, wildcards escaped
 
 test('full sync: --delete only when removals propagate, crontab excludes appended', () => {
   assert.deepEqual(planFull(ctx(), ['--exclude=*.php']).args, [
-    '-artz', '--timeout=300', '--contimeout=30', '--delete', '--force', '--stats', '--exclude=*~', '--exclude=*.php', '/data/www/', '10.0.0.2::www',
+    '-artz', '--timeout=300', '--contimeout=30', '--delete', '--force', '--stats', '--info=progress2', '--exclude=*~', '--exclude=*.php', '/data/www/', '10.0.0.2::www',
   ]);
   assert.ok(!planFull(ctx({ deletes: false })).args.includes('--delete'));
 });

@@ -23,6 +23,10 @@ export interface ConfSpec {
   filterExcludes?: string[];
   crontab?: { minutes: number; excludes?: string[] };
   tuning?: Record<string, string | number | boolean>;
+  /** `<host>`: where the status endpoint listens (default 127.0.0.1:8008, taken by whichever test daemon is first). */
+  host?: { ip: string; port: number };
+  /** `<sersync><plugin start="true" name>`; its block goes into `extra`. */
+  plugin?: string;
   extra?: string;
 }
 
@@ -38,7 +42,7 @@ export function confXml(c: ConfSpec): string {
     .join(' ');
   return `<?xml version="1.0" encoding="ISO-8859-1"?>
 <head version="2.5">
-  <host hostip="127.0.0.1" port="8008"/>
+  <host hostip="${attr(c.host?.ip ?? '127.0.0.1')}" port="${c.host?.port ?? 8008}"/>
   <debug start="false"/>
   <fileSystem xfs="false"/>
   <filter start="${excludes ? 'true' : 'false'}">${excludes}</filter>
@@ -62,7 +66,7 @@ export function confXml(c: ConfSpec): string {
     <crontab start="${c.crontab ? 'true' : 'false'}" schedule="${c.crontab?.minutes ?? 600}">
       <crontabfilter start="${cronEx ? 'true' : 'false'}">${cronEx}</crontabfilter>
     </crontab>
-    <plugin start="false" name="command"/>
+    <plugin start="${c.plugin ? 'true' : 'false'}" name="${attr(c.plugin ?? 'command')}"/>
   </sersync>
   ${tuning ? `<tuning ${tuning}/>` : ''}
   ${c.extra ?? ''}
