@@ -1,9 +1,9 @@
-import { lstat } from 'node:fs/promises';
 import type PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { Aggregator, type AggregatorLimits, type Batch, type ChangeHint, type PendingEntry } from '../aggregate/aggregator.ts';
 import type { FilterRegex, Remote } from '../config/model.ts';
 import type { Clock } from '../core/clock.ts';
+import { lstatFast } from '../core/lstat.ts';
 import { displayPath, toBuffer, type RelPath } from '../core/paths.ts';
 import type { ProgressSink } from '../observe/progress.ts';
 import { excludesForRegexes } from './excluded-walk.ts';
@@ -313,7 +313,7 @@ export class RemoteLane {
     const root = this.#deps.rootBytes;
     const kinds = await mapLimit(entries, 64, async (e) => {
       try {
-        const st = await lstat(toBuffer(`${root}/${e.path}`));
+        const st = await lstatFast(toBuffer(`${root}/${e.path}`));
         return st.isDirectory() ? 'dir' : 'file';
       } catch {
         return 'gone';
