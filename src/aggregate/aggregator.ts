@@ -7,7 +7,15 @@ import type { RelPath } from '../core/paths.ts';
  * recursive entry (a new directory) swallows its children; a directory with too many changed children becomes the
  * directory; too many paths overall becomes a full sync. A batch is due once its changes have been quiet for
  * `quietMs`, and never later than `maxWaitMs` after its first change. Time comes only from the Clock.
+ *
+ * While writes go on without a pause (a long `cp -a`), each batch that the cap cut off doubles the cap of the next
+ * one, up to MAX_STRETCH times maxWaitMs; a batch that goes on quiet resets it. A burst of T seconds then costs
+ * about log2(T / maxWaitMs) + 1 rsync runs instead of T / maxWaitMs, and the latency after the last write, which
+ * the quiet rule decides, does not change.
  */
+
+/** The cap of a batch in a burst that goes on grows to at most this many times maxWaitMs. */
+export const MAX_STRETCH = 4;
 
 export interface AggregatorLimits {
   readonly quietMs: number;
@@ -71,6 +79,8 @@ export class Aggregator {
   #timer: unknown = null;
   /** Set by an immediate full-sync request: due without waiting for quiet. */
   #dueNow = false;
+  /** The cap of this window is maxWaitMs times this (1, 2, 4 … MAX_STRETCH): see the class comment. */
+  #stretch = 1;
 
   /** `onDue` runs (from a clock timer) when a batch becomes due; the owner calls take() when it is ready for it. */
   constructor(limits: AggregatorLimits, clock: Clock, onDue: () => void) {
@@ -135,6 +145,8 @@ export class Aggregator {
     const entries: PendingEntry[] = [];
     collect(this.#root, '', entries);
     const batch: Batch = { full: this.#full, fullReason: this.#fullReason, entries, since: this.#firstAt };
+    const cutOff = !this.#dueNow && this.#clock.now() < this.#lastAt + this.#limits.quietMs;
+    this.#stretch = cutOff ? Math.min(this.#stretch * 2, MAX_STRETCH) : 1;
     this.#root = newNode();
     this.#full = false;
     this.#fullReason = '';
@@ -152,7 +164,7 @@ export class Aggregator {
 
   #dueAt(): number {
     if (this.#dueNow) return this.#clock.now();
-    return Math.min(this.#lastAt + this.#limits.quietMs, this.#firstAt + this.#limits.maxWaitMs);
+    return Math.min(this.#lastAt + this.#limits.quietMs, this.#firstAt + this.#limits.maxWaitMs * this.#stretch);
   }
 
   #touch(): void {

@@ -130,7 +130,7 @@ const SHIPPED = {
 
 const TUNING_DEFAULTS: Tuning = {
   dotFiles: true,
-  quietMs: 300,
+  quietMs: 100,
   maxWaitMs: 2000,
   maxChildrenPerDir: 100,
   maxPendingPaths: 20000,

@@ -29,7 +29,7 @@ export interface StandalonePlugin {
  *
  * One difference: a Node watcher reports every write of a file, where sersync2's close_write fired once per close,
  * so a file written in 20 chunks would run a command 20 times. Events of the same path are therefore merged for
- * `<tuning quietMs>` (default 300 ms, never longer than maxWaitMs): the plugin gets each path once per burst, in
+ * `<tuning quietMs>` (default 100 ms, never longer than maxWaitMs): the plugin gets each path once per burst, in
  * first-seen order, in its latest state.
  */
 export async function startStandalone(config: Config, name: PluginName, deps: StandaloneDeps): Promise<StandalonePlugin> {

@@ -41,6 +41,28 @@ test('continuous writes do not postpone a batch past maxWaitMs', () => {
   assert.equal(batches[0]?.since, 1_000_000);
 });
 
+test('a burst that goes on doubles the cap batch after batch, up to MAX_STRETCH; a pause resets it', () => {
+  const { clock, batches, agg } = setup();
+  const sentAt: number[] = [];
+  const write = (ms: number) => {
+    for (let t = 0; t < ms; t += 100) {
+      agg.add(`f${clock.now()}.txt`, file);
+      const before = batches.length;
+      clock.advance(100);
+      if (batches.length > before) sentAt.push(clock.now() - 1_000_000);
+    }
+  };
+  write(40_000);
+  // Caps of 2, 4, 8, 8, 8 … s: batches at 2, 6, 14, 22, 30, 38 s.
+  assert.deepEqual(sentAt, [2000, 6000, 14000, 22000, 30000, 38000]);
+  clock.advance(300); // the burst ends: quiet
+  assert.equal(batches.length, 7);
+  sentAt.length = 0;
+  const t0 = clock.now() - 1_000_000;
+  write(3000);
+  assert.deepEqual(sentAt.map((t) => t - t0), [2000], 'after a quiet batch the cap is maxWaitMs again');
+});
+
 test('the latest state per path: repeated changes are one entry', () => {
   const { clock, batches, agg } = setup();
   for (let i = 0; i < 5; i++) agg.add('a/b.txt', file);

@@ -38,7 +38,7 @@ const REMOTE = '<localpath watch="/data/www"><remote ip="10.0.0.2" name="www"/><
 
 const DEFAULT_TUNING = {
   dotFiles: true,
-  quietMs: 300,
+  quietMs: 100,
   maxWaitMs: 2000,
   maxChildrenPerDir: 100,
   maxPendingPaths: 20000,
