@@ -129,9 +129,10 @@ test('standalone: watches the plugin block`s own directory, filters, honours the
   assert.deepEqual(runner.seen(), ['change /data/www/a.txt', 'change /data/www/b.txt', 'change-dir /data/www/sub']);
 
   // A file written without pause for longer than maxWaitMs still goes at maxWaitMs.
-  for (let t = 0; t <= c.tuning.maxWaitMs; t += 100) {
+  const step = c.tuning.quietMs / 2;
+  for (let t = 0; t <= c.tuning.maxWaitMs; t += step) {
     watcher.emit({ kind: 'file', op: 'change', path: 'busy.bin' });
-    clock.advance(100);
+    clock.advance(step);
   }
   await settle();
   assert.equal(runner.seen().filter((s) => s.endsWith('busy.bin')).length, 1);
