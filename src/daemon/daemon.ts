@@ -268,6 +268,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const old = current;
     const next = await buildCore(config, initialSync);
     current = next;
+    // A remote that the old config did not have holds nothing yet: it gets a full sync.
+    const known = new Set(old.lanes.map((l) => l.remote.id));
+    for (const lane of next.lanes) if (!known.has(lane.remote.id)) lane.requestFull('remote added by a reload', { immediate: true });
     const leftovers = await retire(old, 10_000);
     for (const { id, rest } of leftovers) {
       if (!rest) continue;

@@ -22,7 +22,7 @@ const running: SersyncProcess[] = [];
 const servers: (TcpServer | HttpServer)[] = [];
 
 before(async () => {
-  rsyncd = await startRsyncDaemon({ modules: ['one', 'two', 'm', 'big'], user: 'rsync_backup', password: 'pw' });
+  rsyncd = await startRsyncDaemon({ modules: ['one', 'two', 'm', 'big', 'hup1', 'hup2'], user: 'rsync_backup', password: 'pw' });
 });
 after(async () => {
   await Promise.all(running.map((p) => p.stop()));
@@ -266,4 +266,45 @@ test('-r of a large tree logs its progress: files checked of known, bytes, rate,
   for (const key of ['checked', 'known', 'transferred', 'bytes', 'percent', 'rate', 'seconds']) assert.ok(key in last, key);
   const checked = lines.map((r) => r.checked as number);
   assert.deepEqual([...checked].sort((a, b) => a - b), checked, 'files checked only grow');
+});
+
+test('SIGHUP reloads: a broken config is reported and the running one goes on; a valid one switches remote and status port', async () => {
+  const dir = await makeTempDir('endpoints-hup-');
+  const src = join(dir, 'src');
+  await mkdir(src);
+  const spec = (module: string, port: number) => ({
+    watch: src,
+    remotes: [{ ip: '127.0.0.1', name: module }],
+    auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
+    port: rsyncd.port,
+    failLog: join(dir, 'state', 'fail.log'),
+    host: { ip: '127.0.0.1', port },
+  });
+  const [port1, port2] = [await freePort(), await freePort()];
+  const conf = await writeConf(dir, spec('hup1', port1));
+  const proc = await startSersync(['-o', conf]);
+  running.push(proc);
+  await writeFile(join(src, 'a.txt'), 'before the reload');
+  await waitForIdenticalTrees(src, rsyncd.modules.hup1 as string, CMP);
+
+  const good = await readFile(conf, 'utf8');
+  await writeFile(conf, good.replace('<rsync>', '<rsync><timeout start="true" time="abc"/>'));
+  proc.proc.child.kill('SIGHUP');
+  const bad = await proc.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('SIGHUP: the new config is invalid'), 'the reload error');
+  assert.match((bad.errors as string[]).join('\n'), /confxml\.xml:\d+: <sersync><rsync><timeout time="abc">/);
+  await writeFile(join(src, 'b.txt'), 'after the broken reload');
+  await waitForIdenticalTrees(src, rsyncd.modules.hup1 as string, CMP);
+  assert.equal((await fetch(`http://127.0.0.1:${port1}/status`)).status, 200, 'the old endpoint still answers');
+
+  await writeConf(dir, spec('hup2', port2));
+  proc.proc.child.kill('SIGHUP');
+  await proc.waitForLog((r) => r.msg === 'config reloaded', 'the reload');
+  await writeFile(join(src, 'c.txt'), 'after the good reload');
+  // A remote new in the config gets a full sync: a.txt and b.txt too.
+  await waitForIdenticalTrees(src, rsyncd.modules.hup2 as string, CMP);
+  const st = (await (await fetch(`http://127.0.0.1:${port2}/status`)).json()) as { remotes: { id: string }[] };
+  assert.deepEqual(st.remotes.map((r) => r.id), ['127.0.0.1::hup2']);
+  await assert.rejects(fetch(`http://127.0.0.1:${port1}/status`), 'the old port is closed');
+  assert.equal(proc.proc.running(), true);
+  assert.equal(await proc.stop(), 0);
 });
