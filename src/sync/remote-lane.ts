@@ -262,9 +262,10 @@ export class RemoteLane {
       this.stats.bytesSent += bytesSentFromStats(result.stdout);
       if (verdict !== 'ok') {
         const stderr = lastLines(result.stderr, 3);
-        log.warn(
+        const vanished = verdict === 'partial' && result.exitCode === 24;
+        log[vanished ? 'info' : 'warn'](
           { remote: this.remote.id, run: run.kind, exitCode: result.exitCode, signal: result.signal, verdict, stderr },
-          `rsync ${run.kind} to ${this.remote.id} failed: ${meaning}`,
+          `rsync ${run.kind} to ${this.remote.id} ${vanished ? 'ended' : 'failed'}: ${meaning}${vanished ? '; planning the batch again from the disk' : ''}`,
         );
         this.#failed(batch, verdict, result.exitCode, `${meaning}${stderr ? `: ${stderr}` : ''}`);
         return;
@@ -372,13 +373,19 @@ export class RemoteLane {
 
   #failed(batch: Batch, verdict: RsyncVerdict, exitCode: number | undefined, error: string): void {
     const s = this.stats;
-    s.failures++;
-    s.consecutiveFailures++;
-    s.lastError = error;
+    // Exit 24: files vanished between the plan and the transfer (a tree being removed, temporaries). Nothing is
+    // wrong with the remote, so no backoff and no failure count: the batch is planned again from the disk at once,
+    // where the vanished paths are deletions now. 23 (a file that could not be read) does back off.
+    const vanished = verdict === 'partial' && exitCode === 24;
+    if (!vanished) {
+      s.failures++;
+      s.consecutiveFailures++;
+      s.lastError = error;
+    }
     const { baseMs, capMs, random } = this.#deps.retry;
     // config errors are not fixed by retrying quickly: go to the cap at once.
     const exp = verdict === 'config' ? capMs : Math.min(capMs, baseMs * 2 ** (s.consecutiveFailures - 1));
-    const delay = Math.round(exp * (0.75 + 0.5 * random()));
+    const delay = vanished ? 0 : Math.round(exp * (0.75 + 0.5 * random()));
     this.#backoffUntil = this.#deps.clock.now() + delay;
     if (!s.degraded && (verdict === 'config' || s.consecutiveFailures >= DEGRADED_AFTER)) {
       s.degraded = true;
