@@ -92,7 +92,8 @@ export class RemoteLane {
     degraded: false,
   };
   readonly #deps: LaneDeps;
-  readonly #ctx: CommandContext;
+  /** Not readonly: a receiver that refuses the nanosecond quick check gets a context without it (see #execute). */
+  #ctx: CommandContext;
   readonly #aggregator: Aggregator;
   #running: Promise<void> | null = null;
   #inFlight: Batch | null = null;
@@ -219,6 +220,7 @@ export class RemoteLane {
     let updated: RelPath[] = [];
     let deleted: RelPath[] = [];
     let held = false;
+    let bytes = 0;
     if (batch.full && !(await this.#deletionsAllowed())) {
       this.#hold(batch);
       return;
@@ -248,6 +250,7 @@ export class RemoteLane {
     // Only held deletions: nothing ran, so nothing succeeded, and the hold's recheck delay must stand.
     if (held && runs.length === 0) return;
     this.stats.batches++;
+    let recheck = false;
     for (const run of runs) {
       if (this.#stopped && this.#abort.signal.aborted) break;
       this.stats.rsyncRuns++;
@@ -259,13 +262,39 @@ export class RemoteLane {
         ? { verdict: 'config' as const, meaning: `cannot run ${this.#deps.rsyncPath}: ${result.spawnError}` }
         : classifyRsyncExit(result);
       this.stats.runsByVerdict[verdict]++;
-      this.stats.bytesSent += bytesSentFromStats(result.stdout);
+      const sent = bytesSentFromStats(result.stdout);
+      this.stats.bytesSent += sent;
+      bytes += sent;
+      const stderr = lastLines(result.stderr, 3);
+      if (verdict === 'partial' && result.exitCode === 24) {
+        // Files vanished between the plan and the transfer (a tree being removed, caches, temporaries): everything
+        // that still existed went, and a vanished path's removal is an event of its own. Not a failure, or a full
+        // sync of a live tree would never succeed. The explicitly listed paths are looked at once more.
+        log.info({ remote: this.remote.id, run: run.kind, exitCode: 24, stderr }, `rsync ${run.kind} to ${this.remote.id}: ${meaning}`);
+        recheck ||= run.kind === 'update';
+        continue;
+      }
+      if (
+        verdict !== 'ok' &&
+        run.kind === 'update' &&
+        this.#ctx.nanoseconds !== false &&
+        run.args.includes('--modify-window=-1') &&
+        /unknown option|-@/i.test(result.stderr)
+      ) {
+        this.#ctx = { ...this.#ctx, nanoseconds: false };
+        log.warn(
+          { remote: this.remote.id, stderr },
+          `${this.remote.id} refuses --modify-window=-1 (rsync older than 3.1.3): comparing whole seconds from now on, so a ` +
+            'same-size rewrite within the second of its last sync waits for the next full sync; upgrade rsync on the remote',
+        );
+        this.restore(batch);
+        this.#scheduleRetry(0);
+        return;
+      }
       if (verdict !== 'ok') {
-        const stderr = lastLines(result.stderr, 3);
-        const vanished = verdict === 'partial' && result.exitCode === 24;
-        log[vanished ? 'info' : 'warn'](
+        log.warn(
           { remote: this.remote.id, run: run.kind, exitCode: result.exitCode, signal: result.signal, verdict, stderr },
-          `rsync ${run.kind} to ${this.remote.id} ${vanished ? 'ended' : 'failed'}: ${meaning}${vanished ? '; planning the batch again from the disk' : ''}`,
+          `rsync ${run.kind} to ${this.remote.id} failed: ${meaning}`,
         );
         this.#failed(batch, verdict, result.exitCode, `${meaning}${stderr ? `: ${stderr}` : ''}`);
         return;
@@ -287,12 +316,18 @@ export class RemoteLane {
         updated: updated.length,
         deleted: deleted.length,
         rsyncRuns: runs.length,
+        exitCode: 0,
+        bytes,
         seconds,
         lagSeconds: (this.#deps.clock.now() - batch.since) / 1000,
         sample,
       },
       batch.full ? `full sync to ${this.remote.id} done` : `synced ${updated.length + deleted.length} paths to ${this.remote.id}`,
     );
+    // The whole list only at debug: a 20k-file burst would otherwise be a 20k-path log line.
+    if (log.isLevelEnabled('debug') && updated.length + deleted.length > sample.length) {
+      log.debug({ remote: this.remote.id, updated: updated.map(displayPath), deleted: deleted.map(displayPath) }, 'batch paths');
+    }
     if (wasFailing) log.info({ remote: this.remote.id }, `remote ${this.remote.id} recovered`);
     this.#deps.onAttempt?.(this, {
       ok: true,
@@ -304,6 +339,7 @@ export class RemoteLane {
       nextAttemptAt: null,
     });
     this.#deps.onSynced?.(this, batch, { updated, deleted, seconds });
+    if (recheck) this.restore({ full: false, entries: batch.entries.filter((e) => !e.tree) });
   }
 
   /** Looks at the disk now: what exists is sent, what is gone is deleted. */
@@ -373,19 +409,13 @@ export class RemoteLane {
 
   #failed(batch: Batch, verdict: RsyncVerdict, exitCode: number | undefined, error: string): void {
     const s = this.stats;
-    // Exit 24: files vanished between the plan and the transfer (a tree being removed, temporaries). Nothing is
-    // wrong with the remote, so no backoff and no failure count: the batch is planned again from the disk at once,
-    // where the vanished paths are deletions now. 23 (a file that could not be read) does back off.
-    const vanished = verdict === 'partial' && exitCode === 24;
-    if (!vanished) {
-      s.failures++;
-      s.consecutiveFailures++;
-      s.lastError = error;
-    }
+    s.failures++;
+    s.consecutiveFailures++;
+    s.lastError = error;
     const { baseMs, capMs, random } = this.#deps.retry;
     // config errors are not fixed by retrying quickly: go to the cap at once.
     const exp = verdict === 'config' ? capMs : Math.min(capMs, baseMs * 2 ** (s.consecutiveFailures - 1));
-    const delay = vanished ? 0 : Math.round(exp * (0.75 + 0.5 * random()));
+    const delay = Math.round(exp * (0.75 + 0.5 * random()));
     this.#backoffUntil = this.#deps.clock.now() + delay;
     if (!s.degraded && (verdict === 'config' || s.consecutiveFailures >= DEGRADED_AFTER)) {
       s.degraded = true;

@@ -25,6 +25,8 @@ export interface CommandContext {
   readonly filters: readonly string[];
   /** I/O timeout when `<timeout>` is off: a transfer that moves no data this long is stuck. */
   readonly defaultTimeoutSeconds: number;
+  /** Update runs compare mtimes to the nanosecond (default); false once a receiver older than 3.1.3 refused it. */
+  readonly nanoseconds?: boolean;
 }
 
 export interface UpdatePath {
@@ -43,7 +45,7 @@ export function planUpdate(ctx: CommandContext, paths: readonly RelPath[], extra
   const args = [
     ...baseParams(ctx),
     ...(ctx.deletes ? ['--force'] : []),
-    ...nanosecondQuickCheck(ctx.rsync.commonParams),
+    ...(ctx.nanoseconds === false ? [] : nanosecondQuickCheck(ctx.rsync.commonParams)),
     '--stats',
     '--from0',
     '--files-from=-',
@@ -151,13 +153,14 @@ function baseParams(ctx: CommandContext): string[] {
 /**
  * rsync's quick check compares mtimes in whole seconds by default, so a file rewritten with the same size within the
  * second of its last sync (an editor's save, a CMS updating a counter) was skipped and the remote kept the old bytes.
- * A listed path is known to have changed, so its update run compares nanoseconds too (receivers from 3.1.3 on; an
- * older receiver ignores it and behaves as before). Left out when commonParams already decide how files are compared.
+ * A listed path is known to have changed, so its update run compares nanoseconds too. rsync passes it on as `-@-1`,
+ * which receivers before 3.1.3 reject (exit 1, "unknown option"): the lane then drops it for that remote (see
+ * RemoteLane). Left out when commonParams already decide how files are compared.
  * Full syncs keep whole seconds: on a receiver whose file system has no nanoseconds, every file would differ.
  */
 function nanosecondQuickCheck(params: readonly string[]): string[] {
   const decided = params.some(
-    (p) => /^--(modify-window|checksum|ignore-times)\b/.test(p) || /^-[A-Za-z0-9]*[cI]/.test(p) || /^-[A-Za-z0-9]*@/.test(p),
+    (p) => /^--(modify-window|checksum|ignore-times)(=|$)/.test(p) || /^-[A-Za-z0-9]*[cI]/.test(p) || /^-[A-Za-z0-9]*@/.test(p),
   );
   return decided ? [] : ['--modify-window=-1'];
 }

@@ -12,7 +12,7 @@ import { FakeClock } from './support/fake-clock.ts';
 
 /**
  * The lane's retry timing with a fake clock and a scripted runner (no rsync): exponential backoff with jitter up to
- * the cap, configuration errors at the cap at once, degraded after three failures, and exit 24 planned again at once.
+ * the cap, configuration errors at the cap at once, degraded after three failures, exit 24, an old receiver.
  * The engine and recovery integration tests prove the same against a real rsync daemon.
  */
 
@@ -101,14 +101,40 @@ test('a configuration error (exit 5: auth) waits the full cap at once and marks 
   assert.equal(l.stats.degraded, false);
 });
 
-test('exit 24 (files vanished) is planned again at once: no backoff, no failure counted', async () => {
+test('exit 24 (files vanished) is no failure: the batch counts as synced and its listed paths are looked at once more', async () => {
   const { clock, runner, reports, lane: l } = lane([24, 0]);
   l.add('a.txt', { tree: false, removed: false, created: false });
   await run(clock, 1000);
-  assert.deepEqual(runner.starts, [100, 200]);
+  assert.deepEqual(runner.starts, [100, 200], 'a.txt checked again after the quiet period, no backoff');
   assert.equal(l.stats.failures, 0);
-  assert.equal(l.stats.consecutiveFailures, 0);
-  assert.deepEqual(reports.map((r) => r.ok), [false, true], 'the retry queue still saw the attempt');
+  assert.deepEqual(reports.map((r) => r.ok), [true, true]);
+});
+
+test('exit 24 of a full sync (a live tree) is a finished full sync, not a loop', async () => {
+  const { clock, runner, reports, lane: l } = lane([24, 24, 24]);
+  l.requestFull('test', { immediate: true });
+  await run(clock, 5000);
+  assert.deepEqual(runner.starts, [100], 'one run, not again and again');
+  assert.equal(l.stats.fullSyncs, 1);
+  assert.deepEqual(reports.map((r) => r.ok), [true]);
+});
+
+test('a receiver that refuses --modify-window=-1 (before 3.1.3) is retried at once without it, and stays without it', async () => {
+  const { clock, runner, lane: l } = lane([]);
+  const args: string[][] = [];
+  runner.run = (_file: string, a: readonly string[]) => {
+    args.push([...a]);
+    runner.starts.push(clock.now() - 1_000_000);
+    const old = a.includes('--modify-window=-1');
+    return Promise.resolve({ exitCode: old ? 1 : 0, stdout: '', stderr: old ? 'rsync: on remote machine: -@-1: unknown option' : '', durationMs: 1 });
+  };
+  l.add('a.txt', { tree: false, removed: false, created: false });
+  await run(clock, 1000);
+  l.add('a.txt', { tree: false, removed: false, created: false });
+  await run(clock, 1000);
+  assert.deepEqual(args.map((a) => a.includes('--modify-window=-1')), [true, false, false]);
+  assert.deepEqual(runner.starts, [100, 200, 1100]);
+  assert.equal(l.stats.failures, 0);
 });
 
 test('exit 23 (a file could not be read) backs off like any failure', async () => {
