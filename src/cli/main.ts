@@ -31,30 +31,36 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (shouldDetach(opts.daemon)) return await detach(argv, opts.logFile);
     const log = createLogger({ level: opts.logLevel ?? (config.debug ? 'debug' : 'info') });
     for (const w of config.warnings) log.warn(w);
+    // Before the (possibly long) start: a SIGTERM then stops the daemon as soon as it runs, a SIGHUP is not fatal,
+    // and a SIGUSR1 never reaches Node's default handler, which would open the inspector on 127.0.0.1:9229.
+    const signals = signalHub(log, opts.pidFile);
     if (opts.module) {
       // sersync2's -m: the plugin alone on the watched directory, no rsync.
       const standalone = await startStandalone(config, opts.module, { log });
       announce(opts.pidFile);
-      return await untilStopped(async (signal) => {
-        log.info({ reason: `received ${signal}` }, 'stopping');
-        await standalone.stop();
-        return ExitCode.Ok;
-      }, opts.pidFile, log);
+      return await signals.attach({
+        stop: async (signal) => {
+          log.info({ reason: `received ${signal}` }, 'stopping');
+          await standalone.stop();
+          return ExitCode.Ok;
+        },
+      });
     }
     const daemon = await startDaemon({ config, log, initialSync: opts.initialSync, workers: opts.threads, version });
     announce(opts.pidFile);
-    return await untilStopped((signal) => daemon.stop(`received ${signal}`), opts.pidFile, log, () => {
-      // SIGHUP reloads; a broken new config is reported and the running one goes on.
-      process.on('SIGHUP', () => {
+    return await signals.attach({
+      stop: (signal) => daemon.stop(`received ${signal}`),
+      // A broken new config is reported and the running one goes on.
+      reload: () =>
         loadConfig(opts.config).then(
           (next) => {
             for (const w of next.warnings) log.warn(w);
             return daemon.reload(next);
           },
-          (err: unknown) => log.error({ errors: err instanceof Error ? err.message.split('\n') : String(err) }, 'SIGHUP: the new config is invalid; keeping the running one'),
-        ).catch((err: unknown) => log.error({ err }, 'SIGHUP: reload failed; keeping the running config'));
-      });
-      process.on('SIGUSR1', () => daemon.releaseHold());
+          (err: unknown) =>
+            log.error({ errors: err instanceof Error ? err.message.split('\n') : String(err) }, 'SIGHUP: the new config is invalid; keeping the running one'),
+        ),
+      releaseHold: () => daemon.releaseHold(),
     });
   } catch (err) {
     if (err instanceof SersyncError) {
@@ -78,33 +84,64 @@ function announce(pidFile: string | null): void {
   tellParent({ kind: 'ready', pid: process.pid });
 }
 
+interface SignalTarget {
+  stop(signal: NodeJS.Signals): Promise<number>;
+  reload?(): Promise<void>;
+  releaseHold?(): void;
+}
+
 /**
- * Resolves with `stop`'s exit code after the first SIGTERM or SIGINT; `more` adds other signal handlers. `on`, not
- * `once`: execa's cleanup (signal-exit) re-raises a signal it believes nobody else handles, and a `once` listener is
- * already gone when it looks, so a daemon stopped while an rsync ran died mid-flush. Later signals join the same stop.
+ * The daemon's signals, installed before it starts: SIGTERM/SIGINT stop it (one stop, later signals join it; one
+ * that comes during start-up is acted on once it runs), SIGHUP reloads, SIGUSR1 releases a deletion hold.
+ * `on`, not `once`: execa's cleanup (signal-exit) re-raises a signal it believes nobody else handles, and a `once`
+ * listener is already gone when it looks, so a daemon stopped while an rsync ran died mid-flush.
  */
-function untilStopped(
-  stop: (signal: NodeJS.Signals) => Promise<number>,
-  pidFile: string | null,
-  log: Logger,
-  more?: () => void,
-): Promise<number> {
-  return new Promise<number>((resolve) => {
-    let stopping: Promise<number> | null = null;
-    const onSignal = (signal: NodeJS.Signals) => {
-      stopping ??= stop(signal).catch((err: unknown) => {
-        log.error({ err }, 'error while stopping');
-        return ExitCode.Failure;
-      });
-      stopping.then((code) => {
-        if (pidFile) rmSync(pidFile, { force: true });
-        resolve(code);
-      });
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    more?.();
+function signalHub(log: Logger, pidFile: string | null): { attach(target: SignalTarget): Promise<number> } {
+  let target: SignalTarget | null = null;
+  let early: NodeJS.Signals | null = null;
+  let stopping: Promise<number> | null = null;
+  let finish: (code: number) => void = () => {};
+  const finished = new Promise<number>((resolve) => {
+    finish = resolve;
   });
+  const stop = (signal: NodeJS.Signals) => {
+    if (target === null) {
+      early ??= signal;
+      log.info({ signal }, `${signal} during start-up: stopping as soon as the daemon runs`);
+      return;
+    }
+    stopping ??= target.stop(signal).catch((err: unknown) => {
+      log.error({ err }, 'error while stopping');
+      return ExitCode.Failure;
+    });
+    void stopping.then((code) => {
+      if (pidFile) {
+        try {
+          rmSync(pidFile, { force: true });
+        } catch (err) {
+          log.warn({ err, pidFile }, 'cannot remove the pid file');
+        }
+      }
+      finish(code);
+    });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', () => {
+    if (target?.reload) target.reload().catch((err: unknown) => log.error({ err }, 'SIGHUP: reload failed; keeping the running config'));
+    else log.warn('SIGHUP: nothing to reload yet (still starting, or -m); ignored');
+  });
+  process.on('SIGUSR1', () => {
+    if (target?.releaseHold) target.releaseHold();
+    else log.warn('SIGUSR1: no deletion hold to release yet; ignored');
+  });
+  return {
+    attach(t) {
+      target = t;
+      if (early !== null) stop(early);
+      return finished;
+    },
+  };
 }
 
 function prefixLines(message: string): string {

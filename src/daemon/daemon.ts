@@ -75,7 +75,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const queue = FailQueue.open(opts.config.failLog.path, opts.config.tuning.stateDir);
   if (queue.setAside) log.error({ file: queue.setAside }, 'the retry queue file was unreadable and was set aside; doing a full sync');
   if (opts.config.failLog.path.endsWith('.sh')) {
-    log.info({ failLog: opts.config.failLog.path, queue: queue.file }, 'failed transfers are kept as data in the retry queue, never as a script');
+    log.info(
+      { failLog: opts.config.failLog.path, queue: queue.file },
+      'failed transfers are kept as data in the retry queue, never as a script',
+    );
   }
   const crashed = queue.previousRunCrashed;
   const stored = { ...queue.remotes };
@@ -83,6 +86,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const limiter = new PQueue({ concurrency: opts.workers });
   let allowEmptyRootOnce = false;
   let stopping: Promise<number> | null = null;
+  // Reloads, root follows and the stop run one at a time, in order: two at once could retire a core twice, or
+  // restore one core's leftovers into lanes that the other had already stopped and saved.
+  let lifecycle: Promise<unknown> = Promise.resolve();
+  const serially = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = lifecycle.then(fn, fn);
+    lifecycle = run.catch(() => {});
+    return run;
+  };
   const startedAt = new Date(clock.now()).toISOString();
   const events = { seen: 0, ignored: 0, counted: 0, lost: 0 };
   // Assigned once the first core is built; followRoot (the only early reader) checks it.
@@ -130,7 +141,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       );
     }
     const afterSync = createAfterSync(config, { log });
-    const progress = new FullSyncProgress({ clock, log, intervalMs: config.tuning.progressMs, tty: process.stderr.isTTY ? process.stderr : null });
+    const progress = new FullSyncProgress({
+      clock,
+      log,
+      intervalMs: config.tuning.progressMs,
+      tty: process.stderr.isTTY ? process.stderr : null,
+    });
     const crontabFilters =
       config.crontab.enabled && config.crontab.filter.enabled ? config.crontab.filter.excludes.map((e) => `--exclude=${e}`) : [];
     const deps: LaneDeps = {
@@ -173,11 +189,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
           events.lost++;
           log.warn({ reason: event.reason }, `events may have been lost (${event.reason}); scheduling a full sync`);
           fullSync(event.reason);
-          void followRoot(core, event.reason);
+          followRoot(core, event.reason).catch((err: unknown) => log.error({ err }, 'following the watch root failed'));
           return;
         }
         const change = changeHintFor(event, config.inotify);
-        if (log.isLevelEnabled('debug')) log.debug({ event: event.kind, op: event.op, path: displayPath(event.path), counted: change !== null }, 'watch event');
+        if (log.isLevelEnabled('debug'))
+          log.debug({ event: event.kind, op: event.op, path: displayPath(event.path), counted: change !== null }, 'watch event');
         if (change === null) {
           events.ignored++;
           return;
@@ -189,7 +206,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     );
     const watches = core.watcher.watchCount();
     log.info(
-      { watch: root, watcher: config.tuning.watcher, directories: watches, seconds: (clock.now() - started) / 1000, remotes: lanes.map((l) => l.remote.id) },
+      {
+        watch: root,
+        watcher: config.tuning.watcher,
+        directories: watches,
+        seconds: (clock.now() - started) / 1000,
+        remotes: lanes.map((l) => l.remote.id),
+      },
       `watching ${root}`,
     );
     if (limits.maxUserWatches !== null && watches > limits.maxUserWatches * 0.8) {
@@ -203,7 +226,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     }
     if (config.crontab.enabled) {
       if (config.filter.enabled && config.filter.excludes.length > 0 && !config.crontab.filter.enabled) {
-        log.info('crontab with a realtime filter and no crontabfilter: sersync2 turned crontab off; sersync-ts keeps it, with the filter as rsync excludes');
+        log.info(
+          'crontab with a realtime filter and no crontabfilter: sersync2 turned crontab off; sersync-ts keeps it, with the filter as rsync excludes',
+        );
       }
       core.crontab = new Crontab(config.crontab.scheduleMinutes * 60_000, clock, () => {
         log.info('crontab: full sync of every remote');
@@ -225,9 +250,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         if (id !== null && id === core.rootId) return;
         if (id !== null) {
           log.warn({ reason }, `watch root ${core.config.watch} was replaced: watching the new one`);
-          await swapCore(core.config, false);
-          for (const lane of current.lanes) lane.requestFull('watch root replaced');
-          return;
+          try {
+            await serially(async () => {
+              if (stopping || current !== core) return;
+              await swapCore(core.config, false);
+              for (const lane of current.lanes) lane.requestFull('watch root replaced');
+            });
+            return;
+          } catch (err) {
+            log.error({ err }, `cannot watch the new ${core.config.watch} yet; trying again in 2 s`);
+          }
         }
         await new Promise((r) => setTimeout(r, 2000).unref());
       }
@@ -244,7 +276,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   for (const lane of current.lanes) {
     const batch = stored[lane.remote.id];
     if (!batch) continue;
-    log.info({ remote: lane.remote.id, paths: batch.full ? 'full' : batch.entries.length, attempts: batch.attempts }, 'replaying the retry queue');
+    log.info(
+      { remote: lane.remote.id, paths: batch.full ? 'full' : batch.entries.length, attempts: batch.attempts },
+      'replaying the retry queue',
+    );
     lane.restore(batch);
   }
 
@@ -285,7 +320,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     if (opts.statusEndpoint === false) return;
     try {
       endpoint = await startStatusServer({ host: host.ip, port: host.port, source: daemon, log });
-      log.info({ url: endpoint.url, addresses: endpoint.addresses }, `status endpoint: ${endpoint.url}/ (/status, /metrics)`);
     } catch (err) {
       // Several sersync instances on one machine share sersync2's default localhost:8008: syncing matters more.
       log.warn(
@@ -349,17 +383,22 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         }),
       };
     },
-    reload: async (config) => {
-      log.info({ file: config.file }, 'reloading the config');
-      const before = current.config.host;
-      await swapCore(config, false);
-      if (before.ip !== config.host.ip || before.port !== config.host.port) {
-        await endpoint?.close();
-        endpoint = null;
-        await serveStatus(config.host);
-      }
-      log.info('config reloaded');
-    },
+    reload: (config) =>
+      serially(async () => {
+        if (stopping) {
+          log.warn('stopping: the new config is not applied');
+          return;
+        }
+        log.info({ file: config.file }, 'reloading the config');
+        const before = current.config.host;
+        await swapCore(config, false);
+        if (before.ip !== config.host.ip || before.port !== config.host.port) {
+          await endpoint?.close();
+          endpoint = null;
+          await serveStatus(config.host);
+        }
+        log.info('config reloaded');
+      }),
     releaseHold: () => {
       allowEmptyRootOnce = true;
       log.warn('hold released once: deletions go even though the watch root looks empty');
@@ -369,7 +408,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       }, 60_000).unref();
     },
     stop: (reason, graceMs = 10_000) => {
-      stopping ??= (async () => {
+      // After a reload or root follow in progress, never beside it.
+      stopping ??= serially(async () => {
         log.info({ reason }, 'stopping: sending what is pending');
         const leftovers = await retire(current, graceMs);
         let left = 0;
@@ -398,7 +438,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         if (left > 0) log.warn({ left, queue: queue.file }, 'stopped with changes not yet on every remote; they are in the retry queue');
         log.info('stopped');
         return ExitCode.Ok;
-      })();
+      });
       return stopping;
     },
   };

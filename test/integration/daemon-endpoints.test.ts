@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
+import { createConnection, createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { freePort } from '../helpers/ports.ts';
@@ -100,6 +100,10 @@ printf '%s\\0' "$#" "$1" "$where" > "$(mktemp "${record}/run.XXXXXX")"
     assert.deepEqual((await runs()).find((r) => r[1] === join(src, n)), ['1', join(src, n), 'both'], `${n}: one argument, run once both remotes had it`);
   }
   assert.ok(!existsSync(join(src, 'PWNED')) && !existsSync(join(dir, 'PWNED')), 'no shell ran a name');
+  const batchLine = proc.records().find((r) => r.remote === '127.0.0.1::one' && typeof r.updated === 'number' && (r.updated as number) > 0);
+  assert.ok(batchLine, 'a batch line for the remote');
+  assert.equal(batchLine.exitCode, 0);
+  assert.ok((batchLine.bytes as number) > 0 && typeof batchLine.seconds === 'number' && Array.isArray(batchLine.sample), JSON.stringify(batchLine));
 
   await waitFor(
     async () => {
@@ -307,4 +311,44 @@ test('SIGHUP reloads: a broken config is reported and the running one goes on; a
   await assert.rejects(fetch(`http://127.0.0.1:${port1}/status`), 'the old port is closed');
   assert.equal(proc.proc.running(), true);
   assert.equal(await proc.stop(), 0);
+});
+
+test('signals during start-up: SIGUSR1 opens no inspector, SIGHUP is not fatal, SIGTERM stops the daemon once it runs', async () => {
+  const dir = await makeTempDir('endpoints-early-');
+  const src = join(dir, 'src');
+  await mkdir(src);
+  // A start-up that takes 3 s: rsync --version answers late (the rsync that syncs is the real one).
+  const bin = join(dir, 'bin');
+  await mkdir(bin);
+  await writeFile(join(bin, 'rsync'), '#!/bin/sh\n[ "$1" = --version ] && sleep 3\nexec /usr/bin/rsync "$@"\n', { mode: 0o755 });
+  const conf = await writeConf(dir, {
+    watch: src,
+    remotes: [{ ip: '127.0.0.1', name: 'm' }],
+    auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
+    port: rsyncd.port,
+    failLog: join(dir, 'state', 'fail.log'),
+    host: { ip: '127.0.0.1', port: await freePort() },
+  });
+  const proc = await startSersync(['-o', conf], { waitReady: false, env: { PATH: `${bin}:${process.env.PATH}` } });
+  running.push(proc);
+  // Node is up and the handlers are installed well within 1.5 s; rsync --version answers after 3 s.
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(proc.records().length, 0, 'still starting: nothing logged yet');
+  const pid = proc.proc.child.pid as number;
+  process.kill(pid, 'SIGUSR1');
+  process.kill(pid, 'SIGHUP');
+  process.kill(pid, 'SIGTERM');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(proc.proc.running(), true, `neither SIGHUP nor SIGTERM killed it outright:\n${proc.proc.output()}`);
+  const inspector = await new Promise<boolean>((resolve) => {
+    const sock = createConnection({ host: '127.0.0.1', port: 9229 });
+    sock.once('connect', () => (sock.destroy(), resolve(true)));
+    sock.once('error', () => resolve(false));
+  });
+  assert.equal(inspector, false, 'nothing listens on the inspector port');
+  const status = await proc.proc.exited;
+  assert.equal(status.code, 0, proc.proc.output());
+  assert.ok(proc.records().some((r) => r.msg === 'stopped'), 'it started, then stopped cleanly');
+  const queue = JSON.parse(await readFile(join(dir, 'state', 'fail.log.queue.json'), 'utf8')) as { running: boolean };
+  assert.equal(queue.running, false, 'a clean stop: the next start does not take it for a crash');
 });
