@@ -8,14 +8,17 @@ import type { RelPath } from '../core/paths.ts';
  * directory; too many paths overall becomes a full sync. A batch is due once its changes have been quiet for
  * `quietMs`, and never later than `maxWaitMs` after its first change. Time comes only from the Clock.
  *
- * While writes go on without a pause (a long `cp -a`), each batch that the cap cut off doubles the cap of the next
- * one, up to MAX_STRETCH times maxWaitMs; a batch that goes on quiet resets it. A burst of T seconds then costs
- * about log2(T / maxWaitMs) + 1 rsync runs instead of T / maxWaitMs, and the latency after the last write, which
- * the quiet rule decides, does not change.
+ * While a burst goes on without a pause (a long `cp -a`: at least BURST_EVENTS changes in the window), each batch
+ * that the cap cut off doubles the cap of the next one, up to MAX_STRETCH times maxWaitMs; a batch that goes on
+ * quiet, or a cut-off window with fewer changes (a log file appended to all day), resets it. A burst of T seconds
+ * then costs about log2(T / maxWaitMs) + 1 rsync runs instead of T / maxWaitMs, and the latency after the last
+ * write, which the quiet rule decides, does not change.
  */
 
 /** The cap of a batch in a burst that goes on grows to at most this many times maxWaitMs. */
 export const MAX_STRETCH = 4;
+/** Changes in a cut-off window that make it a burst worth stretching the next cap for. */
+export const BURST_EVENTS = 1000;
 
 export interface AggregatorLimits {
   readonly quietMs: number;
@@ -81,6 +84,8 @@ export class Aggregator {
   #dueNow = false;
   /** The cap of this window is maxWaitMs times this (1, 2, 4 … MAX_STRETCH): see the class comment. */
   #stretch = 1;
+  /** Changes added in this window. */
+  #changes = 0;
 
   /** `onDue` runs (from a clock timer) when a batch becomes due; the owner calls take() when it is ready for it. */
   constructor(limits: AggregatorLimits, clock: Clock, onDue: () => void) {
@@ -107,6 +112,7 @@ export class Aggregator {
   }
 
   add(path: RelPath, hint: ChangeHint): void {
+    this.#changes++;
     this.#touch();
     if (this.#full) return;
     if (path === '') {
@@ -146,7 +152,8 @@ export class Aggregator {
     collect(this.#root, '', entries);
     const batch: Batch = { full: this.#full, fullReason: this.#fullReason, entries, since: this.#firstAt };
     const cutOff = !this.#dueNow && this.#clock.now() < this.#lastAt + this.#limits.quietMs;
-    this.#stretch = cutOff ? Math.min(this.#stretch * 2, MAX_STRETCH) : 1;
+    this.#stretch = cutOff && this.#changes >= BURST_EVENTS ? Math.min(this.#stretch * 2, MAX_STRETCH) : 1;
+    this.#changes = 0;
     this.#root = newNode();
     this.#full = false;
     this.#fullReason = '';

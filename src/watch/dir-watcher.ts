@@ -228,7 +228,7 @@ export class DirWatcher implements Watcher {
     let st = task.stats;
     if (st === null) {
       try {
-        st = await lstatFast(this.#abs(path), { bigint: true });
+        st = await this.#lstat(path, task.parent?.dev);
       } catch (err) {
         this.#walkFailed(path, group, err);
         return;
@@ -427,14 +427,11 @@ export class DirWatcher implements Watcher {
     const { path } = check;
     let st: BigIntStats | null;
     try {
-      // Synchronous on purpose: an asynchronous lstat is a round trip through libuv's thread pool, and in a burst
-      // (one per created file) those hand-offs cost more CPU than the lstat itself: 3.1 s of the daemon's CPU for a
-      // `cp -a /usr/share/man` here, against about 0.1 s for 24k synchronous calls on a local file system.
-      st = lstatSync(this.#abs(path), { bigint: true, throwIfNoEntry: false }) ?? null;
+      st = await this.#lstat(path, check.dirEntry.dev);
     } catch (err) {
       const code = errorCode(err);
       // EACCES and the like: a directory that is listable but not searchable; rsync could not read the entry either.
-      if (code !== 'ENOTDIR') return;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') return;
       st = null;
     }
     // The directory that reported it was removed or replaced meanwhile; that change covers this path.
@@ -533,6 +530,19 @@ export class DirWatcher implements Watcher {
   }
 
   // ---- plumbing ------------------------------------------------------------------------------------------------
+
+  /**
+   * lstat of an entry of a directory on device `dev`. Synchronous on the root's own file system: an asynchronous
+   * lstat is a round trip through libuv's thread pool, and in a burst (one per created file) those hand-offs cost
+   * more CPU than the lstat itself (3.1 s of the daemon's CPU for a `cp -a /usr/share/man` here, against about 0.1 s
+   * for 24k synchronous calls). Asynchronous below another mount point, where a hung network file system must block
+   * one pool thread, not the daemon.
+   */
+  #lstat(path: RelPath, dev: bigint | undefined): Promise<BigIntStats> | BigIntStats {
+    const abs = this.#abs(path);
+    if (dev !== undefined && dev === this.#rootIdentity?.dev) return lstatSync(abs, { bigint: true });
+    return lstatFast(abs, { bigint: true });
+  }
 
   #emit(event: WatchEvent): void {
     if (this.#closed || this.#sink === null) return;

@@ -44,9 +44,9 @@ test('continuous writes do not postpone a batch past maxWaitMs', () => {
 test('a burst that goes on doubles the cap batch after batch, up to MAX_STRETCH; a pause resets it', () => {
   const { clock, batches, agg } = setup();
   const sentAt: number[] = [];
-  const write = (ms: number) => {
+  const write = (ms: number, perTick = 100) => {
     for (let t = 0; t < ms; t += 100) {
-      agg.add(`f${clock.now()}.txt`, file);
+      for (let i = 0; i < perTick; i++) agg.add(`f${i % 5}.txt`, file);
       const before = batches.length;
       clock.advance(100);
       if (batches.length > before) sentAt.push(clock.now() - 1_000_000);
@@ -61,6 +61,18 @@ test('a burst that goes on doubles the cap batch after batch, up to MAX_STRETCH;
   const t0 = clock.now() - 1_000_000;
   write(3000);
   assert.deepEqual(sentAt.map((t) => t - t0), [2000], 'after a quiet batch the cap is maxWaitMs again');
+});
+
+test('a trickle that never pauses (a log file appended to) keeps the cap at maxWaitMs', () => {
+  const { clock, batches, agg } = setup();
+  for (let t = 0; t < 10_000; t += 100) {
+    agg.add('app.log', file);
+    clock.advance(100);
+  }
+  assert.deepEqual(
+    batches.map((b) => b.since - 1_000_000),
+    [0, 2000, 4000, 6000, 8000],
+  );
 });
 
 test('the latest state per path: repeated changes are one entry', () => {
