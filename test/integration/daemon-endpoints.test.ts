@@ -342,7 +342,10 @@ test('signals during start-up: SIGUSR1 opens no inspector, SIGHUP is not fatal, 
   assert.equal(proc.proc.running(), true, `neither SIGHUP nor SIGTERM killed it outright:\n${proc.proc.output()}`);
   const inspector = await new Promise<boolean>((resolve) => {
     const sock = createConnection({ host: '127.0.0.1', port: 9229 });
-    sock.once('connect', () => (sock.destroy(), resolve(true)));
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
     sock.once('error', () => resolve(false));
   });
   assert.equal(inspector, false, 'nothing listens on the inspector port');
