@@ -209,6 +209,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       {
         watch: root,
         watcher: config.tuning.watcher,
+        backend: core.watcher.backend,
         directories: watches,
         seconds: (clock.now() - started) / 1000,
         remotes: lanes.map((l) => l.remote.id),

@@ -1,9 +1,10 @@
-import { type BigIntStats, type Dirent, type FSWatcher, lstatSync, watch } from 'node:fs';
+import { type BigIntStats, type Dirent, lstatSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ExitCode, SersyncError } from '../core/errors.ts';
 import { lstatFast } from '../core/lstat.ts';
 import { baseName, displayPath, fromBytes, fromUtf8, joinRel, parentOf, toBuffer, type RelPath } from '../core/paths.ts';
+import { createInotifyBackend, type DirWatchBackend, type DirWatchHandle, fsWatchBackend, loadNativeInotify } from './dir-watch-backend.ts';
 import type { WatchEvent, WatchOptions, Watcher } from './watcher.ts';
 
 export interface DirWatcherOptions {
@@ -17,11 +18,13 @@ export interface DirWatcherOptions {
    * It is tried again when its parent reports an event for it (a chmod does), and forgotten when it is removed.
    */
   readonly onUnreadable?: (path: RelPath, cause: unknown) => void;
+  /** 'auto' (default): the native inotify reader when it was built, else fs.watch. Changeable for tests. */
+  readonly backend?: 'auto' | 'fs.watch';
 }
 
 /** One watched directory. Only directories have state; files never do. */
 interface DirEntry {
-  readonly watcher: FSWatcher;
+  readonly watcher: DirWatchHandle;
   /** Identity of the directory when it was watched, to notice a directory replaced under the same name. */
   readonly ino: bigint;
   readonly dev: bigint;
@@ -68,7 +71,8 @@ interface PendingCheck {
 const ROOT_LOST = 'watch root was removed or replaced';
 
 /**
- * A directory-only watcher on fs.watch: one inotify watch per directory, none per file, and no per-file stat at start
+ * A directory-only watcher: one inotify watch per directory (through the native reader, or fs.watch where it was not
+ * built: dir-watch-backend.ts), none per file, and no per-file stat at start
  * (readdir with d_type; Node lstats only entries whose type the file system does not report). State is O(directories).
  *
  * Each directory is watched before it is listed, so an entry created during the walk is either in the listing or
@@ -94,12 +98,15 @@ const ROOT_LOST = 'watch root was removed or replaced';
  *   unwatched and is not descended (a parent event for it later tries again).
  * - The root removed, moved or replaced (its inode changes): one `lost`. The watcher then keeps what it has; the
  *   daemon decides whether to stop or restart it.
- * libuv never reports inotify queue overflow, so no `lost` can be emitted for it; see TRAPS.md.
+ * - Queue overflow (IN_Q_OVERFLOW): one `lost`, with the native reader only; libuv drops it (TRAPS.md), so on
+ *   fs.watch an overflow goes unnoticed.
  */
 export class DirWatcher implements Watcher {
   readonly #walkLimit: number;
   readonly #eventLimit: number;
   readonly #onUnreadable: ((path: RelPath, cause: unknown) => void) | undefined;
+  readonly #backendChoice: 'auto' | 'fs.watch';
+  #backend: DirWatchBackend = fsWatchBackend;
 
   #sink: ((event: WatchEvent) => void) | null = null;
   #isIgnored: (path: RelPath, isDir: boolean) => boolean = () => false;
@@ -126,6 +133,12 @@ export class DirWatcher implements Watcher {
     this.#walkLimit = Math.max(1, options.walkConcurrency ?? 32);
     this.#eventLimit = Math.max(1, options.eventConcurrency ?? 32);
     this.#onUnreadable = options.onUnreadable;
+    this.#backendChoice = options.backend ?? 'auto';
+  }
+
+  /** 'inotify' (the native reader) or 'fs.watch'. */
+  get backend(): DirWatchBackend['name'] {
+    return this.#backend.name;
   }
 
   async start(root: string, sink: (event: WatchEvent) => void, options: WatchOptions): Promise<void> {
@@ -147,6 +160,15 @@ export class DirWatcher implements Watcher {
     this.#rootBytes = fromUtf8(rootPath);
     this.#rootPrefix = this.#rootBytes.endsWith('/') ? this.#rootBytes : `${this.#rootBytes}/`;
     this.#rootName = baseName(this.#rootBytes);
+    const addon = this.#backendChoice === 'auto' ? loadNativeInotify() : null;
+    // close() may have come during the stat above: then nothing may be opened that nobody closes.
+    if (addon !== null && !this.#closed) {
+      this.#backend = createInotifyBackend(
+        addon,
+        () => this.#emit({ kind: 'lost', reason: 'the inotify event queue overflowed (raise fs.inotify.max_queued_events)' }),
+        (err) => this.#emit({ kind: 'lost', reason: `reading inotify events failed: ${messageOf(err)}`, cause: err }),
+      );
+    }
 
     await new Promise<void>((done) => {
       const group = newGroup('', false, done);
@@ -176,6 +198,9 @@ export class DirWatcher implements Watcher {
 
   async close(): Promise<void> {
     this.#closed = true;
+    // The backend first: closing the native reader's descriptor drops every watch at once in the kernel, instead of
+    // one inotify_rm_watch per directory (and the IN_IGNORED event each of those queues).
+    this.#backend.close();
     for (const entry of this.#dirs.values()) entry.watcher.close();
     this.#dirs.clear();
     // Queued checks are dropped; queued walk tasks still run, see that the watcher is closed and finish their group.
@@ -267,9 +292,12 @@ export class DirWatcher implements Watcher {
 
   #watchDir(task: WalkTask, st: BigIntStats): DirEntry | null {
     const { path, group } = task;
-    let watcher: FSWatcher;
+    let watcher: DirWatchHandle;
     try {
-      watcher = watch(this.#abs(path), { encoding: 'buffer', persistent: true }, (type, name) => this.#onFsEvent(path, entry, type, name));
+      watcher = this.#backend.watch(this.#abs(path), {
+        event: (type, name, hint) => this.#onFsEvent(path, entry, type, name, hint),
+        error: (err) => this.#onWatcherError(path, entry, err),
+      });
     } catch (err) {
       const code = errorCode(err);
       if (path === group.top && (code === 'ENOSPC' || code === 'EMFILE' || code === 'ENFILE')) group.topUnwatchable = true;
@@ -277,7 +305,6 @@ export class DirWatcher implements Watcher {
       return null;
     }
     const entry: DirEntry = { watcher, ino: st.ino, dev: st.dev, birth: st.birthtimeNs, children: null };
-    watcher.on('error', (err: unknown) => this.#onWatcherError(path, entry, err));
     this.#dirs.set(path, entry);
     if (path !== '') {
       const parent = this.#dirs.get(parentOf(path));
@@ -341,7 +368,7 @@ export class DirWatcher implements Watcher {
 
   // ---- events --------------------------------------------------------------------------------------------------
 
-  #onFsEvent(dir: RelPath, entry: DirEntry, type: string, name: Buffer | null): void {
+  #onFsEvent(dir: RelPath, entry: DirEntry, type: string, name: Buffer | null, hint: { isDir: boolean; gone: boolean } | null): void {
     if (this.#dirs.get(dir) !== entry) return; // a closed or replaced watcher
     if (name === null) {
       void this.#rescan(dir, entry);
@@ -360,6 +387,13 @@ export class DirWatcher implements Watcher {
     if (type !== 'rename' && !self && !this.#checks.has(path) && !this.#unreadable.has(path)) {
       if (this.#dirs.has(path) || this.#isIgnored(path, false)) return;
       this.#emit({ kind: 'file', op: 'change', path });
+      return;
+    }
+    // The native backend says what a 'rename' was: a non-directory created, moved in, removed or moved away needs
+    // no lstat either (the batch looks at the disk), unless the name was a watched directory a moment ago.
+    if (hint !== null && !hint.isDir && !self && !this.#checks.has(path) && !this.#dirs.has(path) && !this.#unreadable.has(path)) {
+      if (this.#isIgnored(path, false)) return;
+      this.#emit({ kind: 'file', op: hint.gone ? 'unlink' : 'change', path });
       return;
     }
     this.#queueCheck(path, dir, entry, type === 'rename', self);

@@ -27,5 +27,7 @@ export interface Watcher {
   start(root: string, sink: (event: WatchEvent) => void, options: WatchOptions): Promise<void>;
   /** Number of inotify watches held (directories), for the limit check and metrics. */
   watchCount(): number;
+  /** What delivers the events, for the log ('inotify', 'fs.watch', 'chokidar'). */
+  readonly backend?: string;
   close(): Promise<void>;
 }

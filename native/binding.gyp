@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "inotify",
+      "sources": ["inotify.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

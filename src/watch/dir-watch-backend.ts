@@ -1,0 +1,150 @@
+import { existsSync } from 'node:fs';
+import { watch } from 'node:fs';
+import { createRequire } from 'node:module';
+import { baseName, fromBytes } from '../core/paths.ts';
+
+/**
+ * How DirWatcher subscribes to one directory. Two backends: Node's fs.watch, and a small native inotify reader
+ * (native/inotify.c, built by `npm test`/`npm run demo` when a C compiler and Node's headers are there). The native
+ * one holds no JavaScript object per directory (100,100 fs.watch handles alone hold 213 MB here), says whether an
+ * entry is a directory (so created files need no lstat), and reports inotify queue overflow, which libuv drops.
+ */
+
+/** What one event says. `hint` is null from fs.watch; the native backend knows the type and whether it went away. */
+export interface DirWatchListener {
+  event(type: 'rename' | 'change', name: Buffer | null, hint: { readonly isDir: boolean; readonly gone: boolean } | null): void;
+  error(err: unknown): void;
+}
+
+export interface DirWatchHandle {
+  close(): void;
+}
+
+export interface DirWatchBackend {
+  readonly name: 'inotify' | 'fs.watch';
+  /** Throws like fs.watch (an Error with `code`: ENOENT, ENOSPC, EACCES …). */
+  watch(abs: Buffer, listener: DirWatchListener): DirWatchHandle;
+  close(): void;
+}
+
+export const fsWatchBackend: DirWatchBackend = {
+  name: 'fs.watch',
+  watch(abs, listener) {
+    const w = watch(abs, { encoding: 'buffer', persistent: true }, (type, name) => listener.event(type === 'rename' ? 'rename' : 'change', name, null));
+    w.on('error', (err: unknown) => listener.error(err));
+    return w;
+  },
+  close() {},
+};
+
+interface NativeInotify {
+  open(cb: (chunk: Buffer | null, errno: number | null) => void): unknown;
+  addWatch(handle: unknown, path: Buffer, mask: number): number;
+  rmWatch(handle: unknown, wd: number): void;
+  close(handle: unknown): void;
+}
+
+const IN_MODIFY = 0x2;
+const IN_ATTRIB = 0x4;
+const IN_MOVED_FROM = 0x40;
+const IN_MOVED_TO = 0x80;
+const IN_CREATE = 0x100;
+const IN_DELETE = 0x200;
+const IN_DELETE_SELF = 0x400;
+const IN_MOVE_SELF = 0x800;
+const IN_UNMOUNT = 0x2000;
+const IN_Q_OVERFLOW = 0x4000;
+const IN_IGNORED = 0x8000;
+const IN_ONLYDIR = 0x1000000;
+const IN_ISDIR = 0x40000000;
+/** libuv's mask for fs.watch, so both backends see the same events; IN_ONLYDIR refuses a file swapped in. */
+const MASK = IN_ATTRIB | IN_CREATE | IN_MODIFY | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
+
+const ERRNO_CODES: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 20: 'ENOTDIR', 23: 'ENFILE', 24: 'EMFILE', 28: 'ENOSPC' };
+
+let native: NativeInotify | null | undefined;
+
+/** The compiled addon, or null when it was not built here (then DirWatcher uses fs.watch). */
+export function loadNativeInotify(): NativeInotify | null {
+  if (native !== undefined) return native;
+  native = null;
+  const file = new URL('../../native/build/Release/inotify.node', import.meta.url);
+  if (process.platform === 'linux' && existsSync(file)) {
+    try {
+      native = createRequire(import.meta.url)(file.pathname) as NativeInotify;
+    } catch {
+      native = null;
+    }
+  }
+  return native;
+}
+
+/**
+ * One inotify descriptor for one DirWatcher. Watching the same directory twice (it was renamed, and the new name is
+ * watched before the old one is dropped) gives the same watch descriptor, so subscribers are counted per descriptor
+ * as libuv does; the watch is removed with the last one.
+ */
+export function createInotifyBackend(addon: NativeInotify, onOverflow: () => void, onError: (err: unknown) => void): DirWatchBackend {
+  const subscribers = new Map<number, Set<{ listener: DirWatchListener; name: Buffer }>>();
+  const handle = addon.open((chunk, errno) => {
+    if (chunk === null) {
+      onError(Object.assign(new Error(`reading inotify events failed (errno ${errno})`), { code: ERRNO_CODES[errno ?? 0] ?? 'EIO' }));
+      return;
+    }
+    let off = 0;
+    while (off + 16 <= chunk.length) {
+      const wd = chunk.readInt32LE(off);
+      const mask = chunk.readUInt32LE(off + 4);
+      const len = chunk.readUInt32LE(off + 12);
+      const nameEnd = chunk.indexOf(0, off + 16);
+      const name = len === 0 ? null : chunk.subarray(off + 16, nameEnd === -1 || nameEnd > off + 16 + len ? off + 16 + len : nameEnd);
+      off += 16 + len;
+      if (mask & IN_Q_OVERFLOW) {
+        onOverflow();
+        continue;
+      }
+      const subs = subscribers.get(wd);
+      if (subs === undefined) continue;
+      if (mask & IN_IGNORED) {
+        subscribers.delete(wd);
+        continue;
+      }
+      const type = mask & (IN_ATTRIB | IN_MODIFY) ? 'change' : 'rename';
+      for (const s of [...subs]) {
+        // As libuv does: an event of the directory itself carries the directory's own name.
+        if (name === null || mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) s.listener.event(type, s.name, null);
+        else s.listener.event(type, Buffer.from(name), { isDir: (mask & IN_ISDIR) !== 0, gone: (mask & (IN_DELETE | IN_MOVED_FROM)) !== 0 });
+      }
+    }
+  });
+  return {
+    name: 'inotify',
+    watch(abs, listener) {
+      let wd: number;
+      try {
+        wd = addon.addWatch(handle, abs, MASK);
+      } catch (err) {
+        const errno = (err as { errno?: number }).errno ?? 0;
+        throw Object.assign(new Error(`watch ${fromBytes(abs)}: ${(err as Error).message}`), { code: ERRNO_CODES[errno] ?? 'EIO', cause: err });
+      }
+      const sub = { listener, name: Buffer.from(baseName(fromBytes(abs)), 'latin1') };
+      let subs = subscribers.get(wd);
+      if (subs === undefined) subscribers.set(wd, (subs = new Set()));
+      subs.add(sub);
+      return {
+        close() {
+          const now = subscribers.get(wd);
+          if (now === undefined || !now.delete(sub)) return;
+          if (now.size === 0) {
+            subscribers.delete(wd);
+            addon.rmWatch(handle, wd);
+          }
+        },
+      };
+    },
+    close() {
+      subscribers.clear();
+      addon.close(handle);
+    },
+  };
+}
