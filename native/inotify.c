@@ -55,6 +55,9 @@ static void* read_loop(void* arg) {
     }
     if (fds[1].revents) break;
     if (!(fds[0].revents & POLLIN)) continue;
+    // Let a burst gather for 2 ms: one read then carries hundreds of events instead of one, which cut this thread's
+    // system time for a `cp -a /usr/share/man` from 0.83 s; a single change waits 2 ms longer, nothing next to quietMs.
+    usleep(2000);
     for (;;) {
       ssize_t got = read(r->fd, buf, size);
       if (got < 0 && errno == EINTR) continue;
