@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { watch } from 'node:fs';
 import { createRequire } from 'node:module';
-import { baseName, fromBytes } from '../core/paths.ts';
+import { fromBytes } from '../core/paths.ts';
 
 /**
  * How DirWatcher subscribes to one directory. Two backends: Node's fs.watch, and a small native inotify reader
@@ -10,20 +10,34 @@ import { baseName, fromBytes } from '../core/paths.ts';
  * entry is a directory (so created files need no lstat), and reports inotify queue overflow, which libuv drops.
  */
 
-/** What one event says. `hint` is null from fs.watch; the native backend knows the type and whether it went away. */
+/**
+ * What the native backend knows of an event: the entry's type, whether it went away, and whether the event is about
+ * the watched directory itself (then `name` is null). fs.watch gives no hint (null), and names the directory itself.
+ */
+export interface DirEventHint {
+  readonly isDir: boolean;
+  readonly gone: boolean;
+  readonly self: boolean;
+}
+
 export interface DirWatchListener {
-  event(type: 'rename' | 'change', name: Buffer | null, hint: { readonly isDir: boolean; readonly gone: boolean } | null): void;
+  event(type: 'rename' | 'change', name: Buffer | null, hint: DirEventHint | null): void;
   error(err: unknown): void;
 }
 
-export interface DirWatchHandle {
-  close(): void;
-}
+/** A watch: an inotify watch descriptor (native: no object per directory), or an fs.FSWatcher. */
+export type DirWatchToken = number | { close(): void };
 
 export interface DirWatchBackend {
   readonly name: 'inotify' | 'fs.watch';
   /** Throws like fs.watch (an Error with `code`: ENOENT, ENOSPC, EACCES …). */
-  watch(abs: Buffer, listener: DirWatchListener): DirWatchHandle;
+  watch(abs: Buffer, listener: DirWatchListener): DirWatchToken;
+  unwatch(token: DirWatchToken, listener: DirWatchListener): void;
+  /**
+   * The names of a directory's subdirectories, synchronously, without a Dirent, Buffer or string per file (native
+   * only). Throws an Error with `code` like readdir.
+   */
+  readonly listDirs?: (abs: Buffer) => Buffer[];
   close(): void;
 }
 
@@ -34,6 +48,9 @@ export const fsWatchBackend: DirWatchBackend = {
     w.on('error', (err: unknown) => listener.error(err));
     return w;
   },
+  unwatch(token) {
+    if (typeof token !== 'number') token.close();
+  },
   close() {},
 };
 
@@ -42,6 +59,7 @@ interface NativeInotify {
   addWatch(handle: unknown, path: Buffer, mask: number): number;
   rmWatch(handle: unknown, wd: number): void;
   close(handle: unknown): void;
+  listDirs(path: Buffer): Buffer;
 }
 
 const IN_MODIFY = 0x2;
@@ -60,7 +78,16 @@ const IN_ISDIR = 0x40000000;
 /** libuv's mask for fs.watch, so both backends see the same events; IN_ONLYDIR refuses a file swapped in. */
 const MASK = IN_ATTRIB | IN_CREATE | IN_MODIFY | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
 
-const ERRNO_CODES: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 20: 'ENOTDIR', 23: 'ENFILE', 24: 'EMFILE', 28: 'ENOSPC' };
+const ERRNO_CODES: Record<number, string> = {
+  1: 'EPERM',
+  2: 'ENOENT',
+  13: 'EACCES',
+  20: 'ENOTDIR',
+  23: 'ENFILE',
+  24: 'EMFILE',
+  28: 'ENOSPC',
+  40: 'ELOOP',
+};
 
 let native: NativeInotify | null | undefined;
 
@@ -84,8 +111,19 @@ export function loadNativeInotify(): NativeInotify | null {
  * watched before the old one is dropped) gives the same watch descriptor, so subscribers are counted per descriptor
  * as libuv does; the watch is removed with the last one.
  */
+/** The four hints there are, shared, so that an event allocates none. */
+const HINTS: readonly DirEventHint[] = [
+  { isDir: false, gone: false, self: false },
+  { isDir: false, gone: true, self: false },
+  { isDir: true, gone: false, self: false },
+  { isDir: true, gone: true, self: false },
+];
+const SELF_HINT: DirEventHint = { isDir: true, gone: false, self: true };
+
 export function createInotifyBackend(addon: NativeInotify, onOverflow: () => void, onError: (err: unknown) => void): DirWatchBackend {
-  const subscribers = new Map<number, Set<{ listener: DirWatchListener; name: Buffer }>>();
+  // One listener per descriptor, an array in the rare case of two (a directory watched under a new name before its
+  // old one was dropped). No Set or closure per directory: this map is most of the watcher's memory on 1M files.
+  const subscribers = new Map<number, DirWatchListener | DirWatchListener[]>();
   const handle = addon.open((chunk, errno) => {
     if (chunk === null) {
       onError(Object.assign(new Error(`reading inotify events failed (errno ${errno})`), { code: ERRNO_CODES[errno ?? 0] ?? 'EIO' }));
@@ -110,11 +148,9 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
         continue;
       }
       const type = mask & (IN_ATTRIB | IN_MODIFY) ? 'change' : 'rename';
-      for (const s of [...subs]) {
-        // As libuv does: an event of the directory itself carries the directory's own name.
-        if (name === null || mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) s.listener.event(type, s.name, null);
-        else s.listener.event(type, Buffer.from(name), { isDir: (mask & IN_ISDIR) !== 0, gone: (mask & (IN_DELETE | IN_MOVED_FROM)) !== 0 });
-      }
+      const self = name === null || (mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) !== 0;
+      const hint = self ? SELF_HINT : (HINTS[((mask & IN_ISDIR) !== 0 ? 2 : 0) + ((mask & (IN_DELETE | IN_MOVED_FROM)) !== 0 ? 1 : 0)] as DirEventHint);
+      for (const s of Array.isArray(subs) ? [...subs] : [subs]) s.event(type, self ? null : Buffer.from(name as Buffer), hint);
     }
   });
   return {
@@ -127,20 +163,42 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
         const errno = (err as { errno?: number }).errno ?? 0;
         throw Object.assign(new Error(`watch ${fromBytes(abs)}: ${(err as Error).message}`), { code: ERRNO_CODES[errno] ?? 'EIO', cause: err });
       }
-      const sub = { listener, name: Buffer.from(baseName(fromBytes(abs)), 'latin1') };
-      let subs = subscribers.get(wd);
-      if (subs === undefined) subscribers.set(wd, (subs = new Set()));
-      subs.add(sub);
-      return {
-        close() {
-          const now = subscribers.get(wd);
-          if (now === undefined || !now.delete(sub)) return;
-          if (now.size === 0) {
-            subscribers.delete(wd);
-            addon.rmWatch(handle, wd);
-          }
-        },
-      };
+      const subs = subscribers.get(wd);
+      if (subs === undefined) subscribers.set(wd, listener);
+      else if (Array.isArray(subs)) subs.push(listener);
+      else subscribers.set(wd, [subs, listener]);
+      return wd;
+    },
+    unwatch(token, listener) {
+      if (typeof token !== 'number') return;
+      const subs = subscribers.get(token);
+      if (subs === undefined) return;
+      if (Array.isArray(subs)) {
+        const rest = subs.filter((s) => s !== listener);
+        if (rest.length === subs.length) return;
+        if (rest.length > 0) {
+          subscribers.set(token, rest.length === 1 ? (rest[0] as DirWatchListener) : rest);
+          return;
+        }
+      } else if (subs !== listener) return;
+      subscribers.delete(token);
+      addon.rmWatch(handle, token);
+    },
+    listDirs(abs) {
+      let names: Buffer;
+      try {
+        names = addon.listDirs(abs);
+      } catch (err) {
+        const errno = (err as { errno?: number }).errno ?? 0;
+        throw Object.assign(new Error(`list ${fromBytes(abs)}: ${(err as Error).message}`), { code: ERRNO_CODES[errno] ?? 'EIO', cause: err });
+      }
+      const out: Buffer[] = [];
+      for (let start = 0; start < names.length; ) {
+        const end = names.indexOf(0, start);
+        out.push(names.subarray(start, end));
+        start = end + 1;
+      }
+      return out;
     },
     close() {
       subscribers.clear();

@@ -4,7 +4,15 @@ import { resolve } from 'node:path';
 import { ExitCode, SersyncError } from '../core/errors.ts';
 import { lstatFast } from '../core/lstat.ts';
 import { baseName, displayPath, fromBytes, fromUtf8, joinRel, parentOf, toBuffer, type RelPath } from '../core/paths.ts';
-import { createInotifyBackend, type DirWatchBackend, type DirWatchHandle, fsWatchBackend, loadNativeInotify } from './dir-watch-backend.ts';
+import {
+  createInotifyBackend,
+  type DirEventHint,
+  type DirWatchBackend,
+  type DirWatchListener,
+  type DirWatchToken,
+  fsWatchBackend,
+  loadNativeInotify,
+} from './dir-watch-backend.ts';
 import type { WatchEvent, WatchOptions, Watcher } from './watcher.ts';
 
 export interface DirWatcherOptions {
@@ -22,16 +30,42 @@ export interface DirWatcherOptions {
   readonly backend?: 'auto' | 'fs.watch';
 }
 
-/** One watched directory. Only directories have state; files never do. */
-interface DirEntry {
-  readonly watcher: DirWatchHandle;
+interface DirEventSink {
+  event(entry: DirEntry, type: string, name: Buffer | null, hint: DirEventHint | null): void;
+  error(entry: DirEntry, err: unknown): void;
+}
+
+/**
+ * One watched directory, and the listener its backend calls. Only directories have state; files never do. A class,
+ * so that its listener methods live on the prototype: on a 1M-file tree a closure or two per directory was tens of MB.
+ */
+class DirEntry implements DirWatchListener {
+  readonly sink: DirEventSink;
+  readonly path: RelPath;
   /** Identity of the directory when it was watched, to notice a directory replaced under the same name. */
   readonly ino: bigint;
   readonly dev: bigint;
   /** Inode numbers are reused at once on ext4 (rmdir a; mkdir a gives the same one); birth time tells them apart. */
   readonly birth: bigint;
+  token: DirWatchToken = -1;
   /** Names of watched subdirectories, so that removing a subtree does not scan the whole map. */
-  children: Set<string> | null;
+  children: Set<string> | null = null;
+
+  constructor(sink: DirEventSink, path: RelPath, st: BigIntStats) {
+    this.sink = sink;
+    this.path = path;
+    this.ino = st.ino;
+    this.dev = st.dev;
+    this.birth = st.birthtimeNs;
+  }
+
+  event(type: 'rename' | 'change', name: Buffer | null, hint: DirEventHint | null): void {
+    this.sink.event(this, type, name, hint);
+  }
+
+  error(err: unknown): void {
+    this.sink.error(this, err);
+  }
 }
 
 /** The walk of one new tree (the root at start, or a directory that appeared later). */
@@ -107,6 +141,10 @@ export class DirWatcher implements Watcher {
   readonly #onUnreadable: ((path: RelPath, cause: unknown) => void) | undefined;
   readonly #backendChoice: 'auto' | 'fs.watch';
   #backend: DirWatchBackend = fsWatchBackend;
+  readonly #entrySink: DirEventSink = {
+    event: (entry, type, name, hint) => this.#onFsEvent(entry.path, entry, type, name, hint),
+    error: (entry, err) => this.#onWatcherError(entry.path, entry, err),
+  };
 
   #sink: ((event: WatchEvent) => void) | null = null;
   #isIgnored: (path: RelPath, isDir: boolean) => boolean = () => false;
@@ -201,7 +239,7 @@ export class DirWatcher implements Watcher {
     // The backend first: closing the native reader's descriptor drops every watch at once in the kernel, instead of
     // one inotify_rm_watch per directory (and the IN_IGNORED event each of those queues).
     this.#backend.close();
-    for (const entry of this.#dirs.values()) entry.watcher.close();
+    for (const entry of this.#dirs.values()) this.#backend.unwatch(entry.token, entry);
     this.#dirs.clear();
     // Queued checks are dropped; queued walk tasks still run, see that the watcher is closed and finish their group.
     for (let i = this.#checkHead; i < this.#checkQueue.length; i++) {
@@ -264,9 +302,11 @@ export class DirWatcher implements Watcher {
     if (!st.isDirectory()) return;
     const entry = this.#watchDir(task, st);
     if (entry === null) return;
-    let listing: Dirent<Buffer>[];
+    let listing: Buffer[];
     try {
-      listing = await readdir(this.#abs(path), { withFileTypes: true, encoding: 'buffer' });
+      // The native listing, on the root's own device: subdirectory names only (see DirWatchBackend.listDirs).
+      const native = this.#backend.listDirs !== undefined && st.dev === this.#rootIdentity?.dev ? this.#backend.listDirs : null;
+      listing = native !== null ? native(this.#abs(path)) : await listSubdirs(this.#abs(path));
     } catch (err) {
       if (this.#dirs.get(path) !== entry) return;
       const code = errorCode(err);
@@ -277,9 +317,8 @@ export class DirWatcher implements Watcher {
       return;
     }
     if (this.#dirs.get(path) !== entry) return;
-    for (const dirent of listing) {
-      if (!dirent.isDirectory()) continue;
-      const child = joinRel(path, fromBytes(dirent.name));
+    for (const name of listing) {
+      const child = joinRel(path, fromBytes(name));
       if (this.#isIgnored(child, true)) continue;
       this.#pushWalk({ path: child, parent: entry, group, stats: null });
     }
@@ -292,19 +331,15 @@ export class DirWatcher implements Watcher {
 
   #watchDir(task: WalkTask, st: BigIntStats): DirEntry | null {
     const { path, group } = task;
-    let watcher: DirWatchHandle;
+    const entry = new DirEntry(this.#entrySink, path, st);
     try {
-      watcher = this.#backend.watch(this.#abs(path), {
-        event: (type, name, hint) => this.#onFsEvent(path, entry, type, name, hint),
-        error: (err) => this.#onWatcherError(path, entry, err),
-      });
+      entry.token = this.#backend.watch(this.#abs(path), entry);
     } catch (err) {
       const code = errorCode(err);
       if (path === group.top && (code === 'ENOSPC' || code === 'EMFILE' || code === 'ENFILE')) group.topUnwatchable = true;
       this.#walkFailed(path, group, err);
       return null;
     }
-    const entry: DirEntry = { watcher, ino: st.ino, dev: st.dev, birth: st.birthtimeNs, children: null };
     this.#dirs.set(path, entry);
     if (path !== '') {
       const parent = this.#dirs.get(parentOf(path));
@@ -348,7 +383,7 @@ export class DirWatcher implements Watcher {
     for (let p = stack.pop(); p !== undefined; p = stack.pop()) {
       const entry = this.#dirs.get(p);
       if (entry === undefined) continue;
-      entry.watcher.close();
+      this.#backend.unwatch(entry.token, entry);
       this.#dirs.delete(p);
       if (entry.children !== null) for (const name of entry.children) stack.push(joinRel(p, name));
     }
@@ -368,23 +403,28 @@ export class DirWatcher implements Watcher {
 
   // ---- events --------------------------------------------------------------------------------------------------
 
-  #onFsEvent(dir: RelPath, entry: DirEntry, type: string, name: Buffer | null, hint: { isDir: boolean; gone: boolean } | null): void {
+  #onFsEvent(dir: RelPath, entry: DirEntry, type: string, name: Buffer | null, hint: DirEventHint | null): void {
     if (this.#dirs.get(dir) !== entry) return; // a closed or replaced watcher
-    if (name === null) {
+    const ownName = dir === '' ? this.#rootName : baseName(dir);
+    if (name === null && hint?.self !== true) {
       void this.#rescan(dir, entry);
       return;
     }
-    const bytes = fromBytes(name);
+    const bytes = name === null ? ownName : fromBytes(name);
     // libuv names a watch's own events (IN_DELETE_SELF, IN_MOVE_SELF, IN_ATTRIB on itself) after the directory, and
     // reports them as 'rename' (IN_ISDIR is set). Such an event cannot be told from one about a child of the same name.
-    const self = bytes === (dir === '' ? this.#rootName : baseName(dir));
+    // The native reader says which it is (hint.self) and is treated the same way, so both backends behave alike.
+    const self = hint !== null ? hint.self || bytes === ownName : bytes === ownName;
     const path = joinRel(dir, bytes);
     // A 'change' (IN_MODIFY, IN_ATTRIB) names an entry that exists and was not just created, renamed or removed:
     // those come as 'rename'. If it is no watched directory it is a file (or a directory whose own 'rename' is
     // being looked at), and the lane lstats every path when the batch goes anyway, so it needs no lstat here. (An
     // unreadable directory is looked at: a chmod may have made it watchable.)
     // This saves three of the four lstat calls a copied file cost (create, modify, chmod, utimes).
-    if (type !== 'rename' && !self && !this.#checks.has(path) && !this.#unreadable.has(path)) {
+    // (With the native reader's hint, a directory that is not watched, say after ENOSPC, is looked at: it may be
+    // watchable now.)
+    const unwatchedDir = hint?.isDir === true && !this.#dirs.has(path);
+    if (type !== 'rename' && !self && !unwatchedDir && !this.#checks.has(path) && !this.#unreadable.has(path)) {
       if (this.#dirs.has(path) || this.#isIgnored(path, false)) return;
       this.#emit({ kind: 'file', op: 'change', path });
       return;
@@ -621,4 +661,10 @@ function limitAdvice(code: string): string {
   return code === 'ENOSPC'
     ? 'inotify watch limit reached (fs.inotify.max_user_watches): raise it with sysctl'
     : 'inotify instance or open-file limit reached (fs.inotify.max_user_instances, ulimit -n): raise it';
+}
+
+/** Subdirectory names through Node's readdir (d_type; Node lstats where the file system does not say). */
+async function listSubdirs(abs: Buffer): Promise<Buffer[]> {
+  const entries: Dirent<Buffer>[] = await readdir(abs, { withFileTypes: true, encoding: 'buffer' });
+  return entries.filter((d) => d.isDirectory()).map((d) => d.name);
 }
