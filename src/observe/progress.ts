@@ -85,6 +85,11 @@ export class FullSyncProgress {
         const t = this.#o.clock.now();
         if (t - state.loggedAt >= this.#o.intervalMs) {
           state.loggedAt = t;
+          // The log line goes to the same terminal: clear the live line first, or the two run together.
+          if (this.#o.tty) {
+            this.#o.tty.write('\r\x1b[K');
+            this.#drawnAt = 0;
+          }
           this.#o.log.info({ remote, ...p, seconds: (t - state.started) / 1000, eta: eta(p, t - state.started) }, `full sync to ${remote}: ${describe(p, t - state.started)}`);
         }
         if (this.#o.tty && t - this.#drawnAt >= 250) {

@@ -30,7 +30,10 @@ test('describe: files, bytes, rate and an ETA from the share of files checked', 
   assert.equal(describe(p, 30_000), '15,000 of 20,000 files checked, 1,200 sent, 12.3 MB, 45 %, 10.50MB/s, ETA 10 s');
   const s = lastProgress(`${R1}\r`);
   assert.ok(s);
-  assert.match(describe(s, 1000), /39 of 18,691 files checked, 2 sent, 1\.4 kB, 0 %, 946\.29kB\/s, ETA 7 min 58 s \(still listing the tree\)$/);
+  assert.match(
+    describe(s, 1000),
+    /39 of 18,691 files checked, 2 sent, 1\.4 kB, 0 %, 946\.29kB\/s, ETA 7 min 58 s \(still listing the tree\)$/,
+  );
 });
 
 test('FullSyncProgress: a log line per interval per remote, records split across chunks, a live line on a terminal', () => {
@@ -39,7 +42,12 @@ test('FullSyncProgress: a log line per interval per remote, records split across
   const drawn: string[] = [];
   const progress = new FullSyncProgress({
     clock,
-    log: { info: ((obj: Record<string, unknown>, msg: string) => void logged.push({ obj, msg })) as never },
+    log: {
+      info: ((obj: Record<string, unknown>, msg: string) => {
+        logged.push({ obj, msg });
+        drawn.push('<log>');
+      }) as never,
+    },
     intervalMs: 10_000,
     tty: { write: (s: string) => drawn.push(s) },
   });
@@ -55,7 +63,11 @@ test('FullSyncProgress: a log line per interval per remote, records split across
   assert.equal(logged[0]?.obj.checked, 15000);
   a.update(`\r${R2}\r`);
   assert.equal(logged.length, 1, 'once per interval');
-  assert.ok(drawn.some((d) => d.startsWith('\r\x1b[Kfull sync 10.0.0.2::www: ')), drawn.join('\n'));
+  assert.ok(
+    drawn.some((d) => d.startsWith('\r\x1b[Kfull sync 10.0.0.2::www: ')),
+    drawn.join('\n'),
+  );
+  assert.equal(drawn[drawn.indexOf('<log>') - 1], '\r\x1b[K', 'the live line is cleared before a log line on the same terminal');
   a.done();
   assert.equal(drawn.at(-1), '\r\x1b[K', 'the live line is cleared when the sync ends');
 });
