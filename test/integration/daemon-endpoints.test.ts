@@ -15,7 +15,7 @@ import { type RsyncDaemon, startRsyncDaemon } from '../helpers/rsync-daemon.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
 import { generateTree } from '../helpers/trees.ts';
 import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
-import { runSersync, type SersyncProcess, startSersync, writeConf } from './support/sersync.ts';
+import { type ConfSpec, runSersync, type SersyncProcess, startSersync, writeConf } from './support/sersync.ts';
 
 let rsyncd: RsyncDaemon;
 const running: SersyncProcess[] = [];
@@ -32,6 +32,19 @@ after(async () => {
 });
 
 const CMP = { absSymlinksStripped: true, ignoreRootAttrs: true };
+/** A config for the test's rsync daemon: `modules` of it as remotes, auth, its own state dir and status port. */
+function toRsyncd(dir: string, src: string, modules: string[], statusPort: number, more: Partial<ConfSpec> = {}): ConfSpec {
+  return {
+    watch: src,
+    remotes: modules.map((name) => ({ ip: '127.0.0.1', name })),
+    auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
+    port: rsyncd.port,
+    failLog: join(dir, 'state', 'fail.log'),
+    host: { ip: '127.0.0.1', port: statusPort },
+    ...more,
+  };
+}
+
 const xmlAttr = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
 
 /** `name{labels} value` of one Prometheus sample, or NaN. */
@@ -60,19 +73,13 @@ printf '%s\\0' "$#" "$1" "$where" > "$(mktemp "${record}/run.XXXXXX")"
   );
   await chmod(script, 0o755);
   const port = await freePort();
-  const conf = await writeConf(dir, {
-    watch: src,
-    remotes: [
-      { ip: '127.0.0.1', name: 'one' },
-      { ip: '127.0.0.1', name: 'two' },
-    ],
-    auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
-    port: rsyncd.port,
-    failLog: join(dir, 'state', 'fail.log'),
-    host: { ip: '127.0.0.1', port },
-    plugin: 'command',
-    extra: `<plugin name="command"><param prefix="/bin/sh ${xmlAttr(script)}" suffix="" ignoreError="true"/></plugin>`,
-  });
+  const conf = await writeConf(
+    dir,
+    toRsyncd(dir, src, ['one', 'two'], port, {
+      plugin: 'command',
+      extra: `<plugin name="command"><param prefix="/bin/sh ${xmlAttr(script)}" suffix="" ignoreError="true"/></plugin>`,
+    }),
+  );
   const proc = await startSersync(['-o', conf]);
   running.push(proc);
   const base = `http://127.0.0.1:${port}`;
@@ -97,13 +104,20 @@ printf '%s\\0' "$#" "$1" "$where" > "$(mktemp "${record}/run.XXXXXX")"
   };
   await waitFor(async () => (await runs()).length >= names.length || undefined, { what: 'a hook run per file' });
   for (const n of names) {
-    assert.deepEqual((await runs()).find((r) => r[1] === join(src, n)), ['1', join(src, n), 'both'], `${n}: one argument, run once both remotes had it`);
+    assert.deepEqual(
+      (await runs()).find((r) => r[1] === join(src, n)),
+      ['1', join(src, n), 'both'],
+      `${n}: one argument, run once both remotes had it`,
+    );
   }
   assert.ok(!existsSync(join(src, 'PWNED')) && !existsSync(join(dir, 'PWNED')), 'no shell ran a name');
   const batchLine = proc.records().find((r) => r.remote === '127.0.0.1::one' && typeof r.updated === 'number' && (r.updated as number) > 0);
   assert.ok(batchLine, 'a batch line for the remote');
   assert.equal(batchLine.exitCode, 0);
-  assert.ok((batchLine.bytes as number) > 0 && typeof batchLine.seconds === 'number' && Array.isArray(batchLine.sample), JSON.stringify(batchLine));
+  assert.ok(
+    (batchLine.bytes as number) > 0 && typeof batchLine.seconds === 'number' && Array.isArray(batchLine.sample),
+    JSON.stringify(batchLine),
+  );
 
   await waitFor(
     async () => {
@@ -149,7 +163,7 @@ printf '%s\\0' "$#" "$1" "$where" > "$(mktemp "${record}/run.XXXXXX")"
   assert.match(gone.stderr, /no daemon answers/);
 });
 
-test('a status port in use (two configs on sersync2\'s default) is a warning: the daemon syncs without an endpoint', async () => {
+test("a status port in use (two configs on sersync2's default) is a warning: the daemon syncs without an endpoint", async () => {
   const dir = await makeTempDir('endpoints-busy-');
   const src = join(dir, 'src');
   await mkdir(src);
@@ -157,14 +171,7 @@ test('a status port in use (two configs on sersync2\'s default) is a warning: th
   servers.push(blocker);
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
   const port = (blocker.address() as { port: number }).port;
-  const conf = await writeConf(dir, {
-    watch: src,
-    remotes: [{ ip: '127.0.0.1', name: 'm' }],
-    auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
-    port: rsyncd.port,
-    failLog: join(dir, 'state', 'fail.log'),
-    host: { ip: '127.0.0.1', port },
-  });
+  const conf = await writeConf(dir, toRsyncd(dir, src, ['m'], port));
   const proc = await startSersync(['-o', conf]);
   running.push(proc);
   await proc.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('no status endpoint'), 'the warning');
@@ -233,11 +240,15 @@ test('-m socket, -m http, -m refreshCDN and -m command from the command line: th
     await proc.waitForLog((r) => typeof r.msg === 'string' && r.msg.includes(`(-m ${module})`), `-m ${module} running`);
     const file = join(src, `${module}.txt`);
     await writeFile(file, module);
-    if (module === 'socket') await waitFor(async () => tcp.received.some((b) => b.toString() === file) || undefined, { what: 'the path over TCP' });
+    if (module === 'socket')
+      await waitFor(async () => tcp.received.some((b) => b.toString() === file) || undefined, { what: 'the path over TCP' });
     if (module === 'http') {
-      await waitFor(async () => http.requests.some((r) => new URLSearchParams(r.body).get('inotifyPath') === file) || undefined, { what: 'the POST' });
+      await waitFor(async () => http.requests.some((r) => new URLSearchParams(r.body).get('inotifyPath') === file) || undefined, {
+        what: 'the POST',
+      });
     }
-    if (module === 'refreshCDN') await waitFor(async () => cdn.requests.some((r) => r.url.endsWith(`/${module}.txt`)) || undefined, { what: 'the purge' });
+    if (module === 'refreshCDN')
+      await waitFor(async () => cdn.requests.some((r) => r.url.endsWith(`/${module}.txt`)) || undefined, { what: 'the purge' });
     if (module === 'command') await waitFor(async () => existsSync(marker) || undefined, { what: 'the command' });
     assert.equal(await proc.stop(), 0, `-m ${module} stops cleanly`);
     assert.ok(!proc.records().some((r) => typeof r.rsyncRuns === 'number'), 'no rsync ran');
@@ -248,16 +259,8 @@ test('-r of a large tree logs its progress: files checked of known, bytes, rate,
   const dir = await makeTempDir('endpoints-progress-');
   const src = join(dir, 'src');
   await generateTree(src, { dirs: 40, filesPerDir: 100 });
-  const conf = await writeConf(dir, {
-    watch: src,
-    remotes: [{ ip: '127.0.0.1', name: 'big' }],
-    auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
-    port: rsyncd.port,
-    failLog: join(dir, 'state', 'fail.log'),
-    host: { ip: '127.0.0.1', port: await freePort() },
-    // Every 100 ms instead of every 10 s, and a bandwidth limit so that the sync lasts long enough to report.
-    tuning: { progressMs: 100 },
-  });
+  // Every 100 ms instead of every 10 s, and a bandwidth limit so that the sync lasts long enough to report.
+  const conf = await writeConf(dir, toRsyncd(dir, src, ['big'], await freePort(), { tuning: { progressMs: 100 } }));
   await writeFile(conf, (await readFile(conf, 'utf8')).replace('params="-artuz"', 'params="-artuz --bwlimit=2000"'));
   const proc = await startSersync(['-r', '-o', conf]);
   running.push(proc);
@@ -266,24 +269,24 @@ test('-r of a large tree logs its progress: files checked of known, bytes, rate,
   const lines = proc.records().filter((r) => typeof r.msg === 'string' && r.msg.startsWith('full sync to 127.0.0.1::big: '));
   assert.ok(lines.length >= 2, `progress lines: ${lines.length}`);
   const last = lines.at(-1) as Record<string, unknown>;
-  assert.match(String(last.msg), /^full sync to 127\.0\.0\.1::big: [\d,]+ of [\d,]+ files checked, [\d,]+ sent, [\d.]+ [kMG]?B, \d+ %, \S+\/s/);
+  assert.match(
+    String(last.msg),
+    /^full sync to 127\.0\.0\.1::big: [\d,]+ of [\d,]+ files checked, [\d,]+ sent, [\d.]+ [kMG]?B, \d+ %, \S+\/s/,
+  );
   for (const key of ['checked', 'known', 'transferred', 'bytes', 'percent', 'rate', 'seconds']) assert.ok(key in last, key);
   const checked = lines.map((r) => r.checked as number);
-  assert.deepEqual([...checked].sort((a, b) => a - b), checked, 'files checked only grow');
+  assert.deepEqual(
+    [...checked].sort((a, b) => a - b),
+    checked,
+    'files checked only grow',
+  );
 });
 
 test('SIGHUP reloads: a broken config is reported and the running one goes on; a valid one switches remote and status port', async () => {
   const dir = await makeTempDir('endpoints-hup-');
   const src = join(dir, 'src');
   await mkdir(src);
-  const spec = (module: string, port: number) => ({
-    watch: src,
-    remotes: [{ ip: '127.0.0.1', name: module }],
-    auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
-    port: rsyncd.port,
-    failLog: join(dir, 'state', 'fail.log'),
-    host: { ip: '127.0.0.1', port },
-  });
+  const spec = (module: string, port: number) => toRsyncd(dir, src, [module], port);
   const [port1, port2] = [await freePort(), await freePort()];
   const conf = await writeConf(dir, spec('hup1', port1));
   const proc = await startSersync(['-o', conf]);
@@ -294,7 +297,10 @@ test('SIGHUP reloads: a broken config is reported and the running one goes on; a
   const good = await readFile(conf, 'utf8');
   await writeFile(conf, good.replace('<rsync>', '<rsync><timeout start="true" time="abc"/>'));
   proc.proc.child.kill('SIGHUP');
-  const bad = await proc.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('SIGHUP: the new config is invalid'), 'the reload error');
+  const bad = await proc.waitForLog(
+    (r) => typeof r.msg === 'string' && r.msg.startsWith('SIGHUP: the new config is invalid'),
+    'the reload error',
+  );
   assert.match((bad.errors as string[]).join('\n'), /confxml\.xml:\d+: <sersync><rsync><timeout time="abc">/);
   await writeFile(join(src, 'b.txt'), 'after the broken reload');
   await waitForIdenticalTrees(src, rsyncd.modules.hup1 as string, CMP);
@@ -307,7 +313,10 @@ test('SIGHUP reloads: a broken config is reported and the running one goes on; a
   // A remote new in the config gets a full sync: a.txt and b.txt too.
   await waitForIdenticalTrees(src, rsyncd.modules.hup2 as string, CMP);
   const st = (await (await fetch(`http://127.0.0.1:${port2}/status`)).json()) as { remotes: { id: string }[] };
-  assert.deepEqual(st.remotes.map((r) => r.id), ['127.0.0.1::hup2']);
+  assert.deepEqual(
+    st.remotes.map((r) => r.id),
+    ['127.0.0.1::hup2'],
+  );
   await assert.rejects(fetch(`http://127.0.0.1:${port1}/status`), 'the old port is closed');
   assert.equal(proc.proc.running(), true);
   assert.equal(await proc.stop(), 0);
@@ -321,14 +330,7 @@ test('signals during start-up: SIGUSR1 opens no inspector, SIGHUP is not fatal, 
   const bin = join(dir, 'bin');
   await mkdir(bin);
   await writeFile(join(bin, 'rsync'), '#!/bin/sh\n[ "$1" = --version ] && sleep 3\nexec /usr/bin/rsync "$@"\n', { mode: 0o755 });
-  const conf = await writeConf(dir, {
-    watch: src,
-    remotes: [{ ip: '127.0.0.1', name: 'm' }],
-    auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
-    port: rsyncd.port,
-    failLog: join(dir, 'state', 'fail.log'),
-    host: { ip: '127.0.0.1', port: await freePort() },
-  });
+  const conf = await writeConf(dir, toRsyncd(dir, src, ['m'], await freePort()));
   const proc = await startSersync(['-o', conf], { waitReady: false, env: { PATH: `${bin}:${process.env.PATH}` } });
   running.push(proc);
   // Node is up and the handlers are installed well within 1.5 s; rsync --version answers after 3 s.
@@ -351,7 +353,10 @@ test('signals during start-up: SIGUSR1 opens no inspector, SIGHUP is not fatal, 
   assert.equal(inspector, false, 'nothing listens on the inspector port');
   const status = await proc.proc.exited;
   assert.equal(status.code, 0, proc.proc.output());
-  assert.ok(proc.records().some((r) => r.msg === 'stopped'), 'it started, then stopped cleanly');
+  assert.ok(
+    proc.records().some((r) => r.msg === 'stopped'),
+    'it started, then stopped cleanly',
+  );
   const queue = JSON.parse(await readFile(join(dir, 'state', 'fail.log.queue.json'), 'utf8')) as { running: boolean };
   assert.equal(queue.running, false, 'a clean stop: the next start does not take it for a crash');
 });
