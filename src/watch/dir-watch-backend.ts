@@ -150,7 +150,8 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
       const type = mask & (IN_ATTRIB | IN_MODIFY) ? 'change' : 'rename';
       const self = name === null || (mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) !== 0;
       const hint = self ? SELF_HINT : (HINTS[((mask & IN_ISDIR) !== 0 ? 2 : 0) + ((mask & (IN_DELETE | IN_MOVED_FROM)) !== 0 ? 1 : 0)] as DirEventHint);
-      for (const s of Array.isArray(subs) ? [...subs] : [subs]) s.event(type, self ? null : Buffer.from(name as Buffer), hint);
+      // `name` is a view into this chunk (a fresh copy per read), so it needs no copy of its own.
+      for (const s of Array.isArray(subs) ? [...subs] : [subs]) s.event(type, self ? null : name, hint);
     }
   });
   return {
