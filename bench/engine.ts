@@ -313,6 +313,7 @@ async function measureChange(
     intervalMs: ctx.o.treePollMs,
     timeoutMs: timeoutMs(ctx, w),
     stop: stopIfDead(w),
+    busy: () => childrenNamed(w.s.pid, 'rsync').length > 0,
   });
   const settled = await settle(w, ctx.o.settleMs);
   const taken = take(ctx, w, m);

@@ -64,21 +64,30 @@ export function manifestDiff(a: Map<string, string>, b: Map<string, string>): st
 }
 
 export interface SyncWait {
-  /** performance.now() at the end of the probe that found the trees in agreement; undefined on timeout. */
+  /**
+   * performance.now() when the trees became identical: the exit of the last transfer process seen before the probe
+   * that found them in agreement, or the end of that probe when no transfer was seen; undefined on timeout.
+   */
   at: number | undefined;
   polls: number;
   /** What the last probe saw, for a timeout message. */
   last: string;
 }
 
+/** How often the probe looks whether a transfer process is still running (cheap: one /proc read). */
+const BUSY_POLL_MS = 20;
+
 /**
  * Polls until dest holds as many entries as src and their manifests agree. `stop` is checked every poll (a
- * process that died); its message ends the wait.
+ * process that died); its message ends the wait. While `busy()` (the daemon has an rsync child), the trees are not
+ * walked: a walk of a 24k-entry tree every poll took a good part of one of this machine's two cores from the very
+ * transfer it timed, which the reference never had to share. The trees become identical when the last transfer
+ * before the agreeing probe ended, so that moment, seen to within BUSY_POLL_MS, is the result.
  */
 export async function waitTreesAgree(
   src: string,
   dest: string,
-  opts: { intervalMs: number; timeoutMs: number; stop?: () => string | undefined },
+  opts: { intervalMs: number; timeoutMs: number; stop?: () => string | undefined; busy?: () => boolean },
 ): Promise<SyncWait> {
   const deadline = performance.now() + opts.timeoutMs;
   // The source does not change while we wait; its manifest is taken once, when the counts first agree.
@@ -86,21 +95,33 @@ export async function waitTreesAgree(
   let srcManifest: Map<string, string> | undefined;
   let polls = 0;
   let last = '';
+  let busyEndedAt: number | undefined;
+  let wasBusy = false;
   for (;;) {
+    const stopped = opts.stop?.();
+    if (stopped) return { at: undefined, polls, last: `${last}; ${stopped}` };
+    if (performance.now() >= deadline) return { at: undefined, polls, last };
+    if (opts.busy?.()) {
+      wasBusy = true;
+      last = 'a transfer is running';
+      await sleep(BUSY_POLL_MS);
+      continue;
+    }
+    if (wasBusy) busyEndedAt = performance.now();
+    wasBusy = false;
     polls++;
     const n = countEntries(dest);
     if (n === srcCount) {
       srcManifest ??= manifest(src);
       const diff = manifestDiff(srcManifest, manifest(dest));
-      if (diff === undefined) return { at: performance.now(), polls, last: 'in agreement' };
+      if (diff === undefined) return { at: busyEndedAt ?? performance.now(), polls, last: 'in agreement' };
       last = `counts agree (${n}) but ${diff}`;
     } else {
       last = `${n} of ${srcCount} entries`;
     }
-    const stopped = opts.stop?.();
-    if (stopped) return { at: undefined, polls, last: `${last}; ${stopped}` };
-    if (performance.now() >= deadline) return { at: undefined, polls, last };
-    await sleep(opts.intervalMs);
+    // Poll the cheap busy check meanwhile, so that the next transfer's end is seen as precisely.
+    const until = performance.now() + opts.intervalMs;
+    while (performance.now() < until && !opts.busy?.()) await sleep(BUSY_POLL_MS);
   }
 }
 

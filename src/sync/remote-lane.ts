@@ -235,7 +235,7 @@ export class RemoteLane {
       runs = [];
       if (split.updates.length > 0) {
         const extra = await excludesForRegexes(this.#deps.rootBytes, split.trees, this.#deps.untranslated);
-        runs.push(planUpdate(this.#ctx, split.updates, extra));
+        runs.push(planUpdate(this.#ctx, split.updates, extra, new Set(split.trees)));
       }
       if (split.deletes.length > 0 && this.#ctx.deletes) {
         if (await this.#deletionsAllowed()) runs.push(planDelete(this.#ctx, split.deletes));

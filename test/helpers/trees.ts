@@ -236,7 +236,7 @@ export const oddNames: readonly Buffer[] = Object.freeze([
 ]);
 
 /** Writes one file per entry of {@link oddNames} into `dir`, each holding its own name's bytes. */
-export async function writeOddFiles(dir: string): Promise<void> {
-  const base = Buffer.from(dir);
+export async function writeOddFiles(dir: string | Buffer): Promise<void> {
+  const base = Buffer.isBuffer(dir) ? dir : Buffer.from(dir);
   await Promise.all(oddNames.map((name) => writeFile(Buffer.concat([base, SLASH, name]), name)));
 }

@@ -168,6 +168,13 @@ for (const w of WATCHERS) describe(`sync engine (${w} watcher), real rsync daemo
     await writeOddFiles(join(src, 'sub'));
     await identical(src, dest);
     assert.equal((await readdir(dest, { encoding: 'buffer' })).length, oddNames.length + 1);
+    // New directories with odd names, in one batch: they go as include rules (escaping matters there too).
+    for (const name of oddNames) {
+      const d = Buffer.concat([Buffer.from(`${src}/`), name, Buffer.from('.d')]);
+      await mkdir(d);
+      await writeOddFiles(d);
+    }
+    await identical(src, dest);
     // Delete half of them at the top (delete runs use rsync patterns: escaping matters there).
     for (const name of oddNames.slice(0, 10)) await rm(Buffer.concat([Buffer.from(`${src}/`), name]));
     await rm(join(src, 'sub'), { recursive: true });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Remote, RsyncSettings } from '../../src/config/model.ts';
-import { type CommandContext, planDelete, planFull, planUpdate, withoutUpdateFlag, bytesSentFromStats } from '../../src/sync/rsync-command.ts';
+import { type CommandContext, MAX_TREE_RULES, planDelete, planFull, planUpdate, withoutUpdateFlag, bytesSentFromStats } from '../../src/sync/rsync-command.ts';
 import { classifyRsyncExit } from '../../src/sync/rsync-exit.ts';
 
 const rsync: RsyncSettings = {
@@ -30,6 +30,24 @@ test('update run: files-from on stdin, NUL-separated, every entry behind a slash
     '--exclude=*~', '/data/www/', '10.0.0.2::www',
   ]);
   assert.deepEqual(stdinItems(run.input), ['/#notes', '/;x', '/a b/$(x)', '/dir']);
+});
+
+test('update run with directories: include rules on stdin instead of --files-from, temporaries still excluded first', () => {
+  const run = planUpdate(ctx(), ['new dir', 'a/w[1]', 'a/#x.txt', ';y'], [], new Set(['new dir', 'a/w[1]']));
+  assert.deepEqual(run.args, [
+    '-artz', '--timeout=300', '--contimeout=30', '--force', '--modify-window=-1', '--stats',
+    '--exclude=*~', '--from0', '--include-from=-', '--exclude=*', '/data/www/', '10.0.0.2::www',
+  ]);
+  assert.deepEqual(stdinItems(run.input), ['/new dir', '/new dir/***', '/a/', '/a/w\\[1]', '/a/w\\[1]/***', '/a/#x.txt', '/;y']);
+});
+
+test('update run with directories keeps --files-from when rules would cost more, or the filter has includes', () => {
+  const many = Array.from({ length: MAX_TREE_RULES }, (_, i) => `d/f${i}`);
+  assert.ok(planUpdate(ctx(), ['t', ...many], [], new Set(['t'])).args.includes('--files-from=-'), 'too many rules');
+  // sersync2's dot-file rule (<tuning dotFiles="false">) includes every dot directory: as rules it would send them.
+  const dotRule = ctx({ filters: ['--exclude=*~', '--include=.*/', '--exclude=.*'] });
+  assert.ok(planUpdate(dotRule, ['t'], [], new Set(['t'])).args.includes('--files-from=-'), 'dot-file rule');
+  assert.ok(planUpdate(ctx(), ['f'], [], new Set()).args.includes('--files-from=-'), 'no directory');
 });
 
 test('update run compares mtimes to the nanosecond, unless commonParams already decide the comparison', () => {
