@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { fromBytes, toBuffer, type RelPath } from '../../src/core/paths.ts';
-import { loadNativeInotify } from '../../src/watch/dir-watch-backend.ts';
+import { createInotifyBackend, loadNativeInotify } from '../../src/watch/dir-watch-backend.ts';
 import { DirWatcher } from '../../src/watch/dir-watcher.ts';
 import type { WatchEvent, WatchOptions } from '../../src/watch/watcher.ts';
 
@@ -366,10 +366,54 @@ describe('the native inotify reader', () => {
     } finally {
       writeFileSync(knob, saved);
     }
-    // The event loop is busy while 200 files are made, so the 16-event queue overflows before anything is read.
-    for (let i = 0; i < 200; i++) writeFileSync(join(h.root, `f${i}`), 'x');
+    // The event loop is busy while the files are made. The reader thread drains the kernel queue every 2 ms into a
+    // queue of 64 chunks that only this thread empties: fast writes overflow the 16-event kernel queue within 2 ms,
+    // slow ones fill the 64 chunks first (200 files were too few for that on a slow disk: it flaked).
+    for (let i = 0; i < 2000; i++) writeFileSync(join(h.root, `f${i}`), 'x');
     await waitFor('a lost event', () => h.events.some((e) => e.kind === 'lost'));
     const lost = h.events.find((e) => e.kind === 'lost');
     assert.match(lost?.kind === 'lost' ? lost.reason : '', /overflow/);
   });
+});
+
+test('native backend: a change right after an event for the same entry is not passed on, anything else is', () => {
+  let feed: ((chunk: Buffer | null, errno: number | null) => void) | undefined;
+  const addon = {
+    open: (cb: (chunk: Buffer | null, errno: number | null) => void) => {
+      feed = cb;
+      return {};
+    },
+    addWatch: () => 7,
+    rmWatch: () => {},
+    listDirs: () => Buffer.alloc(0),
+    close: () => {},
+  } as unknown as Parameters<typeof createInotifyBackend>[0];
+  const backend = createInotifyBackend(addon, () => {}, () => {});
+  const seen: string[] = [];
+  backend.watch(Buffer.from('/w'), {
+    event: (type, name, hint) => seen.push(`${type} ${name?.toString() ?? '-'}${hint?.gone ? ' gone' : ''}`),
+    error: () => {},
+  });
+  const ev = (mask: number, name: string, wd = 7) => {
+    const n = Buffer.alloc(16);
+    n.write(name);
+    const head = Buffer.alloc(16);
+    head.writeInt32LE(wd, 0);
+    head.writeUInt32LE(mask, 4);
+    head.writeUInt32LE(16, 12);
+    return Buffer.concat([head, n]);
+  };
+  const [MODIFY, ATTRIB, CREATE, DELETE] = [0x2, 0x4, 0x100, 0x200];
+  assert.ok(feed);
+  feed(
+    Buffer.concat([
+      ev(CREATE, 'a'), ev(MODIFY, 'a'), ev(ATTRIB, 'a'), // cp: one event for a
+      ev(MODIFY, 'b'), ev(ATTRIB, 'b'), // a rewrite: one for b
+      ev(DELETE, 'c'), ev(ATTRIB, 'c'), // removed, then a change that must still be seen
+      ev(MODIFY, 'a'), // not right after a's events
+      ev(MODIFY, 'a', 8), // another directory's a (not watched here)
+    ]),
+    null,
+  );
+  assert.deepEqual(seen, ['rename a', 'change b', 'rename c gone', 'change c', 'change a']);
 });
