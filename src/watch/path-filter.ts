@@ -38,7 +38,8 @@ export interface PathFilter {
 }
 
 export function createPathFilter(rules: PathFilterRules): PathFilter {
-  const temporary = TEMPORARY_FILE_GLOBS.map(globToRegExp);
+  // One alternation, not one RegExp per glob: this runs for every event of a burst.
+  const temporary = new RegExp(`^(?:${TEMPORARY_FILE_GLOBS.map(globBody).join('|')})$`);
   const dotFile = globToRegExp(DOT_FILE_GLOB);
   const regexes = rules.regexes;
   const translated: string[] = [];
@@ -60,7 +61,7 @@ export function createPathFilter(rules: PathFilterRules): PathFilter {
     untranslated,
     isExcluded(path, isDir) {
       const name = baseName(path);
-      for (const re of temporary) if (re.test(name)) return true;
+      if (temporary.test(name)) return true;
       if (!rules.dotFiles && !isDir && dotFile.test(name)) return true;
       if (regexes.length === 0) return false;
       const subject = sersyncSubject(path);
@@ -80,6 +81,11 @@ export function sersyncSubject(path: RelPath): string {
 
 /** A base-name glob (`*`, `?`, `[...]`) as an anchored RegExp over one path component. */
 function globToRegExp(glob: string): RegExp {
+  return new RegExp(`^${globBody(glob)}$`);
+}
+
+/** The RegExp source of a base-name glob, unanchored. */
+function globBody(glob: string): string {
   let out = '';
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i] as string;
@@ -91,7 +97,7 @@ function globToRegExp(glob: string): RegExp {
       i = end;
     } else out += c.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
   }
-  return new RegExp(`^${out}$`);
+  return out;
 }
 
 /**
