@@ -27,7 +27,9 @@ export function checkReport(config: Config, opts: { initialSync: boolean; defaul
     };
     lines.push('', `remote ${remote.id} (${remote.kind}):`);
     lines.push(`  full sync${opts.initialSync ? ' (-r, crontab, recovery)' : ' (crontab, recovery)'}:`, `    ${show(planFull(ctx, crontabFilters))}`);
-    lines.push('  sample batch, update run:', `    ${show(planUpdate(ctx, ['index.html', 'img/new-dir']))}`);
+    lines.push('  sample batch, update run:', `    ${show(planUpdate(ctx, ['index.html', 'img/logo.png']))}`);
+    const withDir = planUpdate(ctx, ['index.html', 'img/new-dir'], [], new Set(['img/new-dir']));
+    lines.push('  sample batch with a new directory, update run:', `    ${show(withDir)}`);
     lines.push('  sample batch, delete run:', `    ${show(planDelete(ctx, [{ path: 'old/page.html', tree: true }]))}`);
   }
   return lines.join('\n');
