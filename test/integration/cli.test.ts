@@ -69,7 +69,8 @@ describe('command line', () => {
     assert.match(r.stdout, /remote 127\.0\.0\.1::tongbu1 \(daemon\):/);
     assert.match(r.stdout, /full sync.*\n\s+rsync -artz .*--delete .*127\.0\.0\.1::tongbu1/);
     assert.match(r.stdout, /update run:\n\s+rsync .*--files-from=- /);
-    assert.match(r.stdout, /stdin \(NUL-separated\): "\/index\.html" "\/img\/new-dir"/);
+    assert.match(r.stdout, /stdin \(NUL-separated\): "\/index\.html" "\/img\/logo\.png"/);
+    assert.match(r.stdout, /--include-from=- '--exclude=\*' \S+ 127\.0\.0\.1::tongbu1\n +stdin \(NUL-separated\): "\/index\.html" "\/img\/" "\/img\/new-dir" "\/img\/new-dir\/\*\*\*"/);
     assert.match(r.stdout, /delete run:\n\s+rsync .*--delete --force --existing --ignore-existing/);
     assert.match(r.stdout, /-u \(--update\)/, 'says that -u is dropped');
   });
