@@ -41,7 +41,7 @@ test('continuous writes do not postpone a batch past maxWaitMs', () => {
   assert.equal(batches[0]?.since, 1_000_000);
 });
 
-test('a burst that goes on doubles the cap batch after batch, up to MAX_STRETCH; a pause resets it', () => {
+test('a burst that goes on triples the cap batch after batch, up to MAX_STRETCH; a pause resets it', () => {
   const { clock, batches, agg } = setup();
   const sentAt: number[] = [];
   const write = (ms: number, perTick = 100) => {
@@ -52,11 +52,11 @@ test('a burst that goes on doubles the cap batch after batch, up to MAX_STRETCH;
       if (batches.length > before) sentAt.push(clock.now() - 1_000_000);
     }
   };
-  write(40_000);
-  // Caps of 2, 4, 8, 8, 8 … s: batches at 2, 6, 14, 22, 30, 38 s.
-  assert.deepEqual(sentAt, [2000, 6000, 14000, 22000, 30000, 38000]);
+  write(60_000);
+  // Caps of 2, 6, 18, 18 … s: batches at 2, 8, 26, 44 s.
+  assert.deepEqual(sentAt, [2000, 8000, 26000, 44000]);
   clock.advance(300); // the burst ends: quiet
-  assert.equal(batches.length, 7);
+  assert.equal(batches.length, 5);
   sentAt.length = 0;
   const t0 = clock.now() - 1_000_000;
   write(3000);
