@@ -144,7 +144,9 @@ export class RemoteLane {
   /** Puts entries of an earlier failed or unfinished batch back (retry queue, restart). */
   restore(batch: { full: boolean; fullReason?: string; entries: readonly PendingEntry[] }): void {
     if (batch.full) this.#aggregator.requestFull(batch.fullReason || 'restored full sync');
-    for (const e of batch.entries) this.#aggregator.add(e.path, { tree: e.tree, removed: e.deletes, created: false });
+    // `deletes`, not `removed`: a restored entry is no new removal, so a path created since (pending as new) must not
+    // vanish with it as "created and removed within the window".
+    for (const e of batch.entries) this.#aggregator.add(e.path, { tree: e.tree, removed: false, created: false, deletes: e.deletes });
   }
 
   /** Sends whatever is pending now, without waiting for the quiet period (shutdown). Resolves when idle. */
@@ -424,10 +426,15 @@ export class RemoteLane {
         `remote ${this.remote.id} is degraded: ${error}; retrying with backoff, other remotes go on`,
       );
     }
-    this.restore(batch);
+    // An rsync cut off mid-transfer (the remote restarted, the link dropped) can leave its temporary file
+    // (`.name.XXXXXX`) on the remote, which no update run ever removes. So a failed batch is retried with its
+    // deletions too: for each directory in it the delete run then removes whatever the remote holds there that the
+    // source does not (a file that exists is sent as before). Not after a configuration error: nothing was sent.
+    const again: Batch = verdict === 'config' ? batch : { ...batch, entries: batch.entries.map((e) => (e.deletes ? e : { ...e, deletes: true })) };
+    this.restore(again);
     this.#deps.onAttempt?.(this, {
       ok: false,
-      batch,
+      batch: again,
       verdict,
       exitCode,
       error,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -18,6 +18,8 @@ import { FakeClock } from './support/fake-clock.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'sersync-lane-'));
 writeFileSync(join(root, 'a.txt'), 'a');
+writeFileSync(join(root, 'b.txt'), 'b');
+mkdirSync(join(root, 'site'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const rsync: RsyncSettings = {
@@ -32,14 +34,17 @@ const settle = () => new Promise((r) => setTimeout(r, 30));
 
 class ScriptedRunner implements ProcessRunner {
   readonly starts: number[] = [];
+  /** Each run's stdin items (paths or rules), NUL-separated in the real thing. */
+  readonly inputs: string[][] = [];
   readonly clock: FakeClock;
   readonly codes: number[];
   constructor(clock: FakeClock, codes: number[]) {
     this.clock = clock;
     this.codes = codes;
   }
-  run(): Promise<ProcessResult> {
+  run(_file: string, _args: readonly string[], opts?: { input?: Buffer | null }): Promise<ProcessResult> {
     this.starts.push(this.clock.now() - 1_000_000);
+    this.inputs.push(opts?.input ? opts.input.toString('latin1').split('\0').slice(0, -1) : []);
     const exitCode = this.codes.shift() ?? 0;
     return Promise.resolve({ exitCode, stdout: '', stderr: exitCode === 0 ? '' : `exit ${exitCode}`, durationMs: 1 });
   }
@@ -99,6 +104,26 @@ test('a configuration error (exit 5: auth) waits the full cap at once and marks 
   await run(clock, 1000);
   assert.deepEqual(runner.starts, [100, 60_100]);
   assert.equal(l.stats.degraded, false);
+});
+
+test('a batch cut off mid-transfer is retried with a delete run for its directories (rsync temp files left behind)', async () => {
+  const { clock, runner, lane: l } = lane([12, 0, 0]);
+  l.add('site', { tree: true, removed: false, created: true });
+  await run(clock, 1000);
+  assert.equal(runner.starts.length, 1, 'one update run, failed (exit 12: the connection broke)');
+  await run(clock, 2000);
+  assert.equal(runner.starts.length, 3, 'the retry: an update run and a delete run');
+  assert.deepEqual(runner.inputs[1], ['/site', '/site/***']);
+  assert.deepEqual(runner.inputs[2], ['/site', '/site/***'], 'the delete run removes what the source does not hold in site/');
+});
+
+test('a restored batch never makes a path created since vanish as "created and removed"', async () => {
+  const { clock, runner, lane: l } = lane([0]);
+  l.add('b.txt', { tree: false, removed: false, created: true });
+  // A batch from the queue in which b.txt had been deleted: b.txt exists again, so it must still be sent.
+  l.restore({ full: false, entries: [{ path: 'b.txt', tree: false, deletes: true }] });
+  await run(clock, 1000);
+  assert.deepEqual(runner.inputs, [['/b.txt']]);
 });
 
 test('exit 24 (files vanished) is no failure: the batch counts as synced and its listed paths are looked at once more', async () => {
