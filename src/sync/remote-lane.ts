@@ -8,7 +8,7 @@ import { displayPath, toBuffer, type RelPath } from '../core/paths.ts';
 import type { ProgressSink } from '../observe/progress.ts';
 import { excludesForRegexes } from './excluded-walk.ts';
 import type { ProcessRunner } from './process-runner.ts';
-import { bytesSentFromStats, type CommandContext, type RsyncInvocation, planDelete, planFull, planUpdate } from './rsync-command.ts';
+import { bytesSentFromStats, type CommandContext, MAX_TREE_RULES, type RsyncInvocation, planDelete, planFull, planUpdate } from './rsync-command.ts';
 import { classifyRsyncExit, type RsyncVerdict } from './rsync-exit.ts';
 
 /**
@@ -429,8 +429,11 @@ export class RemoteLane {
     // An rsync cut off mid-transfer (the remote restarted, the link dropped) can leave its temporary file
     // (`.name.XXXXXX`) on the remote, which no update run ever removes. So a failed batch is retried with its
     // deletions too: for each directory in it the delete run then removes whatever the remote holds there that the
-    // source does not (a file that exists is sent as before). Not after a configuration error: nothing was sent.
-    const again: Batch = verdict === 'config' ? batch : { ...batch, entries: batch.entries.map((e) => (e.deletes ? e : { ...e, deletes: true })) };
+    // source does not (a file that exists is sent as before). Not after a configuration error (nothing was sent),
+    // and not for a batch of more than MAX_TREE_RULES paths: the delete run's rules are matched against every file
+    // it visits; a full sync (-r, crontab) removes such a leftover.
+    const cleanup = verdict !== 'config' && batch.entries.length <= MAX_TREE_RULES;
+    const again: Batch = cleanup ? { ...batch, entries: batch.entries.map((e) => (e.deletes ? e : { ...e, deletes: true })) } : batch;
     this.restore(again);
     this.#deps.onAttempt?.(this, {
       ok: false,
