@@ -20,6 +20,10 @@ const root = mkdtempSync(join(tmpdir(), 'sersync-lane-'));
 writeFileSync(join(root, 'a.txt'), 'a');
 writeFileSync(join(root, 'b.txt'), 'b');
 mkdirSync(join(root, 'site'));
+for (const d of ['p', 'q', 'r']) {
+  mkdirSync(join(root, d));
+  for (let i = 0; i < 70; i++) writeFileSync(join(root, d, `f${i}`), 'x');
+}
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const rsync: RsyncSettings = {
@@ -115,6 +119,15 @@ test('a batch cut off mid-transfer is retried with a delete run for its director
   assert.equal(runner.starts.length, 3, 'the retry: an update run and a delete run');
   assert.deepEqual(runner.inputs[1], ['/site', '/site/***']);
   assert.deepEqual(runner.inputs[2], ['/site', '/site/***'], 'the delete run removes what the source does not hold in site/');
+});
+
+test('a failed batch of more than 200 paths is retried without that cleanup (its rules would be matched per file)', async () => {
+  const { clock, runner, lane: l } = lane([12, 0, 0]);
+  l.add('site', { tree: true, removed: false, created: true });
+  for (const d of ['p', 'q', 'r']) for (let i = 0; i < 70; i++) l.add(`${d}/f${i}`, { tree: false, removed: false, created: false });
+  await run(clock, 1000);
+  await run(clock, 2000);
+  assert.equal(runner.starts.length, 2, 'the failed update run, then its retry alone: no delete run');
 });
 
 test('a restored batch never makes a path created since vanish as "created and removed"', async () => {
