@@ -132,37 +132,46 @@ export async function startSersyncTs(opts: {
   const logFile = join(opts.dir, 'sersync-ts.log');
   const proc = spawnLogged(process.execPath, [BIN, '-o', conf], logFile);
   await waitForLog(proc, logFile, /"msg":"watching /, 'the "watching" line of sersync-ts');
-  const pid = proc.child.pid as number;
+  return runningSyncer('sersync-ts', opts, proc, logFile, (text) => {
+    const records = parseRecords(text);
+    const s: LogSummary = { rsyncRuns: 0, failures: 0, warnings: [], lastBatchAt: undefined, lines: records.length, overflows: 0 };
+    for (const r of records) {
+      if (typeof r.rsyncRuns === 'number') {
+        s.rsyncRuns += r.rsyncRuns;
+        const t = typeof r.time === 'string' ? Date.parse(r.time) : typeof r.time === 'number' ? r.time : Number.NaN;
+        if (Number.isFinite(t)) s.lastBatchAt = Math.max(s.lastBatchAt ?? 0, t);
+      }
+      const level = typeof r.level === 'number' ? r.level : 30;
+      // A failed run is logged as a warning naming the run kind and its exit code, without rsyncRuns.
+      if (level >= 40 && 'run' in r && ('exitCode' in r || 'signal' in r)) s.failures++;
+      if (level >= 40) {
+        if (s.warnings.length < 5) s.warnings.push(String(r.msg));
+        if (/lost|overflow/i.test(String(r.msg))) s.overflows++;
+      }
+    }
+    return s;
+  });
+}
+
+/** What both daemons' Syncer share; `summarize` reads the part of the log written since a byte offset. */
+function runningSyncer(
+  label: string,
+  opts: { src: string; rsyncd: RsyncDaemon; module: string },
+  proc: BackgroundProcess,
+  logFile: string,
+  summarize: (text: string) => LogSummary,
+): Syncer {
   return {
-    label: 'sersync-ts',
+    label,
     src: opts.src,
     dest: opts.rsyncd.modules[opts.module] as string,
     module: opts.module,
-    pid,
+    pid: proc.child.pid as number,
     logFile,
     proc,
     running: () => proc.running(),
     logSize: () => sizeOf(logFile),
-    summarize(fromByte) {
-      const text = readFrom(logFile, fromByte);
-      const records = parseRecords(text);
-      const s: LogSummary = { rsyncRuns: 0, failures: 0, warnings: [], lastBatchAt: undefined, lines: records.length, overflows: 0 };
-      for (const r of records) {
-        if (typeof r.rsyncRuns === 'number') {
-          s.rsyncRuns += r.rsyncRuns;
-          const t = typeof r.time === 'string' ? Date.parse(r.time) : typeof r.time === 'number' ? r.time : Number.NaN;
-          if (Number.isFinite(t)) s.lastBatchAt = Math.max(s.lastBatchAt ?? 0, t);
-        }
-        const level = typeof r.level === 'number' ? r.level : 30;
-        // A failed run is logged as a warning naming the run kind and its exit code, without rsyncRuns.
-        if (level >= 40 && 'run' in r && ('exitCode' in r || 'signal' in r)) s.failures++;
-        if (level >= 40) {
-          if (s.warnings.length < 5) s.warnings.push(String(r.msg));
-          if (/lost|overflow/i.test(String(r.msg))) s.overflows++;
-        }
-      }
-      return s;
-    },
+    summarize: (fromByte) => summarize(readFrom(logFile, fromByte)),
     async stop() {
       await proc.stop({ timeoutMs: 20_000 });
     },
@@ -205,34 +214,18 @@ sync {
   const logFile = join(opts.dir, 'lsyncd.log');
   const proc = spawnLogged('lsyncd', ['-log', 'Exec', conf], logFile);
   await waitForLog(proc, logFile, /Normal: Startup of .* finished/, 'lsyncd to finish its startup sync');
-  const pid = proc.child.pid as number;
-  return {
-    label: 'lsyncd',
-    src: opts.src,
-    dest: opts.rsyncd.modules[opts.module] as string,
-    module: opts.module,
-    pid,
-    logFile,
-    proc,
-    running: () => proc.running(),
-    logSize: () => sizeOf(logFile),
-    summarize(fromByte) {
-      const text = readFrom(logFile, fromByte);
-      const s: LogSummary = { rsyncRuns: 0, failures: 0, warnings: [], lastBatchAt: undefined, lines: 0, overflows: 0 };
-      for (const line of text.split('\n')) {
-        if (!line) continue;
-        s.lines++;
-        // "HH:MM:SS Exec: /usr/bin/rsync [<] [...]" — one line per rsync process it starts.
-        if (/^\S+ Exec: \S*rsync /.test(line)) s.rsyncRuns++;
-        const m = /Finished .*exitcode: (\d+)/.exec(line);
-        if (m && m[1] !== '0') s.failures++;
-        if (/^\S+ (Error|Warn)/.test(line) && s.warnings.length < 5) s.warnings.push(line);
-        if (/overflow/i.test(line)) s.overflows++;
-      }
-      return s;
-    },
-    async stop() {
-      await proc.stop({ timeoutMs: 20_000 });
-    },
-  };
+  return runningSyncer('lsyncd', opts, proc, logFile, (text) => {
+    const s: LogSummary = { rsyncRuns: 0, failures: 0, warnings: [], lastBatchAt: undefined, lines: 0, overflows: 0 };
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      s.lines++;
+      // "HH:MM:SS Exec: /usr/bin/rsync [<] [...]" — one line per rsync process it starts.
+      if (/^\S+ Exec: \S*rsync /.test(line)) s.rsyncRuns++;
+      const m = /Finished .*exitcode: (\d+)/.exec(line);
+      if (m && m[1] !== '0') s.failures++;
+      if (/^\S+ (Error|Warn)/.test(line) && s.warnings.length < 5) s.warnings.push(line);
+      if (/overflow/i.test(line)) s.overflows++;
+    }
+    return s;
+  });
 }
