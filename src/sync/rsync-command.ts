@@ -5,8 +5,9 @@ import { toBuffer, type RelPath } from '../core/paths.ts';
  * Pure planning of rsync invocations: argv arrays and NUL-separated stdin, never a shell string. One batch becomes
  * at most two processes per remote: an update run (exactly the listed paths, directories recursively: `--files-from`,
  * or include rules when that is cheaper, see planUpdate) and, when something was removed, a delete-only run
- * (lsyncd-style include rules with `--delete --existing --ignore-existing`, which deletes and transfers nothing). Neither needs `--delete-missing-args`, which
- * misbehaves with -R on receivers before 3.2.3 and on 3.4.3 (ANCHORS.md), so any receiver from 3.1 on is fine.
+ * (lsyncd-style include rules with `--delete --existing --ignore-existing`, which deletes and transfers nothing).
+ * Neither needs `--delete-missing-args`, which misbehaves with -R on receivers before 3.2.3 and on 3.4.3
+ * (ANCHORS.md), so any receiver from 3.1 on is fine.
  */
 
 export interface RsyncInvocation {
@@ -69,7 +70,9 @@ export function planUpdate(
     ...(ctx.nanoseconds === false ? [] : nanosecondQuickCheck(ctx.rsync.commonParams)),
     '--stats',
   ];
-  const rules = trees.size > 0 && ctx.filters.every((f) => f.startsWith('--exclude=')) ? includeRules(paths.map((p) => ({ path: p, tree: trees.has(p) }))) : null;
+  // At least one rule per path: a longer list never becomes rules, so its rules are not built either.
+  const asRules = trees.size > 0 && paths.length <= MAX_TREE_RULES && ctx.filters.every((f) => f.startsWith('--exclude='));
+  const rules = asRules ? includeRules(paths.map((p) => ({ path: p, tree: trees.has(p) }))) : null;
   if (rules !== null && rules.size <= MAX_TREE_RULES) {
     const args = [...head, ...ctx.filters, ...extraFilters, '--from0', '--include-from=-', '--exclude=*', ...endpoints(ctx)];
     return { kind: 'update', args, input: nulList(rules) };
