@@ -3,7 +3,7 @@
  * run, and against lsyncd when it is installed, all pushing to one authenticated rsync daemon on 127.0.0.1.
  *
  *   ./node_modules/.bin/node bench/engine.ts [--quick] [--scenario NAME[,NAME]] [--no-lsyncd] [--tree DIR]
- *                                             [--tuning key=value]... [--out FILE] [--keep]
+ *                                             [--tuning key=value]... [--rounds N] [--out FILE] [--keep]
  *
  * Scenarios, in this order (each prepares what it needs when run alone):
  *   one-file      write one small file; seconds until the remote copy is identical (5 ms polls), N times
@@ -35,6 +35,7 @@ import { readFrom, sizeOf, startLsyncd, startSersyncTs, type Syncer } from './li
 import { countEntries, waitFileCopied, waitTreesAgree } from './lib/tree-probe.ts';
 
 const REPO = join(import.meta.dirname, '..');
+const ROOT_MARKER = 'bench-root-marker.txt';
 const SCENARIOS = ['one-file', 'burst-20k', 'dir-rename', 'delete-burst', 'idle-cpu'] as const;
 const CMP = { absSymlinksStripped: true, ignoreRootAttrs: true };
 
@@ -47,6 +48,8 @@ const USAGE = `usage: ./node_modules/.bin/node bench/engine.ts [options]
   --no-lsyncd          skip lsyncd even when installed
   --tree DIR           the tree copied in the burst (default /usr/share/man; a generated 20k-file tree if missing)
   --tuning key=value   a <tuning> attribute for sersync-ts (repeatable), e.g. --tuning quietMs=100
+  --rounds N           run the tree scenarios (burst-20k, dir-rename, delete-burst) N times, each round with its
+                       own reference run, and print the median of the per-round ratios (default 1)
   --lsyncd-delay S     lsyncd's delay in seconds (default 1; lsyncd's own default is 15)
   --lsyncd-timeout S   give up on lsyncd after S seconds per tree change and stop it (default 120)
   --out FILE           where the JSON goes (default bench/results/engine-<date>.json)
@@ -60,6 +63,7 @@ function options() {
       'no-lsyncd': { type: 'boolean', default: false },
       tree: { type: 'string' },
       tuning: { type: 'string', multiple: true },
+      rounds: { type: 'string' },
       'lsyncd-delay': { type: 'string' },
       'lsyncd-timeout': { type: 'string' },
       out: { type: 'string' },
@@ -86,6 +90,8 @@ function options() {
     tuning[t.slice(0, eq)] = t.slice(eq + 1);
   }
   const quick = values.quick === true;
+  const rounds = Number(values.rounds ?? 1);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new UsageError('--rounds: expected a whole number >= 1');
   const lsyncdDelay = Number(values['lsyncd-delay'] ?? 1);
   if (!(lsyncdDelay >= 0)) throw new UsageError('--lsyncd-delay: expected seconds >= 0');
   const lsyncdTimeout = Number(values['lsyncd-timeout'] ?? 120);
@@ -95,6 +101,7 @@ function options() {
     scenarios: SCENARIOS.filter((s) => wanted.length === 0 || wanted.includes(s)),
     lsyncd: values['no-lsyncd'] !== true,
     lsyncdDelay,
+    rounds,
     tree: values.tree,
     tuning,
     out: values.out,
@@ -562,6 +569,9 @@ const scenarioDelete = (ctx: Ctx) =>
     'rm -rf WATCHED/man2 (the renamed tree)',
   );
 
+const TREE_SCENARIOS = { 'burst-20k': scenarioBurst, 'dir-rename': scenarioRename, 'delete-burst': scenarioDelete };
+const isTreeScenario = (name: string): name is keyof typeof TREE_SCENARIOS => Object.hasOwn(TREE_SCENARIOS, name);
+
 async function scenarioIdle(ctx: Ctx) {
   const worlds = [ctx.ours, ...(ctx.lsyncd ? [ctx.lsyncd] : [])].filter((w) => !w.broken);
   for (const w of worlds) await settle(w, 1000);
@@ -814,6 +824,74 @@ function treeRows(name: string, r: TreeScenarioResult, hasLsyncd: boolean, ctx: 
   ];
 }
 
+/**
+ * One round: its rows. Several: each round's rows, then the median of the per-round ratios (each round's daemon
+ * figure over that round's reference), which is what a noisy machine can vouch for.
+ */
+function treeRoundsRows(name: string, rs: TreeScenarioResult[], hasLsyncd: boolean, ctx: Ctx): Row[] {
+  if (rs.length === 1) return treeRows(name, rs[0] as TreeScenarioResult, hasLsyncd, ctx);
+  const perRound = rs.flatMap((r, i) => treeRows(`${name} (round ${i + 1}/${rs.length})`, r, hasLsyncd, ctx));
+  const refMean = (r: TreeScenarioResult, f: (x: RefResult) => number | null) => mean(nums(r.ref.map(f)));
+  const ratios = (f: (c: ChangeResult) => number | null, g: (x: RefResult) => number | null, who: 'ours' | 'lsyncd') =>
+    nums(
+      rs.map((r) => {
+        const c = r[who];
+        const a = c ? f(c) : null;
+        const b = refMean(r, g);
+        return a === null || !Number.isFinite(b) || b <= 0 ? null : a / b;
+      }),
+    );
+  const cell = (xs: number[]) => (xs.length ? `${median(xs).toFixed(2)}× (${xs.map((x) => x.toFixed(2)).join(', ')})` : '—');
+  const L = (s: string) => (hasLsyncd ? s : 'not run');
+  const sc = `${name}, ${rs.length} rounds`;
+  const runs = (who: 'ours' | 'lsyncd') =>
+    nums(rs.map((r) => (r[who] ? (r[who] as ChangeResult).rsyncRuns + (r[who] as ChangeResult).failures : null)));
+  const allIdentical = (who: 'ours' | 'lsyncd') =>
+    rs.every((r) => r[who]?.identical) ? 'yes' : `**NO** in ${rs.filter((r) => !r[who]?.identical).length} round(s)`;
+  const ratioRow = (metric: string, f: (c: ChangeResult) => number | null, g: (x: RefResult) => number | null): Row => ({
+    scenario: sc,
+    metric: `${metric}: median of the rounds (each round)`,
+    ours: '',
+    ref: '',
+    ratio: cell(ratios(f, g, 'ours')),
+    lsyncd: '',
+    lsyncdRatio: L(cell(ratios(f, g, 'lsyncd'))),
+  });
+  return [
+    ...perRound,
+    ratioRow(
+      'latency after the change / reference wall',
+      (c) => c.latency,
+      (x) => x.wall,
+    ),
+    ratioRow(
+      'CPU, daemon + its rsync / reference CPU',
+      (c) => c.cpu,
+      (x) => x.cpu,
+    ),
+    {
+      scenario: sc,
+      metric: 'rsync processes, most in one round',
+      ours: fmtCount(max(runs('ours'))),
+      ref: '1',
+      ratio: '',
+      lsyncd: L(fmtCount(max(runs('lsyncd')))),
+      lsyncdRatio: '',
+    },
+    {
+      scenario: sc,
+      metric: 'trees identical in every round',
+      ours: allIdentical('ours'),
+      ref: rs.every((r) => r.refIdentical.identical) ? 'yes' : '**NO**',
+      ratio: '',
+      lsyncd: L(allIdentical('lsyncd')),
+      lsyncdRatio: '',
+    },
+  ];
+}
+
+const fmtCount = (x: number) => (Number.isFinite(x) ? String(x) : '—');
+
 function idleRows(r: IdleResult, hasLsyncd: boolean): Row[] {
   const rec = r as unknown as Record<
     string,
@@ -935,6 +1013,21 @@ async function main(): Promise<number> {
       lsyncdProblems: [],
     };
 
+    // A file that stays in every watched root: sersync-ts holds deletions while its watch root is empty (what an
+    // unmounted disk looks like), and removing the only tree would empty it.
+    for (const w of [ctx.ours, ...(ctx.lsyncd ? [ctx.lsyncd] : [])]) {
+      const marker = join(w.s.src, ROOT_MARKER);
+      await writeFile(marker, 'keeps the watch root from looking unmounted\n');
+      const at = await waitFileCopied(marker, join(w.s.dest, ROOT_MARKER), {
+        intervalMs: 50,
+        timeoutMs: ctx.o.fileTimeoutMs,
+        stop: stopIfDead(w),
+      });
+      if (at === undefined) problem(ctx, w, `${ROOT_MARKER} did not reach the remote`);
+      await settle(w, ctx.o.oneFileSettleMs);
+    }
+    await writeFile(join(ctx.ref.src, ROOT_MARKER), 'keeps the watch root from looking unmounted\n');
+
     const results: Record<string, unknown> = {};
     const rows: Row[] = [];
     const loads: Record<string, number[]> = {};
@@ -945,11 +1038,26 @@ async function main(): Promise<number> {
         const r = await scenarioOneFile(ctx);
         results[name] = r;
         rows.push(...oneFileRows(r, !!ctx.lsyncd));
-      } else if (name === 'burst-20k' || name === 'dir-rename' || name === 'delete-burst') {
-        const fn = { 'burst-20k': scenarioBurst, 'dir-rename': scenarioRename, 'delete-burst': scenarioDelete }[name];
-        const r = await fn(ctx);
-        results[name] = r;
-        rows.push(...treeRows(name, r, !!ctx.lsyncd, ctx));
+      } else if (isTreeScenario(name)) {
+        // The tree scenarios run as one group, --rounds times over, each round with its own reference runs.
+        const group = o.scenarios.filter(isTreeScenario);
+        if (name !== group[0]) continue;
+        const runs: Record<string, TreeScenarioResult[]> = {};
+        for (let round = 1; round <= o.rounds; round++) {
+          for (const t of group) {
+            const label = o.rounds > 1 ? `${t} (round ${round}/${o.rounds})` : t;
+            if (round > 1 || t !== name) {
+              loads[label] = loadavg();
+              progress(`=== ${label} (load ${loads[label].map((x) => x.toFixed(2)).join(' ')})`);
+            }
+            (runs[t] ??= []).push(await TREE_SCENARIOS[t](ctx));
+          }
+        }
+        for (const t of group) {
+          const rs = runs[t] ?? [];
+          results[t] = rs.length === 1 ? rs[0] : rs;
+          rows.push(...treeRoundsRows(t, rs, !!ctx.lsyncd, ctx));
+        }
       } else if (name === 'idle-cpu') {
         const r = await scenarioIdle(ctx);
         results[name] = r;
@@ -958,7 +1066,8 @@ async function main(): Promise<number> {
     }
     for (const s of syncers) {
       // lsyncd's own failures are findings about lsyncd, not a broken benchmark (README).
-      if (!s.running()) (s.label === 'lsyncd' ? ctx.lsyncdProblems : ctx.problems).push(`${s.label} is no longer running (log: ${s.logFile})`);
+      if (!s.running())
+        (s.label === 'lsyncd' ? ctx.lsyncdProblems : ctx.problems).push(`${s.label} is no longer running (log: ${s.logFile})`);
     }
 
     const finishedAt = new Date();

@@ -155,7 +155,7 @@ export async function startSersyncTs(opts: {
 
 /** What both daemons' Syncer share; `summarize` reads the part of the log written since a byte offset. */
 function runningSyncer(
-  label: string,
+  label: Syncer['label'],
   opts: { src: string; rsyncd: RsyncDaemon; module: string },
   proc: BackgroundProcess,
   logFile: string,
