@@ -1031,9 +1031,12 @@ async function main(): Promise<number> {
     const results: Record<string, unknown> = {};
     const rows: Row[] = [];
     const loads: Record<string, number[]> = {};
+    const header = (label: string) => {
+      loads[label] = loadavg();
+      progress(`=== ${label} (load ${loads[label].map((x) => x.toFixed(2)).join(' ')})`);
+    };
     for (const name of o.scenarios) {
-      loads[name] = loadavg();
-      progress(`=== ${name} (load ${loads[name].map((x) => x.toFixed(2)).join(' ')})`);
+      if (!isTreeScenario(name)) header(name);
       if (name === 'one-file') {
         const r = await scenarioOneFile(ctx);
         results[name] = r;
@@ -1045,11 +1048,7 @@ async function main(): Promise<number> {
         const runs: Record<string, TreeScenarioResult[]> = {};
         for (let round = 1; round <= o.rounds; round++) {
           for (const t of group) {
-            const label = o.rounds > 1 ? `${t} (round ${round}/${o.rounds})` : t;
-            if (round > 1 || t !== name) {
-              loads[label] = loadavg();
-              progress(`=== ${label} (load ${loads[label].map((x) => x.toFixed(2)).join(' ')})`);
-            }
+            header(o.rounds > 1 ? `${t} (round ${round}/${o.rounds})` : t);
             (runs[t] ??= []).push(await TREE_SCENARIOS[t](ctx));
           }
         }
