@@ -846,8 +846,13 @@ function treeRoundsRows(name: string, rs: TreeScenarioResult[], hasLsyncd: boole
   const sc = `${name}, ${rs.length} rounds`;
   const runs = (who: 'ours' | 'lsyncd') =>
     nums(rs.map((r) => (r[who] ? (r[who] as ChangeResult).rsyncRuns + (r[who] as ChangeResult).failures : null)));
-  const allIdentical = (who: 'ours' | 'lsyncd') =>
-    rs.every((r) => r[who]?.identical) ? 'yes' : `**NO** in ${rs.filter((r) => !r[who]?.identical).length} round(s)`;
+  const allIdentical = (who: 'ours' | 'lsyncd') => {
+    const ran = rs.filter((r) => r[who] !== undefined);
+    const skipped = rs.length - ran.length ? ` (${rs.length - ran.length} round(s) skipped)` : '';
+    if (ran.length === 0) return '—';
+    const wrong = ran.filter((r) => !r[who]?.identical).length;
+    return `${wrong === 0 ? 'yes' : `**NO** in ${wrong} round(s)`}${skipped}`;
+  };
   const ratioRow = (metric: string, f: (c: ChangeResult) => number | null, g: (x: RefResult) => number | null): Row => ({
     scenario: sc,
     metric: `${metric}: median of the rounds (each round)`,
@@ -1027,6 +1032,7 @@ async function main(): Promise<number> {
       await settle(w, ctx.o.oneFileSettleMs);
     }
     await writeFile(join(ctx.ref.src, ROOT_MARKER), 'keeps the watch root from looking unmounted\n');
+    await refMirror(ctx);
 
     const results: Record<string, unknown> = {};
     const rows: Row[] = [];
