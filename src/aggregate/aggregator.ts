@@ -49,6 +49,11 @@ export interface PendingEntry {
   readonly tree: boolean;
   /** Something at or below the path was removed, so the remote may hold files to delete. */
   readonly deletes: boolean;
+  /**
+   * Every change pending at and below the path was a removal (an `rm -rf` under way): a directory that still
+   * exists then needs its delete run only, nothing in it is new. Absent means false.
+   */
+  readonly removalsOnly?: boolean;
 }
 
 export interface Batch {
@@ -64,6 +69,7 @@ interface EntryState {
   tree: boolean;
   deletes: boolean;
   created: boolean;
+  removalsOnly: boolean;
 }
 
 interface Node {
@@ -206,6 +212,7 @@ export class Aggregator {
       if (node.entry?.tree) {
         // A pending recursive entry above already covers this path.
         if (hint.removed || hint.deletes) node.entry.deletes = true;
+        node.entry.removalsOnly &&= hint.removed;
         return;
       }
       const name = parts[i] as string;
@@ -224,7 +231,7 @@ export class Aggregator {
         prune(trail, parts);
         return;
       }
-      node.entry = { tree: hint.tree, deletes: hint.removed || hint.deletes === true, created: hint.created };
+      node.entry = { tree: hint.tree, deletes: hint.removed || hint.deletes === true, created: hint.created, removalsOnly: hint.removed };
       for (const n of trail) n.count++;
     } else if (hint.removed && existing.created) {
       // Created and removed within this window: it vanishes, with everything that was pending below it.
@@ -237,6 +244,7 @@ export class Aggregator {
     } else {
       existing.tree ||= hint.tree;
       existing.deletes ||= hint.removed || hint.deletes === true;
+      existing.removalsOnly &&= hint.removed;
     }
     if (node.entry?.tree && node.children.size > 0) this.#collapse(node, trail);
     const parent = trail[trail.length - 2];
@@ -250,8 +258,9 @@ export class Aggregator {
     const before = node.count;
     const deletes = node.entry?.deletes === true || subtreeHasDeletes(node);
     const created = node.entry?.created === true;
+    const removalsOnly = (node.entry === null || node.entry.removalsOnly) && subtreeRemovalsOnly(node);
     node.children = new Map();
-    node.entry = { tree: true, deletes, created };
+    node.entry = { tree: true, deletes, created, removalsOnly };
     node.count = 1;
     const delta = before - 1;
     for (const n of trail) if (n !== node) n.count -= delta;
@@ -263,6 +272,13 @@ function subtreeHasDeletes(node: Node): boolean {
     if (child.entry?.deletes || subtreeHasDeletes(child)) return true;
   }
   return false;
+}
+
+function subtreeRemovalsOnly(node: Node): boolean {
+  for (const child of node.children.values()) {
+    if ((child.entry !== null && !child.entry.removalsOnly) || !subtreeRemovalsOnly(child)) return false;
+  }
+  return true;
 }
 
 /** Removes empty nodes at the end of the trail. */
@@ -277,7 +293,10 @@ function prune(trail: readonly Node[], parts: readonly string[]): void {
 function collect(node: Node, prefix: string, out: PendingEntry[]): void {
   for (const [name, child] of node.children) {
     const path = prefix === '' ? name : `${prefix}/${name}`;
-    if (child.entry) out.push({ path, tree: child.entry.tree, deletes: child.entry.deletes });
+    if (child.entry) {
+      const { tree, deletes, removalsOnly } = child.entry;
+      out.push(removalsOnly ? { path, tree, deletes, removalsOnly } : { path, tree, deletes });
+    }
     if (!child.entry?.tree) collect(child, path, out);
   }
 }

@@ -365,6 +365,11 @@ export class RemoteLane {
         deletes.push({ path: e.path, tree: true });
         return;
       }
+      if (kind === 'dir' && e.removalsOnly) {
+        // Only removals pending in it (a tree being removed): nothing to send, its delete run does it all.
+        deletes.push({ path: e.path, tree: true });
+        return;
+      }
       updates.push(e.path);
       if (kind === 'dir') trees.push(e.path);
       if (kind === 'dir' && e.deletes) deletes.push({ path: e.path, tree: true });

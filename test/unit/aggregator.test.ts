@@ -126,6 +126,25 @@ test('a collapsed directory remembers that something below it was removed', () =
   assert.deepEqual(paths(batches[0]), ['img/** (deletes)']);
 });
 
+test('a directory whose pending changes are all removals says so (an rm -rf under way); any other change below clears it', () => {
+  const { clock, batches, agg } = setup();
+  for (let i = 0; i < 9; i++) agg.add(`old/${i}.html`, removed);
+  agg.add('old/sub', { tree: true, removed: true, created: false });
+  for (let i = 0; i < 9; i++) agg.add(`mixed/${i}.html`, removed);
+  agg.add('mixed/new.html', created);
+  agg.add('gone.txt', removed);
+  clock.advance(300);
+  const byPath = new Map(batches[0]?.entries.map((e) => [e.path, e]));
+  assert.deepEqual(byPath.get('old'), { path: 'old', tree: true, deletes: true, removalsOnly: true });
+  assert.deepEqual(byPath.get('mixed'), { path: 'mixed', tree: true, deletes: true });
+  assert.equal(byPath.get('gone.txt')?.removalsOnly, true);
+  // Below a recursive entry that only removals made so far, a write clears the mark.
+  for (let i = 0; i < 9; i++) agg.add(`old/${i}.html`, removed);
+  agg.add('old/back.html', created);
+  clock.advance(300);
+  assert.deepEqual(batches[1]?.entries, [{ path: 'old', tree: true, deletes: true }]);
+});
+
 test('too many paths overall becomes a full sync', () => {
   const { clock, batches, agg } = setup();
   for (let i = 0; i < 51; i++) agg.add(`d${i}/f.txt`, file);

@@ -40,14 +40,16 @@ class ScriptedRunner implements ProcessRunner {
   readonly starts: number[] = [];
   /** Each run's stdin items (paths or rules), NUL-separated in the real thing. */
   readonly inputs: string[][] = [];
+  readonly args: (readonly string[])[] = [];
   readonly clock: FakeClock;
   readonly codes: number[];
   constructor(clock: FakeClock, codes: number[]) {
     this.clock = clock;
     this.codes = codes;
   }
-  run(_file: string, _args: readonly string[], opts?: { input?: Buffer | null }): Promise<ProcessResult> {
+  run(_file: string, args: readonly string[], opts?: { input?: Buffer | null }): Promise<ProcessResult> {
     this.starts.push(this.clock.now() - 1_000_000);
+    this.args.push(args);
     this.inputs.push(opts?.input ? opts.input.toString('latin1').split('\0').slice(0, -1) : []);
     const exitCode = this.codes.shift() ?? 0;
     return Promise.resolve({ exitCode, stdout: '', stderr: exitCode === 0 ? '' : `exit ${exitCode}`, durationMs: 1 });
@@ -128,6 +130,21 @@ test('a failed batch of more than 200 paths is retried without that cleanup (its
   await run(clock, 1000);
   await run(clock, 2000);
   assert.equal(runner.starts.length, 2, 'the failed update run, then its retry alone: no delete run');
+});
+
+test('a directory with only removals pending gets its delete run and no update run; a write below it brings the update back', async () => {
+  const { clock, runner, lane: l } = lane([0, 0, 0]);
+  // p still exists (an rm -rf under way): more removed children than maxChildrenPerDir collapse it.
+  for (let i = 0; i < 101; i++) l.add(`p/gone${i}`, { tree: false, removed: true, created: false });
+  await run(clock, 1000);
+  assert.equal(runner.starts.length, 1, 'one run');
+  assert.ok(runner.args[0]?.includes('--delete') && runner.args[0].includes('--existing'), 'the delete run');
+  assert.deepEqual(runner.inputs[0], ['/p', '/p/***']);
+  for (let i = 0; i < 100; i++) l.add(`p/gone${i}`, { tree: false, removed: true, created: false });
+  l.add('p/f1', { tree: false, removed: false, created: false });
+  await run(clock, 1000);
+  assert.equal(runner.starts.length, 3, 'an update run and a delete run');
+  assert.ok(!runner.args[1]?.includes('--existing'), 'the update run first');
 });
 
 test('a restored batch never makes a path created since vanish as "created and removed"', async () => {
