@@ -836,12 +836,16 @@ function treeRoundsRows(name: string, rs: TreeScenarioResult[], hasLsyncd: boole
     nums(
       rs.map((r) => {
         const c = r[who];
-        const a = c ? f(c) : null;
+        // A round the daemon skipped or did not finish in time has no ratio (the problem list names it).
+        const a = c && c.latency !== null ? f(c) : null;
         const b = refMean(r, g);
         return a === null || !Number.isFinite(b) || b <= 0 ? null : a / b;
       }),
     );
-  const cell = (xs: number[]) => (xs.length ? `${median(xs).toFixed(2)}× (${xs.map((x) => x.toFixed(2)).join(', ')})` : '—');
+  const cell = (xs: number[]) =>
+    xs.length
+      ? `${median(xs).toFixed(2)}× (${xs.map((x) => x.toFixed(2)).join(', ')})${xs.length < rs.length ? `, ${xs.length} of ${rs.length} rounds` : ''}`
+      : '—';
   const L = (s: string) => (hasLsyncd ? s : 'not run');
   const sc = `${name}, ${rs.length} rounds`;
   const runs = (who: 'ours' | 'lsyncd') =>

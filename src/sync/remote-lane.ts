@@ -232,7 +232,8 @@ export class RemoteLane {
       runs = [planFull(this.#ctx, [...extra, ...this.#deps.fullSyncFilters])];
     } else {
       const split = await this.#splitByDisk(batch.entries);
-      updated = split.updates;
+      // A directory that only lost entries still exists: reported as updated too, so no plugin hears "deleted".
+      updated = [...split.updates, ...split.pruned];
       deleted = split.deletes.map((d) => d.path);
       runs = [];
       if (split.updates.length > 0) {
@@ -349,6 +350,8 @@ export class RemoteLane {
     const updates: RelPath[] = [];
     const trees: RelPath[] = [];
     const deletes: { path: RelPath; tree: boolean }[] = [];
+    /** Existing directories that get a delete run only (removalsOnly). */
+    const pruned: RelPath[] = [];
     const root = this.#deps.rootBytes;
     const kinds = await mapLimit(entries, 64, async (e) => {
       try {
@@ -368,13 +371,14 @@ export class RemoteLane {
       if (kind === 'dir' && e.removalsOnly) {
         // Only removals pending in it (a tree being removed): nothing to send, its delete run does it all.
         deletes.push({ path: e.path, tree: true });
+        pruned.push(e.path);
         return;
       }
       updates.push(e.path);
       if (kind === 'dir') trees.push(e.path);
       if (kind === 'dir' && e.deletes) deletes.push({ path: e.path, tree: true });
     });
-    return { updates, trees, deletes };
+    return { updates, trees, deletes, pruned };
   }
 
   async #deletionsAllowed(): Promise<boolean> {

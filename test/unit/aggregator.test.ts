@@ -145,6 +145,20 @@ test('a directory whose pending changes are all removals says so (an rm -rf unde
   assert.deepEqual(batches[1]?.entries, [{ path: 'old', tree: true, deletes: true }]);
 });
 
+test('a directory removed and made again in one window, or made over removed children, is no longer removals only', () => {
+  const { clock, batches, agg } = setup();
+  agg.add('a', { tree: true, removed: true, created: false }); // rm -rf a
+  agg.add('a', newDir); // mkdir a
+  agg.add('b/x', removed);
+  agg.add('b/y', removed);
+  agg.add('b', newDir); // b removed with its files, then made again: the new b swallows them
+  clock.advance(300);
+  assert.deepEqual(batches[0]?.entries, [
+    { path: 'a', tree: true, deletes: true },
+    { path: 'b', tree: true, deletes: true },
+  ]);
+});
+
 test('too many paths overall becomes a full sync', () => {
   const { clock, batches, agg } = setup();
   for (let i = 0; i < 51; i++) agg.add(`d${i}/f.txt`, file);

@@ -60,6 +60,7 @@ function lane(codes: number[]) {
   const clock = new FakeClock();
   const runner = new ScriptedRunner(clock, codes);
   const reports: AttemptReport[] = [];
+  const synced: { updated: readonly string[]; deleted: readonly string[] }[] = [];
   const l = new RemoteLane(
     remote,
     { watch: root, remote, rsync, deletes: true, filters: [], defaultTimeoutSeconds: 300 },
@@ -75,10 +76,11 @@ function lane(codes: number[]) {
       fullSyncFilters: [],
       retry: { baseMs: 1000, capMs: 60_000, random: () => 0.5 },
       onAttempt: (_lane, r) => void reports.push(r),
+      onSynced: (_lane, _batch, r) => void synced.push({ updated: r.updated, deleted: r.deleted }),
       deletionsAllowed: async () => true,
     },
   );
-  return { clock, runner, reports, lane: l };
+  return { clock, runner, reports, synced, lane: l };
 }
 
 /** Advances the fake clock in steps, letting the lane's promises (lstat, the queue) run in between. */
@@ -133,13 +135,14 @@ test('a failed batch of more than 200 paths is retried without that cleanup (its
 });
 
 test('a directory with only removals pending gets its delete run and no update run; a write below it brings the update back', async () => {
-  const { clock, runner, lane: l } = lane([0, 0, 0]);
+  const { clock, runner, synced, lane: l } = lane([0, 0, 0]);
   // p still exists (an rm -rf under way): more removed children than maxChildrenPerDir collapse it.
   for (let i = 0; i < 101; i++) l.add(`p/gone${i}`, { tree: false, removed: true, created: false });
   await run(clock, 1000);
   assert.equal(runner.starts.length, 1, 'one run');
   assert.ok(runner.args[0]?.includes('--delete') && runner.args[0].includes('--existing'), 'the delete run');
   assert.deepEqual(runner.inputs[0], ['/p', '/p/***']);
+  assert.deepEqual(synced[0], { updated: ['p'], deleted: ['p'] }, 'p still exists: reported as updated too, so plugins hear no "deleted"');
   for (let i = 0; i < 100; i++) l.add(`p/gone${i}`, { tree: false, removed: true, created: false });
   l.add('p/f1', { tree: false, removed: false, created: false });
   await run(clock, 1000);
