@@ -849,7 +849,12 @@ function treeRoundsRows(name: string, rs: TreeScenarioResult[], hasLsyncd: boole
   const L = (s: string) => (hasLsyncd ? s : 'not run');
   const sc = `${name}, ${rs.length} rounds`;
   const runs = (who: 'ours' | 'lsyncd') =>
-    nums(rs.map((r) => (r[who] ? (r[who] as ChangeResult).rsyncRuns + (r[who] as ChangeResult).failures : null)));
+    nums(
+      rs.map((r) => {
+        const c = r[who];
+        return c ? c.rsyncRuns + c.failures : null;
+      }),
+    );
   const allIdentical = (who: 'ours' | 'lsyncd') => {
     const ran = rs.filter((r) => r[who] !== undefined);
     const skipped = rs.length - ran.length ? ` (${rs.length - ran.length} round(s) skipped)` : '';

@@ -256,9 +256,10 @@ export class Aggregator {
   /** Makes `node` one recursive entry that stands for its whole pending subtree. */
   #collapse(node: Node, trail: readonly Node[]): void {
     const before = node.count;
-    const deletes = node.entry?.deletes === true || subtreeHasDeletes(node);
+    const below = removalsBelow(node);
+    const deletes = node.entry?.deletes === true || below.any;
     const created = node.entry?.created === true;
-    const removalsOnly = (node.entry === null || node.entry.removalsOnly) && subtreeRemovalsOnly(node);
+    const removalsOnly = (node.entry === null || node.entry.removalsOnly) && below.only;
     node.children = new Map();
     node.entry = { tree: true, deletes, created, removalsOnly };
     node.count = 1;
@@ -267,18 +268,16 @@ export class Aggregator {
   }
 }
 
-function subtreeHasDeletes(node: Node): boolean {
+/** One walk of the entries below `node`: whether any says something was removed, and whether all of them do only that. */
+function removalsBelow(node: Node, acc = { any: false, only: true }): { any: boolean; only: boolean } {
   for (const child of node.children.values()) {
-    if (child.entry?.deletes || subtreeHasDeletes(child)) return true;
+    if (child.entry !== null) {
+      acc.any ||= child.entry.deletes;
+      acc.only &&= child.entry.removalsOnly;
+    }
+    removalsBelow(child, acc);
   }
-  return false;
-}
-
-function subtreeRemovalsOnly(node: Node): boolean {
-  for (const child of node.children.values()) {
-    if ((child.entry !== null && !child.entry.removalsOnly) || !subtreeRemovalsOnly(child)) return false;
-  }
-  return true;
+  return acc;
 }
 
 /** Removes empty nodes at the end of the trail. */
