@@ -636,7 +636,13 @@ class Reader {
       maxPendingPaths: this.#number(node, 'maxPendingPaths', d.maxPendingPaths, counts, bad),
       watcher,
       stateDir,
-      progressMs: this.#number(node, 'progressMs', d.progressMs, { min: 100, max: DAY_MS, expect: 'expected whole milliseconds >= 100' }, bad),
+      progressMs: this.#number(
+        node,
+        'progressMs',
+        d.progressMs,
+        { min: 100, max: DAY_MS, expect: 'expected whole milliseconds >= 100' },
+        bad,
+      ),
     };
   }
 

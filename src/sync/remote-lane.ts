@@ -8,7 +8,15 @@ import { displayPath, toBuffer, type RelPath } from '../core/paths.ts';
 import type { ProgressSink } from '../observe/progress.ts';
 import { excludesForRegexes } from './excluded-walk.ts';
 import type { ProcessRunner } from './process-runner.ts';
-import { bytesSentFromStats, type CommandContext, MAX_TREE_RULES, type RsyncInvocation, planDelete, planFull, planUpdate } from './rsync-command.ts';
+import {
+  bytesSentFromStats,
+  type CommandContext,
+  MAX_TREE_RULES,
+  type RsyncInvocation,
+  planDelete,
+  planFull,
+  planUpdate,
+} from './rsync-command.ts';
 import { classifyRsyncExit, type RsyncVerdict } from './rsync-exit.ts';
 
 /**

@@ -76,12 +76,14 @@ function greets(port: number): Promise<boolean> {
 export async function startRsyncDaemon(opts: RsyncDaemonOptions): Promise<RsyncDaemon> {
   if (opts.modules.length === 0) throw new Error('startRsyncDaemon: at least one module is needed');
   for (const name of opts.modules) {
-    if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`startRsyncDaemon: module name ${JSON.stringify(name)} must match [A-Za-z0-9_.-]+`);
+    if (!/^[A-Za-z0-9_.-]+$/.test(name))
+      throw new Error(`startRsyncDaemon: module name ${JSON.stringify(name)} must match [A-Za-z0-9_.-]+`);
   }
   const auth = opts.user !== undefined || opts.password !== undefined;
   const user = auth ? (opts.user ?? 'rsync_backup') : undefined;
   let password = auth ? (opts.password ?? randomBytes(12).toString('hex')) : undefined;
-  if (user !== undefined && !/^[A-Za-z0-9_.-]+$/.test(user)) throw new Error(`startRsyncDaemon: user ${JSON.stringify(user)} must match [A-Za-z0-9_.-]+`);
+  if (user !== undefined && !/^[A-Za-z0-9_.-]+$/.test(user))
+    throw new Error(`startRsyncDaemon: user ${JSON.stringify(user)} must match [A-Za-z0-9_.-]+`);
   if (password?.includes('\n')) throw new Error('startRsyncDaemon: the password must not contain a newline');
 
   const configDir = await makeTempDir('rsyncd');
@@ -133,14 +135,11 @@ export async function startRsyncDaemon(opts: RsyncDaemonOptions): Promise<RsyncD
   /** Starts the daemon on `port`; returns false when the port could not be bound. */
   async function launch(): Promise<boolean> {
     // Only this launch's part of the log tells whether this launch failed to bind.
-    const logStart = await stat(logFile).then((st) => st.size, () => 0);
-    const p = spawnBackground('rsync', [
-      '--daemon',
-      '--no-detach',
-      `--config=${configFile}`,
-      `--port=${port}`,
-      '--address=127.0.0.1',
-    ]);
+    const logStart = await stat(logFile).then(
+      (st) => st.size,
+      () => 0,
+    );
+    const p = spawnBackground('rsync', ['--daemon', '--no-detach', `--config=${configFile}`, `--port=${port}`, '--address=127.0.0.1']);
     proc = p;
     let outcome: 'ready' | 'exited' | 'timeout';
     try {

@@ -512,9 +512,7 @@ test('failLog: minutes; an empty timeToExecute means 120 like sersync2; always v
 test('<host> is informational: a bad port is only a warning', () => {
   const config = parse(withSersync(REMOTE, '<host hostip="example" port="x"/>'));
   assert.deepEqual(config.host, { ip: 'example', port: 8008 });
-  assert.deepEqual(config.warnings, [
-    'conf.xml:2: <host port="x">: expected a port number 1-65535; the status endpoint uses 8008',
-  ]);
+  assert.deepEqual(config.warnings, ['conf.xml:2: <host port="x">: expected a port number 1-65535; the status endpoint uses 8008']);
 });
 
 test('a realtime filter with crontab on but no crontabfilter excludes is reported, crontab left on', () => {

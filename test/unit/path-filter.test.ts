@@ -8,7 +8,19 @@ const re = (source: string): FilterRegex => ({ source, regex: new RegExp(`^(?:${
 
 test('built-in temporaries are excluded, dot-files synced by default', () => {
   const f = createPathFilter({ dotFiles: true, regexes: [] });
-  for (const p of ['4913', 'a/4913', 'x~', 'a/.x.txt.swp', 'a/.x.swx', '.#lock', '#auto#', 'd/.goutputstream-ABC', '.~lock.doc#', 'v.iso.part', 'f.crdownload']) {
+  for (const p of [
+    '4913',
+    'a/4913',
+    'x~',
+    'a/.x.txt.swp',
+    'a/.x.swx',
+    '.#lock',
+    '#auto#',
+    'd/.goutputstream-ABC',
+    '.~lock.doc#',
+    'v.iso.part',
+    'f.crdownload',
+  ]) {
     assert.equal(f.isExcluded(p, false), true, p);
   }
   for (const p of ['.htaccess', 'a/.user.ini', 'index.html', 'swp', 'a.swp.txt', 'x~y', 'part']) {
@@ -32,7 +44,11 @@ test("filter regexes match sersync2's strings: bare name at the root, /dir/name 
   assert.equal(f.isExcluded('a/info', true), false, 'sersync2 ^info/* only hits the top level');
   assert.equal(f.isExcluded('a/b', true), true);
   assert.equal(f.isExcluded('a/bc', true), false);
-  assert.deepEqual(f.rsyncFilters.filter((a) => !a.includes('~') && !a.includes('4913')).slice(-3), ['--exclude=*.gz', '--exclude=/info', '--exclude=/a/b']);
+  assert.deepEqual(f.rsyncFilters.filter((a) => !a.includes('~') && !a.includes('4913')).slice(-3), [
+    '--exclude=*.gz',
+    '--exclude=/info',
+    '--exclude=/a/b',
+  ]);
   assert.deepEqual(f.untranslated, []);
 });
 

@@ -97,7 +97,16 @@ test('failures back off 1 s, 2 s, 4 s … (jitter ×0.75–1.25, here ×1); degr
   await run(clock, 20_000);
   // The quiet period, then retries 1, 2, 4 and 8 s after each failure (each retry waits its own quiet period too).
   assert.deepEqual(runner.starts, [100, 1100, 3100, 7100, 15100]);
-  assert.deepEqual(reports.map((r) => [r.ok, r.consecutiveFailures]), [[false, 1], [false, 2], [false, 3], [false, 4], [true, 0]]);
+  assert.deepEqual(
+    reports.map((r) => [r.ok, r.consecutiveFailures]),
+    [
+      [false, 1],
+      [false, 2],
+      [false, 3],
+      [false, 4],
+      [true, 0],
+    ],
+  );
   assert.equal(l.stats.degraded, false, 'healed by the success');
   assert.equal(l.stats.failures, 4);
 });
@@ -165,7 +174,10 @@ test('exit 24 (files vanished) is no failure: the batch counts as synced and its
   await run(clock, 1000);
   assert.deepEqual(runner.starts, [100, 200], 'a.txt checked again after the quiet period, no backoff');
   assert.equal(l.stats.failures, 0);
-  assert.deepEqual(reports.map((r) => r.ok), [true, true]);
+  assert.deepEqual(
+    reports.map((r) => r.ok),
+    [true, true],
+  );
 });
 
 test('exit 24 of a full sync (a live tree) is a finished full sync, not a loop', async () => {
@@ -174,7 +186,10 @@ test('exit 24 of a full sync (a live tree) is a finished full sync, not a loop',
   await run(clock, 5000);
   assert.deepEqual(runner.starts, [100], 'one run, not again and again');
   assert.equal(l.stats.fullSyncs, 1);
-  assert.deepEqual(reports.map((r) => r.ok), [true]);
+  assert.deepEqual(
+    reports.map((r) => r.ok),
+    [true],
+  );
 });
 
 test('a receiver that refuses --modify-window=-1 (before 3.1.3) is retried at once without it, and stays without it', async () => {
@@ -184,13 +199,21 @@ test('a receiver that refuses --modify-window=-1 (before 3.1.3) is retried at on
     args.push([...a]);
     runner.starts.push(clock.now() - 1_000_000);
     const old = a.includes('--modify-window=-1');
-    return Promise.resolve({ exitCode: old ? 1 : 0, stdout: '', stderr: old ? 'rsync: on remote machine: -@-1: unknown option' : '', durationMs: 1 });
+    return Promise.resolve({
+      exitCode: old ? 1 : 0,
+      stdout: '',
+      stderr: old ? 'rsync: on remote machine: -@-1: unknown option' : '',
+      durationMs: 1,
+    });
   };
   l.add('a.txt', { tree: false, removed: false, created: false });
   await run(clock, 1000);
   l.add('a.txt', { tree: false, removed: false, created: false });
   await run(clock, 1000);
-  assert.deepEqual(args.map((a) => a.includes('--modify-window=-1')), [true, false, false]);
+  assert.deepEqual(
+    args.map((a) => a.includes('--modify-window=-1')),
+    [true, false, false],
+  );
   assert.deepEqual(runner.starts, [100, 200, 1100]);
   assert.equal(l.stats.failures, 0);
 });

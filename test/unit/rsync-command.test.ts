@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Remote, RsyncSettings } from '../../src/config/model.ts';
-import { type CommandContext, MAX_TREE_RULES, planDelete, planFull, planUpdate, withoutUpdateFlag, bytesSentFromStats } from '../../src/sync/rsync-command.ts';
+import {
+  type CommandContext,
+  MAX_TREE_RULES,
+  planDelete,
+  planFull,
+  planUpdate,
+  withoutUpdateFlag,
+  bytesSentFromStats,
+} from '../../src/sync/rsync-command.ts';
 import { classifyRsyncExit } from '../../src/sync/rsync-exit.ts';
 
 const rsync: RsyncSettings = {
@@ -26,8 +34,17 @@ const stdinItems = (b: Buffer | null) => (b ? b.toString('latin1').split('\0').s
 test('update run: files-from on stdin, NUL-separated, every entry behind a slash', () => {
   const run = planUpdate(ctx(), ['#notes', ';x', 'a b/$(x)', 'dir']);
   assert.deepEqual(run.args, [
-    '-artz', '--timeout=300', '--contimeout=30', '--force', '--modify-window=-1', '--stats', '--from0', '--files-from=-',
-    '--exclude=*~', '/data/www/', '10.0.0.2::www',
+    '-artz',
+    '--timeout=300',
+    '--contimeout=30',
+    '--force',
+    '--modify-window=-1',
+    '--stats',
+    '--from0',
+    '--files-from=-',
+    '--exclude=*~',
+    '/data/www/',
+    '10.0.0.2::www',
   ]);
   assert.deepEqual(stdinItems(run.input), ['/#notes', '/;x', '/a b/$(x)', '/dir']);
 });
@@ -35,8 +52,18 @@ test('update run: files-from on stdin, NUL-separated, every entry behind a slash
 test('update run with directories: include rules on stdin instead of --files-from, temporaries still excluded first', () => {
   const run = planUpdate(ctx(), ['new dir', 'a/w[1]', 'a/#x.txt', ';y'], [], new Set(['new dir', 'a/w[1]']));
   assert.deepEqual(run.args, [
-    '-artz', '--timeout=300', '--contimeout=30', '--force', '--modify-window=-1', '--stats',
-    '--exclude=*~', '--from0', '--include-from=-', '--exclude=*', '/data/www/', '10.0.0.2::www',
+    '-artz',
+    '--timeout=300',
+    '--contimeout=30',
+    '--force',
+    '--modify-window=-1',
+    '--stats',
+    '--exclude=*~',
+    '--from0',
+    '--include-from=-',
+    '--exclude=*',
+    '/data/www/',
+    '10.0.0.2::www',
   ]);
   assert.deepEqual(stdinItems(run.input), ['/new dir', '/new dir/***', '/a/', '/a/w\\[1]', '/a/w\\[1]/***', '/a/#x.txt', '/;y']);
 });
@@ -51,7 +78,8 @@ test('update run with directories keeps --files-from when rules would cost more,
 });
 
 test('update run compares mtimes to the nanosecond, unless commonParams already decide the comparison', () => {
-  const has = (params: string[]) => planUpdate(ctx({ rsync: { ...rsync, commonParams: params } }), ['f']).args.includes('--modify-window=-1');
+  const has = (params: string[]) =>
+    planUpdate(ctx({ rsync: { ...rsync, commonParams: params } }), ['f']).args.includes('--modify-window=-1');
   assert.equal(has(['-artz']), true);
   for (const params of [['-artzc'], ['-a', '--checksum'], ['-aI'], ['-a', '--modify-window=2'], ['-a', '-@', '1']]) {
     assert.equal(has(params), false, params.join(' '));
@@ -68,7 +96,10 @@ test('update run adds -r when commonParams lack it (with --files-from even -a do
 });
 
 test('delete run: ancestors, the path and everything below it, wildcards escaped, transfers nothing', () => {
-  const run = planDelete(ctx(), [{ path: 'a/b/w[1].txt', tree: true }, { path: 'back\\slash', tree: false }]);
+  const run = planDelete(ctx(), [
+    { path: 'a/b/w[1].txt', tree: true },
+    { path: 'back\\slash', tree: false },
+  ]);
   assert.deepEqual(stdinItems(run.input), ['/a/', '/a/b/', '/a/b/w\\[1].txt', '/a/b/w\\[1].txt/***', '/back\\slash']);
   for (const flag of ['--delete', '--existing', '--ignore-existing', '--include-from=-', '--exclude=*']) {
     assert.ok(run.args.includes(flag), flag);
@@ -79,7 +110,17 @@ test('delete run: ancestors, the path and everything below it, wildcards escaped
 
 test('full sync: --delete only when removals propagate, crontab excludes appended', () => {
   assert.deepEqual(planFull(ctx(), ['--exclude=*.php']).args, [
-    '-artz', '--timeout=300', '--contimeout=30', '--delete', '--force', '--stats', '--info=progress2', '--exclude=*~', '--exclude=*.php', '/data/www/', '10.0.0.2::www',
+    '-artz',
+    '--timeout=300',
+    '--contimeout=30',
+    '--delete',
+    '--force',
+    '--stats',
+    '--info=progress2',
+    '--exclude=*~',
+    '--exclude=*.php',
+    '/data/www/',
+    '10.0.0.2::www',
   ]);
   assert.ok(!planFull(ctx({ deletes: false })).args.includes('--delete'));
 });
