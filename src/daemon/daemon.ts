@@ -101,7 +101,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   const onAttempt = (lane: RemoteLane, r: AttemptReport) => {
     if (r.ok) {
-      queue.clear(lane.remote.id);
+      // A batch parked after exit 23 is still owed to this remote (its entry in the queue holds it).
+      if (lane.parkedPaths === 0) queue.clear(lane.remote.id);
       return;
     }
     const now = new Date(clock.now()).toISOString();

@@ -23,6 +23,12 @@ import { classifyRsyncExit, type RsyncVerdict } from './rsync-exit.ts';
  * One remote's lane: its own aggregator and at most one rsync at a time, so a slow remote never holds back the
  * others and batches reach each remote in order. The shared limiter bounds rsync processes over all lanes (-n).
  * A failed batch goes back into the aggregator (merged with what came since) and waits out an exponential backoff.
+ *
+ * Exit 23 is different: the remote works, some paths did not go. A path that vanished between the plan and rsync's
+ * read gives 23 too (`link_stat ... failed`), so the batch is first planned again at once from the disk, where the
+ * vanished path is a deletion. A second 23 in a row means paths that keep failing (a receiver that refuses them,
+ * a file the daemon cannot read): that batch is parked and retried on its own with backoff, while newer changes go
+ * on without waiting for it. Only a success, of the parked batch or of a full sync, lets go of it.
  */
 
 export interface LaneDeps {
@@ -109,6 +115,15 @@ export class RemoteLane {
   #backoffTimer: unknown = null;
   #stopped = false;
   #holding = false;
+  /** The batch in flight is the immediate re-plan of one that ended with exit 23 (or a parked one). */
+  #replanned = false;
+  /** A batch that ended with exit 23 twice in a row, retried on its own at `due` (see the class comment). */
+  #parked: { batch: Batch; attempts: number; due: number } | null = null;
+  #parkedTimer: unknown = null;
+  /** How often the parked batch now in flight has ended with 23 before. */
+  #parkedAttempts = 0;
+  /** The next batch taken holds the re-plan of a batch that ended with exit 23. */
+  #replanNext = false;
   #idleWaiters: (() => void)[] = [];
   #abort = new AbortController();
 
@@ -132,12 +147,21 @@ export class RemoteLane {
   }
 
   get fullPending(): boolean {
-    return this.#aggregator.fullPending || this.#inFlight?.full === true;
+    return this.#aggregator.fullPending || this.#inFlight?.full === true || this.#parked?.batch.full === true;
   }
 
-  /** When the next attempt after a failure or a hold may start, if that is in the future. */
+  /** Paths of the batch that keeps ending with exit 23 (a full sync counts as one), retried on its own. */
+  get parkedPaths(): number {
+    const b = this.#parked?.batch;
+    return b ? (b.full ? 1 : b.entries.length) : 0;
+  }
+
+  /** When the next attempt after a failure or a hold (or of the parked batch) may start, if that is in the future. */
   get nextAttemptAt(): number | null {
-    return this.#backoffUntil > this.#deps.clock.now() ? this.#backoffUntil : null;
+    const now = this.#deps.clock.now();
+    if (this.#backoffUntil > now) return this.#backoffUntil;
+    const due = this.#parked?.due ?? 0;
+    return due > now ? due : null;
   }
 
   add(path: RelPath, hint: ChangeHint): void {
@@ -171,6 +195,7 @@ export class RemoteLane {
     this.#stopped = true;
     this.#aggregator.dispose();
     if (this.#backoffTimer !== null) this.#deps.clock.clearTimeout(this.#backoffTimer);
+    if (this.#parkedTimer !== null) this.#deps.clock.clearTimeout(this.#parkedTimer);
   }
 
   abortRunning(): void {
@@ -184,30 +209,31 @@ export class RemoteLane {
 
   /** What is not yet on the remote: the in-flight batch and everything pending (for the durable queue). */
   unfinished(): Batch | null {
-    const pending = this.#aggregator.take();
-    const flight = this.#inFlight;
-    if (!pending && !flight) return null;
-    const entries = [...(flight?.entries ?? []), ...(pending?.entries ?? [])];
-    const full = (flight?.full ?? false) || (pending?.full ?? false);
-    return {
-      full,
-      fullReason: flight?.fullReason || pending?.fullReason || '',
-      entries: full ? [] : entries,
-      since: Math.min(flight?.since ?? Infinity, pending?.since ?? Infinity),
-    };
+    const parts = [this.#inFlight, this.#parked?.batch ?? null, this.#aggregator.take()].filter((b): b is Batch => b !== null);
+    return parts.length === 0 ? null : merged(parts);
   }
 
   #pump(): void {
     if (this.#stopped || this.#running) return;
     const now = this.#deps.clock.now();
     if (now < this.#backoffUntil) return;
+    const parked = this.#parked;
+    if (parked && now >= parked.due) {
+      this.#parked = null;
+      this.#start(parked.batch, parked.attempts);
+      return;
+    }
     if (!this.#aggregator.isDue(now)) return;
     this.#start();
   }
 
-  #start(): void {
-    const batch = this.#aggregator.take();
+  /** Runs the aggregator's next batch, or the parked one (which a 23 parks again at once, one attempt more). */
+  #start(parkedBatch?: Batch, parkedAttempts = 0): void {
+    const batch = parkedBatch ?? this.#aggregator.take();
     if (!batch) return;
+    this.#replanned = parkedBatch !== undefined || this.#replanNext;
+    this.#replanNext = false;
+    this.#parkedAttempts = parkedAttempts;
     this.#inFlight = batch;
     this.#running = this.#deps.limiter
       .add(() => this.#execute(batch))
@@ -302,6 +328,10 @@ export class RemoteLane {
         this.#scheduleRetry(0);
         return;
       }
+      if (result.exitCode === 23) {
+        this.#partial(batch, run.kind, `${meaning}${stderr ? `: ${stderr}` : ''}`);
+        return;
+      }
       if (verdict !== 'ok') {
         log.warn(
           { remote: this.remote.id, run: run.kind, exitCode: result.exitCode, signal: result.signal, verdict, stderr },
@@ -319,6 +349,9 @@ export class RemoteLane {
     this.stats.pathsSynced += updated.length + deleted.length;
     if (batch.full) this.stats.fullSyncs++;
     if (!held) this.#backoffUntil = 0;
+    if (this.#parked && batch.full) this.#unpark('a full sync went through');
+    if (this.#parkedAttempts > 0) log.info({ remote: this.remote.id }, `the paths that kept failing reached ${this.remote.id} now`);
+    this.#parkedAttempts = 0;
     const sample = [...updated, ...deleted].slice(0, 5).map(displayPath);
     log.info(
       {
@@ -426,15 +459,74 @@ export class RemoteLane {
     }, delay);
   }
 
+  /** Exponential backoff with jitter: the delay before attempt n + 1 after n failures; config errors at the cap. */
+  #backoff(failures: number, verdict: RsyncVerdict): number {
+    const { baseMs, capMs, random } = this.#deps.retry;
+    const exp = verdict === 'config' ? capMs : Math.min(capMs, baseMs * 2 ** (failures - 1));
+    return Math.round(exp * (0.75 + 0.5 * random()));
+  }
+
+  /** Exit 23: plan the batch again at once; the second time in a row, park it (see the class comment). */
+  #partial(batch: Batch, kind: RsyncInvocation['kind'], error: string): void {
+    const log = this.#deps.log;
+    if (!this.#replanned) {
+      log.info(
+        { remote: this.remote.id, run: kind, exitCode: 23, error },
+        `rsync ${kind} to ${this.remote.id}: some paths did not go (exit 23); planning the batch again from the disk at once`,
+      );
+      this.restore(batch);
+      this.#replanNext = true;
+      this.#scheduleRetry(0);
+      return;
+    }
+    const s = this.stats;
+    s.failures++;
+    s.lastError = error;
+    const attempts = this.#parkedAttempts + 1;
+    const prev = this.#parked;
+    const now = this.#deps.clock.now();
+    this.#parked = prev
+      ? { batch: merged([prev.batch, batch]), attempts: Math.max(prev.attempts, attempts), due: prev.due }
+      : { batch, attempts, due: now + this.#backoff(attempts, 'partial') };
+    const parked = this.#parked;
+    log.warn(
+      { remote: this.remote.id, run: kind, exitCode: 23, attempts, paths: this.parkedPaths, error },
+      `rsync ${kind} to ${this.remote.id}: some paths keep failing (exit 23, ${attempts}x); they are retried on their own in ` +
+        `${((parked.due - now) / 1000).toFixed(1)} s, newer changes go on meanwhile`,
+    );
+    this.#deps.onAttempt?.(this, {
+      ok: false,
+      batch: parked.batch,
+      verdict: 'partial',
+      exitCode: 23,
+      error,
+      consecutiveFailures: attempts,
+      nextAttemptAt: parked.due,
+    });
+    if (this.#parkedTimer !== null) this.#deps.clock.clearTimeout(this.#parkedTimer);
+    this.#parkedTimer = this.#deps.clock.setTimeout(
+      () => {
+        this.#parkedTimer = null;
+        this.#pump();
+      },
+      Math.max(0, parked.due - now),
+    );
+    // No lane backoff: once this rsync is done, newer changes go as usual.
+  }
+
+  #unpark(why: string): void {
+    this.#deps.log.info({ remote: this.remote.id, paths: this.parkedPaths }, `no longer retrying the parked paths on their own: ${why}`);
+    this.#parked = null;
+    if (this.#parkedTimer !== null) this.#deps.clock.clearTimeout(this.#parkedTimer);
+    this.#parkedTimer = null;
+  }
+
   #failed(batch: Batch, verdict: RsyncVerdict, exitCode: number | undefined, error: string): void {
     const s = this.stats;
     s.failures++;
     s.consecutiveFailures++;
     s.lastError = error;
-    const { baseMs, capMs, random } = this.#deps.retry;
-    // config errors are not fixed by retrying quickly: go to the cap at once.
-    const exp = verdict === 'config' ? capMs : Math.min(capMs, baseMs * 2 ** (s.consecutiveFailures - 1));
-    const delay = Math.round(exp * (0.75 + 0.5 * random()));
+    const delay = this.#backoff(s.consecutiveFailures, verdict);
     this.#backoffUntil = this.#deps.clock.now() + delay;
     if (!s.degraded && (verdict === 'config' || s.consecutiveFailures >= DEGRADED_AFTER)) {
       s.degraded = true;
@@ -454,7 +546,8 @@ export class RemoteLane {
     this.restore(again);
     this.#deps.onAttempt?.(this, {
       ok: false,
-      batch: again,
+      // The durable queue keeps one batch per remote: the parked one must not drop out of it.
+      batch: this.#parked ? merged([again, this.#parked.batch]) : again,
       verdict,
       exitCode,
       error,
@@ -463,6 +556,17 @@ export class RemoteLane {
     });
     this.#scheduleRetry(delay);
   }
+}
+
+/** Batches as one: a full sync swallows the rest; the oldest change counts. */
+function merged(parts: readonly Batch[]): Batch {
+  const full = parts.some((b) => b.full);
+  return {
+    full,
+    fullReason: parts.find((b) => b.fullReason)?.fullReason ?? '',
+    entries: full ? [] : parts.flatMap((b) => b.entries),
+    since: Math.min(...parts.map((b) => b.since)),
+  };
 }
 
 function lastLines(text: string, n: number): string {

@@ -49,6 +49,11 @@ export interface RsyncDaemon {
   restart(): Promise<void>;
   /** Changes the password the daemon accepts; the daemon rereads its secrets file on every login. */
   setPassword(newPassword: string): Promise<void>;
+  /**
+   * Sets extra rsyncd.conf lines of one module (e.g. `exclude = /blocked/`: the receiver then refuses those paths and
+   * the client exits 23); [] removes them. The daemon rereads its config on every connection.
+   */
+  setModuleLines(module: string, lines: string[]): Promise<void>;
 }
 
 const START_TIMEOUT_MS = 10_000;
@@ -95,27 +100,32 @@ export async function startRsyncDaemon(opts: RsyncDaemonOptions): Promise<RsyncD
   const modules: Record<string, string> = {};
   for (const name of opts.modules) modules[name] = await makeTempDir(`rsyncd-${name}`);
 
-  const lines = [
-    '# Written by test/helpers/rsync-daemon.ts',
-    `log file = ${logFile}`,
-    `lock file = ${join(configDir, 'rsyncd.lock')}`,
-    // No DNS on a test machine: a reverse lookup of 127.0.0.1 can only add delay.
-    'reverse lookup = no',
-  ];
-  for (const [name, dir] of Object.entries(modules)) {
-    lines.push(
-      '',
-      `[${name}]`,
-      `    path = ${dir}`,
-      '    read only = no',
-      '    use chroot = no',
-      '    munge symlinks = no',
-      '    uid = root',
-      '    gid = root',
-    );
-    if (auth) lines.push(`    auth users = ${user}`, `    secrets file = ${secretsFile}`, '    strict modes = yes');
+  const moduleLines: Record<string, string[]> = {};
+  async function writeConfig(): Promise<void> {
+    const lines = [
+      '# Written by test/helpers/rsync-daemon.ts',
+      `log file = ${logFile}`,
+      `lock file = ${join(configDir, 'rsyncd.lock')}`,
+      // No DNS on a test machine: a reverse lookup of 127.0.0.1 can only add delay.
+      'reverse lookup = no',
+    ];
+    for (const [name, dir] of Object.entries(modules)) {
+      lines.push(
+        '',
+        `[${name}]`,
+        `    path = ${dir}`,
+        '    read only = no',
+        '    use chroot = no',
+        '    munge symlinks = no',
+        '    uid = root',
+        '    gid = root',
+      );
+      if (auth) lines.push(`    auth users = ${user}`, `    secrets file = ${secretsFile}`, '    strict modes = yes');
+      for (const l of moduleLines[name] ?? []) lines.push(`    ${l}`);
+    }
+    await writeFile(configFile, `${lines.join('\n')}\n`, { mode: 0o644 });
   }
-  await writeFile(configFile, `${lines.join('\n')}\n`, { mode: 0o644 });
+  await writeConfig();
   await writeSecrets();
   if (passwordFile !== undefined) await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
 
@@ -206,6 +216,12 @@ export async function startRsyncDaemon(opts: RsyncDaemonOptions): Promise<RsyncD
       if (newPassword.includes('\n')) throw new Error('setPassword: the password must not contain a newline');
       password = newPassword;
       await writeSecrets();
+    },
+    async setModuleLines(module: string, lines: string[]) {
+      if (!(module in modules)) throw new Error(`setModuleLines: no module ${JSON.stringify(module)}`);
+      if (lines.some((l) => l.includes('\n'))) throw new Error('setModuleLines: one line each');
+      moduleLines[module] = lines;
+      await writeConfig();
     },
   };
 }

@@ -19,7 +19,7 @@ import { type SersyncProcess, startSersync, writeConf } from './support/sersync.
 const WATCHERS = ['dirs', 'chokidar'] as const;
 let watcher: (typeof WATCHERS)[number] = 'dirs';
 
-const SCENARIOS = ['one', 'burst', 'ren', 'vim', 'slow', 'odd', 'two', 'initial', 'same'];
+const SCENARIOS = ['one', 'links', 'burst', 'ren', 'vim', 'slow', 'odd', 'two', 'initial', 'same', 'refuse'];
 let rsyncd: RsyncDaemon;
 let sshd: Sshd;
 const running: SersyncProcess[] = [];
@@ -78,6 +78,23 @@ for (const w of WATCHERS)
       const { src, dest } = await daemonScenario('one');
       await writeFile(join(src, 'index.html'), '<h1>hi</h1>\n');
       await identical(src, dest);
+    });
+
+    test('a dot-file, a symlink, a hard link and a FIFO made in place reach the remote in real time', async () => {
+      // Made in the watched directory itself, not inside a new directory whose recursive sync would carry them: a
+      // symlink or a FIFO never gets a close_write, and sersync2 left them for its next full sync (SPEC §7.1).
+      const { src, dest } = await daemonScenario('links', { seed: (s) => writeFile(join(s, 'index.html'), 'i'), args: ['-r'] });
+      await identical(src, dest);
+      await writeFile(join(src, '.htaccess'), 'Deny from all\n');
+      await identical(src, dest);
+      await runProcess('ln', ['-s', 'index.html', join(src, 'home.html')]);
+      await identical(src, dest);
+      await runProcess('ln', [join(src, 'index.html'), join(src, 'hard.html')]);
+      await identical(src, dest);
+      const fifo = await runProcess('mkfifo', [join(src, 'pipe')]);
+      assert.equal(fifo.code, 0, fifo.stderr);
+      await identical(src, dest);
+      assert.deepEqual((await readdir(dest)).sort(), ['.htaccess', 'hard.html', 'home.html', 'index.html', 'pipe']);
     });
 
     test('thousands of files in new nested directories (cp -a), then the tree deleted', async () => {
@@ -216,6 +233,28 @@ for (const w of WATCHERS)
         'a failed attempt on the down remote',
       );
       assert.equal(proc.proc.running(), true);
+    });
+
+    test('a remote that refuses some paths (exit 23) gets every newer change at once, and the refused ones once it takes them', async () => {
+      const module = `refuse-${watcher}`;
+      // The receiver refuses blocked/ (a daemon-side exclude): every rsync that carries it exits 23.
+      await rsyncd.setModuleLines(module, ['exclude = /blocked/']);
+      const { src, dest, proc } = await daemonScenario('refuse', { seed: (s) => writeFile(join(s, 'keep.txt'), 'k'), args: ['-r'] });
+      await mkdir(join(src, 'blocked'));
+      await writeFile(join(src, 'blocked', 'x.txt'), 'refused for now');
+      const parked = await proc.waitForLog((r) => r.exitCode === 23 && r.attempts === 1, 'the batch parked after its second exit 23');
+      assert.equal(parked.level, 40);
+      await writeFile(join(src, 'newer.txt'), 'does not wait for blocked/');
+      // Its own batch, logged as a success (before, it joined the failing batch and waited out its backoff).
+      await proc.waitForLog(
+        (r) => typeof r.msg === 'string' && r.msg.startsWith('synced') && Array.isArray(r.sample) && r.sample.includes('newer.txt'),
+        'newer.txt synced on its own',
+      );
+      assert.equal(await readFile(join(dest, 'newer.txt'), 'utf8'), 'does not wait for blocked/');
+      await rsyncd.setModuleLines(module, []);
+      // The parked batch is retried 1, 2, 4 ... s apart (jitter ±25 %); the next try after this goes through.
+      await identical(src, dest, 30_000);
+      await proc.waitForLog((r) => r.msg === `the paths that kept failing reached 127.0.0.1::${module} now`, 'the parked batch done');
     });
 
     test('-r: files that existed before start are synced, and changes during the initial sync are not lost', async () => {

@@ -218,10 +218,72 @@ test('a receiver that refuses --modify-window=-1 (before 3.1.3) is retried at on
   assert.equal(l.stats.failures, 0);
 });
 
-test('exit 23 (a file could not be read) backs off like any failure', async () => {
-  const { clock, runner, lane: l } = lane([23, 0]);
+test('exit 23 once (a listed path vanished before rsync read it): the batch is planned again at once, no failure', async () => {
+  const { clock, runner, reports, lane: l } = lane([23, 0]);
   l.add('a.txt', { tree: false, removed: false, created: false });
   await run(clock, 2000);
-  assert.deepEqual(runner.starts, [100, 1100]);
+  // The re-plan waits only its quiet period, no backoff.
+  assert.deepEqual(runner.starts, [100, 200]);
+  assert.equal(l.stats.failures, 0);
+  assert.deepEqual(
+    reports.map((r) => r.ok),
+    [true],
+  );
+});
+
+test('exit 23 twice in a row: that batch is parked and retried on its own with backoff; newer changes do not wait', async () => {
+  const { clock, runner, reports, synced, lane: l } = lane([23, 23, 0, 23, 0]);
+  l.add('a.txt', { tree: false, removed: false, created: false });
+  await run(clock, 300);
+  assert.deepEqual(runner.starts, [100, 200], 'the first try and its re-plan');
+  assert.equal(l.parkedPaths, 1);
   assert.equal(l.stats.failures, 1);
+  assert.deepEqual(
+    reports.map((r) => [r.ok, r.verdict, r.nextAttemptAt]),
+    [[false, 'partial', 1_001_200]],
+  );
+  assert.equal(l.nextAttemptAt, 1_001_200);
+  // A newer change goes after its quiet period, alone: the lane has no backoff.
+  l.add('b.txt', { tree: false, removed: false, created: false });
+  await run(clock, 200);
+  assert.deepEqual(runner.starts, [100, 200, 400]);
+  assert.deepEqual(runner.inputs[2], ['/b.txt']);
+  assert.deepEqual(synced, [{ updated: ['b.txt'], deleted: [] }]);
+  assert.equal(l.parkedPaths, 1, 'a success of another batch does not let go of the parked one');
+  // The parked batch is tried again 1 s after it was parked (jitter ×1 here), alone; 23 again parks it for 2 s.
+  await run(clock, 1000);
+  assert.deepEqual(runner.starts, [100, 200, 400, 1200]);
+  assert.deepEqual(runner.inputs[3], ['/a.txt']);
+  assert.equal(l.parkedPaths, 1);
+  await run(clock, 2000);
+  assert.deepEqual(runner.starts, [100, 200, 400, 1200, 3200]);
+  assert.equal(l.parkedPaths, 0, 'it went through');
+  assert.deepEqual(synced.at(-1), { updated: ['a.txt'], deleted: [] });
+  assert.deepEqual(
+    reports.map((r) => [r.ok, r.consecutiveFailures]),
+    [
+      [false, 1],
+      [true, 0],
+      [false, 2],
+      [true, 0],
+    ],
+  );
+  assert.equal(l.stats.consecutiveFailures, 0, 'the remote itself never failed');
+});
+
+test('a parked batch stays in what the lane owes (the durable queue at a stop) and a full sync lets go of it', async () => {
+  const { clock, runner, lane: l } = lane([23, 23, 0]);
+  l.add('a.txt', { tree: false, removed: false, created: false });
+  await run(clock, 300);
+  assert.deepEqual(
+    l.unfinished()?.entries.map((e) => e.path),
+    ['a.txt'],
+  );
+  l.requestFull('crontab', { immediate: true });
+  await run(clock, 200);
+  assert.equal(runner.starts.length, 3);
+  assert.ok(runner.args[2]?.includes('--info=progress2'), 'the third run is the full sync');
+  assert.equal(l.parkedPaths, 0);
+  await run(clock, 3000);
+  assert.equal(runner.starts.length, 3, 'nothing is retried after the full sync');
 });
