@@ -670,6 +670,16 @@ class Reader {
           "uses a boost-only escape (\\A \\Z \\z \\< \\> \\` \\'), which means something else in JavaScript",
         );
       }
+      // `<filter>`'s `/name` (a literal, one component): a top-level entry's subject has no slash, a deeper one two.
+      // (The command plugin's includes see absolute paths.)
+      if (tag === 'exclude' && /^\^?\/(?:[^/\\.*+?()[\]{}|^$]|\\[^A-Za-z0-9/])+\$?$/.test(source)) {
+        this.#p.warn(
+          line,
+          where(item, 'expression'),
+          'matches no path: sersync2 tests a top-level entry as "name", without a leading slash (deeper ones as ' +
+            `"/dir/name"); for the top-level entry write "^${source.replace(/^\^?\//, '')}"`,
+        );
+      }
       list.push({ source, regex: new RegExp(`^(?:${bytes})$`), line });
     }
     return list;

@@ -20,9 +20,9 @@ export interface CommandContext {
   readonly watch: string;
   readonly remote: Remote;
   readonly rsync: RsyncSettings;
-  /** Propagate removals (`<delete>` or `<moveFrom>` on): `--delete` in full syncs and delete runs at all. */
+  /** Propagate removals (`<delete>` on): `--delete` in full syncs and delete runs at all. */
   readonly deletes: boolean;
-  /** Exclude/include arguments from the path filter, first match wins. */
+  /** `--exclude=` arguments from the path filter (only excludes: include rules would reach past the listed paths). */
   readonly filters: readonly string[];
   /** I/O timeout when `<timeout>` is off: a transfer that moves no data this long is stuck. */
   readonly defaultTimeoutSeconds: number;
@@ -54,9 +54,8 @@ export const MAX_TREE_RULES = 200;
  * operator-supplied paths, rsync(1) `--insecure-links`), also every file below a listed directory: for a new
  * 20k-file tree that doubled the sender's system time next to a plain `rsync -a` of the same tree. So a batch that
  * holds directories and few paths goes instead as include rules on stdin (lsyncd's form, and the delete run's):
- * rsync walks from the root as a plain `rsync -a` does, into the listed directories only. Not when the path filter
- * has include rules of its own (sersync2's dot-file rule includes every dot directory): those would pull unrelated
- * directories in.
+ * rsync walks from the root as a plain `rsync -a` does, into the listed directories only. The path filter's
+ * arguments are all excludes, so they cannot pull unrelated directories in.
  */
 export function planUpdate(
   ctx: CommandContext,
@@ -71,7 +70,7 @@ export function planUpdate(
     '--stats',
   ];
   // At least one rule per path: a longer list never becomes rules, so its rules are not built either.
-  const asRules = trees.size > 0 && paths.length <= MAX_TREE_RULES && ctx.filters.every((f) => f.startsWith('--exclude='));
+  const asRules = trees.size > 0 && paths.length <= MAX_TREE_RULES;
   const rules = asRules ? includeRules(paths.map((p) => ({ path: p, tree: trees.has(p) }))) : null;
   if (rules !== null && rules.size <= MAX_TREE_RULES) {
     const args = [...head, ...ctx.filters, ...extraFilters, '--from0', '--include-from=-', '--exclude=*', ...endpoints(ctx)];

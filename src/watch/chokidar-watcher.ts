@@ -22,13 +22,16 @@ export class ChokidarWatcher implements Watcher {
       ignorePermissionErrors: true,
       ignored: (abs: string, stats?: Stats) => {
         if (abs === root) return false;
-        // Without stats chokidar asks again with them; a directory-only rule must not guess.
-        return options.isIgnored(rel(abs), stats?.isDirectory() ?? false);
+        // chokidar often asks without stats (ancestors, new paths) and does not ask again: then only what is
+        // excluded as a directory too (a rule for files only, like sersync2's dot-file rule, must not stop a dot
+        // directory from being watched); emit() applies the file rules to file events.
+        return options.isIgnored(rel(abs), stats ? stats.isDirectory() : true);
       },
     });
     this.#fsw = fsw;
     const emit = (kind: 'file' | 'dir', op: 'add' | 'change' | 'unlink', abs: string) => {
       const path = rel(abs);
+      if (options.isIgnored(path, kind === 'dir')) return;
       sink(kind === 'dir' ? { kind, op: op === 'change' ? 'add' : op, path } : { kind, op, path });
     };
     // chokidar drops names that are not valid UTF-8 (they arrive with U+FFFD, and lstat on that fails), but its raw

@@ -3,7 +3,8 @@ import { baseName, type RelPath } from '../core/paths.ts';
 
 /**
  * Which paths never reach a remote: one matcher for the watcher (events, directories not to watch) and the same
- * rules as rsync excludes for directory and full syncs, so the two can never disagree.
+ * rules as rsync excludes for directory and full syncs, so the two can never disagree (the dot-file rule aside,
+ * see DOT_FILE_GLOB).
  *
  * Built-in temporaries (sersync2's rules, SPEC §4.4, plus the usual editor and download leftovers). Each rule is a
  * glob on the base name, valid both as an rsync pattern without a slash (matched against the last path component)
@@ -21,7 +22,11 @@ export const TEMPORARY_FILE_GLOBS: readonly string[] = [
   '*.crdownload', // Chromium partial downloads
 ];
 
-/** sersync2 skips every non-directory whose name starts with '.' (off by default in sersync-ts, <tuning dotFiles>). */
+/**
+ * sersync2 skips events of every non-directory whose name starts with '.' (SPEC §4.4 rule 5; off by default in
+ * sersync-ts, `<tuning dotFiles="false">` restores it). An event rule only, as in sersync2: directory and full syncs
+ * carry dot-files, so it has no rsync filter, and the remote's `.htaccess` is right again after the next full sync.
+ */
 const DOT_FILE_GLOB = '.*';
 
 export interface PathFilterRules {
@@ -47,15 +52,9 @@ export function createPathFilter(rules: PathFilterRules): PathFilter {
   for (const rule of regexes) {
     const pattern = regexToRsyncPattern(rule.source);
     if (pattern === null) untranslated.push(rule);
-    else translated.push(pattern);
+    else if (pattern !== '') translated.push(pattern);
   }
-  const rsyncFilters = [
-    ...TEMPORARY_FILE_GLOBS.map((g) => `--exclude=${g}`),
-    ...translated.map((p) => `--exclude=${p}`),
-    // sersync2's dot-file rule spares directories; rsync has no "non-directory" modifier, so include dot
-    // directories just before excluding dot names. Earlier excludes still win (rsync: first match wins).
-    ...(rules.dotFiles ? [] : ['--include=.*/', `--exclude=${DOT_FILE_GLOB}`]),
-  ];
+  const rsyncFilters = [...TEMPORARY_FILE_GLOBS.map((g) => `--exclude=${g}`), ...translated.map((p) => `--exclude=${p}`)];
   return {
     rsyncFilters,
     untranslated,
@@ -103,7 +102,8 @@ function globBody(glob: string): string {
 /**
  * Turns the regex shapes people actually write into an rsync pattern with the same meaning on sersync2's subject
  * strings, or null. Recognised: `(.*)\.ext`, `.*\.ext`, `.*suffix` (any depth, ends with), `^name`, `name`,
- * `^name/*` (the top-level entry), `/a/b` (that nested path). Everything else needs a walk.
+ * `^name/*` (the top-level entry), `/a/b` (that nested path), and `/name`, which matches no subject at all (a
+ * root-level entry's is `name`): '' then, no pattern. Everything else needs a walk.
  */
 export function regexToRsyncPattern(source: string): string | null {
   let s = source;
@@ -122,6 +122,7 @@ export function regexToRsyncPattern(source: string): string | null {
   }
   // A literal without a slash matches only the root-level subject `name`; with a leading slash, that nested path.
   if (!literal.includes('/')) return `/${literal}`;
+  if (/^\/[^/]+$/.test(literal)) return '';
   if (literal.startsWith('/') && !literal.endsWith('/')) return literal;
   return null;
 }

@@ -7,7 +7,7 @@ import { type RsyncDaemon, startRsyncDaemon } from '../helpers/rsync-daemon.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
 import { compareTrees, generateTree, oddNames, writeOddFiles } from '../helpers/trees.ts';
-import { waitForIdenticalTrees } from '../helpers/wait.ts';
+import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
 import { type SersyncProcess, startSersync, writeConf } from './support/sersync.ts';
 
 /**
@@ -19,7 +19,7 @@ import { type SersyncProcess, startSersync, writeConf } from './support/sersync.
 const WATCHERS = ['dirs', 'chokidar'] as const;
 let watcher: (typeof WATCHERS)[number] = 'dirs';
 
-const SCENARIOS = ['one', 'links', 'burst', 'ren', 'vim', 'slow', 'odd', 'two', 'initial', 'same', 'refuse'];
+const SCENARIOS = ['one', 'links', 'filters', 'burst', 'ren', 'vim', 'slow', 'odd', 'two', 'initial', 'same', 'refuse'];
 let rsyncd: RsyncDaemon;
 let sshd: Sshd;
 const running: SersyncProcess[] = [];
@@ -95,6 +95,59 @@ for (const w of WATCHERS)
       assert.equal(fifo.code, 0, fifo.stderr);
       await identical(src, dest);
       assert.deepEqual((await readdir(dest)).sort(), ['.htaccess', 'hard.html', 'home.html', 'index.html', 'pipe']);
+    });
+
+    test('excluded paths stay off the remote also through directory and full syncs; dotFiles="false" is sersync2\'s rule', async () => {
+      const dir = await makeTempDir('engine-filters-');
+      const src = join(dir, 'src');
+      await mkdir(src);
+      await writeFile(join(src, 'old.log'), 'excluded, also from -r');
+      await writeFile(join(src, '.env'), 'a dot-file: -r carries it, as sersync2 full syncs do');
+      const conf = await writeConf(dir, {
+        watch: src,
+        remotes: [{ ip: '127.0.0.1', name: `filters-${watcher}` }],
+        auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
+        port: rsyncd.port,
+        failLog: join(dir, 'state', 'fail.log'),
+        filterExcludes: ['(.*)\\.log'],
+        tuning: { watcher, dotFiles: false },
+      });
+      const proc = await startSersync(['-r', '-o', conf]);
+      running.push(proc);
+      const dest = rsyncd.modules[`filters-${watcher}`] as string;
+      await proc.waitForLog((r) => r.full === true && r.exitCode === 0, 'the -r full sync');
+      assert.deepEqual(await readdir(dest), ['.env']);
+      // A new directory goes as one recursive rsync: the filter's and the temporaries' excludes hold inside it; a
+      // dot-file inside it goes along (as in sersync2, whose directory syncs know no dot-file rule).
+      const staging = await makeTempDir('staging-filters-');
+      await mkdir(join(staging, 'site', '.well-known'), { recursive: true });
+      for (const [name, body] of [
+        ['index.html', 'i'],
+        ['error.log', 'e'],
+        ['page.html~', 'b'],
+        ['.page.html.swp', 's'],
+        ['.well-known/a.txt', 'a'],
+      ]) {
+        await writeFile(join(staging, 'site', name as string), body as string);
+      }
+      const cp = await runProcess('cp', ['-a', join(staging, 'site'), src]);
+      assert.equal(cp.code, 0, cp.stderr);
+      // Real time, sersync2's dot-file rule: a new dot-file at the root is not sent; a file in a dot directory is.
+      await writeFile(join(src, '.htaccess'), 'Deny from all\n');
+      await writeFile(join(src, 'site', '.well-known', 'b.txt'), 'b');
+      await writeFile(join(src, 'last.txt'), 'written last');
+      await waitFor(async () => (await readFile(join(dest, 'last.txt'), 'utf8').catch(() => '')) === 'written last', {
+        timeoutMs: 20_000,
+        what: 'last.txt on the remote',
+      });
+      await waitFor(async () => (await readFile(join(dest, 'site', '.well-known', 'b.txt'), 'utf8').catch(() => '')) === 'b', {
+        timeoutMs: 20_000,
+        what: 'site/.well-known/b.txt on the remote',
+      });
+      // .htaccess was written before both, so it would have gone in the same batch or an earlier one.
+      assert.deepEqual((await readdir(dest)).sort(), ['.env', 'last.txt', 'site']);
+      assert.deepEqual((await readdir(join(dest, 'site'))).sort(), ['.well-known', 'index.html']);
+      assert.deepEqual((await readdir(join(dest, 'site', '.well-known'))).sort(), ['a.txt', 'b.txt']);
     });
 
     test('thousands of files in new nested directories (cp -a), then the tree deleted', async () => {

@@ -336,6 +336,13 @@ test('a disabled filter is not read: no regexes, no error for a bad one', () => 
   assert.deepEqual(config.warnings, []);
 });
 
+test('a <filter> exclude "/name" is flagged: it matches no path (sersync2 tests a top-level entry without the slash)', () => {
+  const config = parse(withSersync(REMOTE, '<filter start="true">\n<exclude expression="/logs"/><exclude expression="/a/b"/></filter>'));
+  assert.deepEqual(config.warnings, [
+    'conf.xml:3: <filter><exclude expression="/logs">: matches no path: sersync2 tests a top-level entry as "name", without a leading slash (deeper ones as "/dir/name"); for the top-level entry write "^logs"',
+  ]);
+});
+
 test('an invalid regex in an enabled filter is an error naming the expression; an empty one is skipped', () => {
   assert.deepEqual(
     problemsOf(withSersync(REMOTE, '<filter start="true">\n<exclude expression="(.*\\.gz"/>\n<exclude expression="a)|(b"/>\n</filter>')),

@@ -33,7 +33,9 @@ test('dotFiles=false restores sersync2: non-directories starting with a dot are 
   assert.equal(f.isExcluded('.htaccess', false), true);
   assert.equal(f.isExcluded('.git', true), false);
   assert.equal(f.isExcluded('.git/config', false), false);
-  assert.deepEqual(f.rsyncFilters.slice(-2), ['--include=.*/', '--exclude=.*']);
+  // An event rule only, as in sersync2: its directory and full syncs carry dot-files.
+  assert.deepEqual(f.rsyncFilters, createPathFilter({ dotFiles: true, regexes: [] }).rsyncFilters);
+  assert.ok(!f.rsyncFilters.includes('--exclude=.*'));
 });
 
 test("filter regexes match sersync2's strings: bare name at the root, /dir/name below", () => {
@@ -49,6 +51,15 @@ test("filter regexes match sersync2's strings: bare name at the root, /dir/name 
     '--exclude=/info',
     '--exclude=/a/b',
   ]);
+  assert.deepEqual(f.untranslated, []);
+});
+
+test('/name matches no sersync2 subject (a top-level entry is "name"), so no sync excludes it either', () => {
+  assert.equal(regexToRsyncPattern('/logs'), '');
+  const f = createPathFilter({ dotFiles: true, regexes: [re('/logs')] });
+  assert.equal(f.isExcluded('logs', true), false);
+  assert.equal(f.isExcluded('logs/x', false), false);
+  assert.deepEqual(f.rsyncFilters, createPathFilter({ dotFiles: true, regexes: [] }).rsyncFilters);
   assert.deepEqual(f.untranslated, []);
 });
 

@@ -68,12 +68,9 @@ test('update run with directories: include rules on stdin instead of --files-fro
   assert.deepEqual(stdinItems(run.input), ['/new dir', '/new dir/***', '/a/', '/a/w\\[1]', '/a/w\\[1]/***', '/a/#x.txt', '/;y']);
 });
 
-test('update run with directories keeps --files-from when rules would cost more, or the filter has includes', () => {
+test('update run with directories keeps --files-from when rules would cost more', () => {
   const many = Array.from({ length: MAX_TREE_RULES }, (_, i) => `d/f${i}`);
   assert.ok(planUpdate(ctx(), ['t', ...many], [], new Set(['t'])).args.includes('--files-from=-'), 'too many rules');
-  // sersync2's dot-file rule (<tuning dotFiles="false">) includes every dot directory: as rules it would send them.
-  const dotRule = ctx({ filters: ['--exclude=*~', '--include=.*/', '--exclude=.*'] });
-  assert.ok(planUpdate(dotRule, ['t'], [], new Set(['t'])).args.includes('--files-from=-'), 'dot-file rule');
   assert.ok(planUpdate(ctx(), ['f'], [], new Set()).args.includes('--files-from=-'), 'no directory');
 });
 
