@@ -192,6 +192,8 @@ interface Taken {
   failures: number;
   warnings: string[];
   overflows: number;
+  /** Full syncs during the measurement: each one fails the run (nothing may need a full sync's help). */
+  fullSyncs: number;
   lastBatchAt: number | undefined;
   cpuSelf: number | null;
   cpuChildren: number | null;
@@ -229,6 +231,7 @@ function take(ctx: Ctx, w: World, m: Mark): Taken {
     failures: sum.failures,
     warnings: sum.warnings,
     overflows: sum.overflows,
+    fullSyncs: sum.fullSyncs,
     lastBatchAt: sum.lastBatchAt,
     cpuSelf: d ? d.self / ctx.clk : null,
     cpuChildren: d ? d.children / ctx.clk : null,
@@ -333,6 +336,8 @@ async function measureChange(
   const settled = await settle(w, ctx.o.settleMs);
   const taken = take(ctx, w, m);
   w.treeAt = treeAfter;
+  if (taken.fullSyncs > 0 || taken.overflows > 0)
+    problem(ctx, w, `${what}: ${taken.fullSyncs} full sync(s), ${taken.overflows} lost-event warning(s) during the change`);
   progress(
     `${w.s.label}: ${what}: ${wait.at === undefined ? `NOT in agreement (${wait.last})` : `agreed after ${((wait.at - t1) / 1000).toFixed(2)} s`}; comparing contents`,
   );

@@ -26,6 +26,8 @@ export interface LogSummary {
   lines: number;
   /** Anything about lost events / queue overflow. */
   overflows: number;
+  /** Full syncs the daemon logged as done (sersync-ts): the target says "without a full sync helping". */
+  fullSyncs: number;
 }
 
 export interface Syncer {
@@ -134,10 +136,19 @@ export async function startSersyncTs(opts: {
   await waitForLog(proc, logFile, /"msg":"watching /, 'the "watching" line of sersync-ts');
   return runningSyncer('sersync-ts', opts, proc, logFile, (text) => {
     const records = parseRecords(text);
-    const s: LogSummary = { rsyncRuns: 0, failures: 0, warnings: [], lastBatchAt: undefined, lines: records.length, overflows: 0 };
+    const s: LogSummary = {
+      rsyncRuns: 0,
+      failures: 0,
+      warnings: [],
+      lastBatchAt: undefined,
+      lines: records.length,
+      overflows: 0,
+      fullSyncs: 0,
+    };
     for (const r of records) {
       if (typeof r.rsyncRuns === 'number') {
         s.rsyncRuns += r.rsyncRuns;
+        if (r.full === true) s.fullSyncs++;
         const t = typeof r.time === 'string' ? Date.parse(r.time) : typeof r.time === 'number' ? r.time : Number.NaN;
         if (Number.isFinite(t)) s.lastBatchAt = Math.max(s.lastBatchAt ?? 0, t);
       }
@@ -215,7 +226,7 @@ sync {
   const proc = spawnLogged('lsyncd', ['-log', 'Exec', conf], logFile);
   await waitForLog(proc, logFile, /Normal: Startup of .* finished/, 'lsyncd to finish its startup sync');
   return runningSyncer('lsyncd', opts, proc, logFile, (text) => {
-    const s: LogSummary = { rsyncRuns: 0, failures: 0, warnings: [], lastBatchAt: undefined, lines: 0, overflows: 0 };
+    const s: LogSummary = { rsyncRuns: 0, failures: 0, warnings: [], lastBatchAt: undefined, lines: 0, overflows: 0, fullSyncs: 0 };
     for (const line of text.split('\n')) {
       if (!line) continue;
       s.lines++;
