@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, readdir, readFile, rename, rm, utimes, writeFile, open, access } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { access, appendFile, mkdir, open, readdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runProcess } from '../helpers/processes.ts';
@@ -259,33 +261,47 @@ for (const w of WATCHERS)
       }
     });
 
-    test('two remotes, one down: the other goes on undisturbed', async () => {
+    test('three remotes, one down and one hung: the third goes on undisturbed', async () => {
       const dir = await makeTempDir('engine-two-');
       const src = join(dir, 'src');
       await mkdir(src);
-      // sersync2's format has one port for all remotes; nothing listens on 127.0.0.2 at that port: a remote that is down.
-      const conf = await writeConf(dir, {
-        watch: src,
-        remotes: [
-          { ip: '127.0.0.2', name: `two-${watcher}` },
-          { ip: '127.0.0.1', name: `two-${watcher}` },
-        ],
-        auth: { users: 'rsync_backup', passwordFile: rsyncd.passwordFile as string },
-        port: rsyncd.port,
-        failLog: join(dir, 'state', 'fail.log'),
-        tuning: { watcher },
+      // sersync2's format has one port for all remotes. Nothing listens on 127.0.0.2 at that port: a remote that is
+      // down. On 127.0.0.3 something accepts and never answers: a hung remote, whose rsync waits.
+      const held: Socket[] = [];
+      const hole = createServer((sock) => void held.push(sock));
+      await new Promise<void>((resolve, reject) => {
+        hole.once('error', reject);
+        hole.listen(rsyncd.port, '127.0.0.3', () => resolve());
       });
-      const proc = await startSersync(['-o', conf]);
-      running.push(proc);
-      await generateTree(join(src, 'a'), { dirs: 3, filesPerDir: 5 });
-      await identical(src, rsyncd.modules[`two-${watcher}`] as string);
-      await writeFile(join(src, 'second.txt'), 'while the other remote is still down');
-      await identical(src, rsyncd.modules[`two-${watcher}`] as string);
-      await proc.waitForLog(
-        (r) => r.remote === `127.0.0.2::two-${watcher}` && r.verdict === 'retry',
-        'a failed attempt on the down remote',
-      );
-      assert.equal(proc.proc.running(), true);
+      try {
+        const conf = await writeConf(dir, {
+          watch: src,
+          remotes: [
+            { ip: '127.0.0.2', name: `two-${watcher}` },
+            { ip: '127.0.0.3', name: `two-${watcher}` },
+            { ip: '127.0.0.1', name: `two-${watcher}` },
+          ],
+          auth: { users: 'rsync_backup', passwordFile: rsyncd.passwordFile as string },
+          port: rsyncd.port,
+          failLog: join(dir, 'state', 'fail.log'),
+          tuning: { watcher },
+        });
+        const proc = await startSersync(['-o', conf]);
+        running.push(proc);
+        await generateTree(join(src, 'a'), { dirs: 3, filesPerDir: 5 });
+        await identical(src, rsyncd.modules[`two-${watcher}`] as string);
+        await writeFile(join(src, 'second.txt'), 'while the other remotes are still down or hung');
+        await identical(src, rsyncd.modules[`two-${watcher}`] as string);
+        await proc.waitForLog(
+          (r) => r.remote === `127.0.0.2::two-${watcher}` && r.verdict === 'retry',
+          'a failed attempt on the down remote',
+        );
+        assert.ok(held.length > 0 && held.every((sock) => !sock.destroyed), "the hung remote's rsync was still waiting");
+        assert.equal(proc.proc.running(), true);
+      } finally {
+        for (const sock of held) sock.destroy();
+        hole.close();
+      }
     });
 
     test('a remote that refuses some paths (exit 23) gets every newer change at once, and the refused ones once it takes them', async () => {
@@ -311,14 +327,34 @@ for (const w of WATCHERS)
     });
 
     test('-r: files that existed before start are synced, and changes during the initial sync are not lost', async () => {
-      const { src, dest } = await daemonScenario('initial', {
-        seed: async (s) => {
-          await generateTree(join(s, 'pre'), { dirs: 20, filesPerDir: 30 });
-        },
-        args: ['-r'],
+      const dir = await makeTempDir('engine-initial-');
+      const src = join(dir, 'src');
+      await mkdir(src);
+      await generateTree(join(src, 'pre'), { dirs: 20, filesPerDir: 30 });
+      // 1.5 MB that -z cannot shrink at --bwlimit=300 (KB/s): the initial sync takes about 5 s; its progress line
+      // shows it is running when the test writes.
+      await writeFile(join(src, 'pre', 'big.bin'), randomBytes(1536 * 1024));
+      const conf = await writeConf(dir, {
+        watch: src,
+        remotes: [{ ip: '127.0.0.1', name: `initial-${watcher}` }],
+        auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
+        port: rsyncd.port,
+        failLog: join(dir, 'state', 'fail.log'),
+        commonParams: '-artuz --bwlimit=300',
+        tuning: { watcher, progressMs: 300 },
       });
+      const proc = await startSersync(['-r', '-o', conf]);
+      running.push(proc);
+      const dest = rsyncd.modules[`initial-${watcher}`] as string;
+      await proc.waitForLog(
+        (r) => typeof r.msg === 'string' && r.msg.startsWith('full sync to ') && r.exitCode === undefined,
+        'a progress line of the initial sync',
+      );
+      const wroteAt = Date.now();
       await writeFile(join(src, 'during.txt'), 'written while the initial sync ran');
       await appendFile(join(src, 'pre', 'f0.dat'), 'changed');
+      const done = await proc.waitForLog((r) => r.full === true && r.exitCode === 0, 'the initial sync done', 60_000);
+      assert.ok(Date.parse(String(done.time)) > wroteAt, 'the writes happened while the initial sync ran');
       await identical(src, dest, 30_000);
     });
   });

@@ -21,6 +21,8 @@ export interface ConfSpec {
   deleteOn?: boolean;
   failLog?: string;
   filterExcludes?: string[];
+  /** `<commonParams params>`, default sersync2's `-artuz`. */
+  commonParams?: string;
   crontab?: { minutes: number; excludes?: string[] };
   tuning?: Record<string, string | number | boolean>;
   /** `<host>`: where the status endpoint listens (default 127.0.0.1:8008, taken by whichever test daemon is first). */
@@ -56,7 +58,7 @@ export function confXml(c: ConfSpec): string {
       ${remotes}
     </localpath>
     <rsync>
-      <commonParams params="-artuz"/>
+      <commonParams params="${attr(c.commonParams ?? '-artuz')}"/>
       <auth start="${c.auth ? 'true' : 'false'}" users="${attr(c.auth?.users ?? 'root')}" passwordfile="${attr(c.auth?.passwordFile ?? '/etc/rsync.pas')}"/>
       <userDefinedPort start="${c.port ? 'true' : 'false'}" port="${c.port ?? 874}"/>
       <timeout start="${c.timeoutSeconds ? 'true' : 'false'}" time="${c.timeoutSeconds ?? 100}"/>
