@@ -10,7 +10,7 @@ import { type Sshd, startSshd } from '../helpers/sshd.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
 import { compareTrees, generateTree, oddNames, writeOddFiles } from '../helpers/trees.ts';
 import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
-import { type SersyncProcess, startSersync, writeConf } from './support/sersync.ts';
+import { type ConfSpec, type SersyncProcess, startSersync, writeConf } from './support/sersync.ts';
 
 /**
  * Issue 3's scenarios with real parts: the daemon as a process, a real rsync daemon with auth and a real sshd on
@@ -44,7 +44,15 @@ after(async () => {
 });
 
 /** A fresh watched directory synced by a fresh sersync-ts to the named module of the auth'd daemon. */
-async function daemonScenario(module: string, opts: { args?: string[]; seed?: (src: string) => Promise<void> } = {}) {
+async function daemonScenario(
+  module: string,
+  opts: {
+    args?: string[];
+    seed?: (src: string) => Promise<void>;
+    conf?: Pick<ConfSpec, 'filterExcludes' | 'commonParams'>;
+    tuning?: ConfSpec['tuning'];
+  } = {},
+) {
   const dir = await makeTempDir(`engine-${module}-`);
   const src = join(dir, 'src');
   await mkdir(src);
@@ -55,7 +63,8 @@ async function daemonScenario(module: string, opts: { args?: string[]; seed?: (s
     auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
     port: rsyncd.port,
     failLog: join(dir, 'state', 'fail.log'),
-    tuning: { watcher },
+    ...opts.conf,
+    tuning: { watcher, ...opts.tuning },
   });
   const proc = await startSersync([...(opts.args ?? []), '-o', conf]);
   running.push(proc);
@@ -100,23 +109,15 @@ for (const w of WATCHERS)
     });
 
     test('excluded paths stay off the remote also through directory and full syncs; dotFiles="false" is sersync2\'s rule', async () => {
-      const dir = await makeTempDir('engine-filters-');
-      const src = join(dir, 'src');
-      await mkdir(src);
-      await writeFile(join(src, 'old.log'), 'excluded, also from -r');
-      await writeFile(join(src, '.env'), 'a dot-file: -r carries it, as sersync2 full syncs do');
-      const conf = await writeConf(dir, {
-        watch: src,
-        remotes: [{ ip: '127.0.0.1', name: `filters-${watcher}` }],
-        auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
-        port: rsyncd.port,
-        failLog: join(dir, 'state', 'fail.log'),
-        filterExcludes: ['(.*)\\.log'],
-        tuning: { watcher, dotFiles: false },
+      const { src, dest, proc } = await daemonScenario('filters', {
+        seed: async (s) => {
+          await writeFile(join(s, 'old.log'), 'excluded, also from -r');
+          await writeFile(join(s, '.env'), 'a dot-file: -r carries it, as sersync2 full syncs do');
+        },
+        args: ['-r'],
+        conf: { filterExcludes: ['(.*)\\.log'] },
+        tuning: { dotFiles: false },
       });
-      const proc = await startSersync(['-r', '-o', conf]);
-      running.push(proc);
-      const dest = rsyncd.modules[`filters-${watcher}`] as string;
       await proc.waitForLog((r) => r.full === true && r.exitCode === 0, 'the -r full sync');
       assert.deepEqual(await readdir(dest), ['.env']);
       // A new directory goes as one recursive rsync: the filter's and the temporaries' excludes hold inside it; a
@@ -327,25 +328,17 @@ for (const w of WATCHERS)
     });
 
     test('-r: files that existed before start are synced, and changes during the initial sync are not lost', async () => {
-      const dir = await makeTempDir('engine-initial-');
-      const src = join(dir, 'src');
-      await mkdir(src);
-      await generateTree(join(src, 'pre'), { dirs: 20, filesPerDir: 30 });
-      // 1.5 MB that -z cannot shrink at --bwlimit=300 (KB/s): the initial sync takes about 5 s; its progress line
-      // shows it is running when the test writes.
-      await writeFile(join(src, 'pre', 'big.bin'), randomBytes(1536 * 1024));
-      const conf = await writeConf(dir, {
-        watch: src,
-        remotes: [{ ip: '127.0.0.1', name: `initial-${watcher}` }],
-        auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
-        port: rsyncd.port,
-        failLog: join(dir, 'state', 'fail.log'),
-        commonParams: '-artuz --bwlimit=300',
-        tuning: { watcher, progressMs: 300 },
+      const { src, dest, proc } = await daemonScenario('initial', {
+        seed: async (s) => {
+          await generateTree(join(s, 'pre'), { dirs: 20, filesPerDir: 30 });
+          // 1.5 MB that -z cannot shrink at --bwlimit=300 (KB/s): the initial sync takes about 5 s; its progress
+          // line shows it is running when the test writes.
+          await writeFile(join(s, 'pre', 'big.bin'), randomBytes(1536 * 1024));
+        },
+        args: ['-r'],
+        conf: { commonParams: '-artuz --bwlimit=300' },
+        tuning: { progressMs: 300 },
       });
-      const proc = await startSersync(['-r', '-o', conf]);
-      running.push(proc);
-      const dest = rsyncd.modules[`initial-${watcher}`] as string;
       await proc.waitForLog(
         (r) => typeof r.msg === 'string' && r.msg.startsWith('full sync to ') && r.exitCode === undefined,
         'a progress line of the initial sync',
