@@ -146,9 +146,10 @@ export async function startSersyncTs(opts: {
       fullSyncs: 0,
     };
     for (const r of records) {
+      // A full sync that failed is logged without rsyncRuns, as `run: "full"`; it counts too.
+      if ((typeof r.rsyncRuns === 'number' && r.full === true) || r.run === 'full') s.fullSyncs++;
       if (typeof r.rsyncRuns === 'number') {
         s.rsyncRuns += r.rsyncRuns;
-        if (r.full === true) s.fullSyncs++;
         const t = typeof r.time === 'string' ? Date.parse(r.time) : typeof r.time === 'number' ? r.time : Number.NaN;
         if (Number.isFinite(t)) s.lastBatchAt = Math.max(s.lastBatchAt ?? 0, t);
       }

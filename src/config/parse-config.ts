@@ -672,12 +672,13 @@ class Reader {
       }
       // `<filter>`'s `/name` (a literal, one component): a top-level entry's subject has no slash, a deeper one two.
       // (The command plugin's includes see absolute paths.)
-      if (tag === 'exclude' && /^\^?\/(?:[^/\\.*+?()[\]{}|^$]|\\[^A-Za-z0-9/])+\$?$/.test(source)) {
+      const name = source.replace(/^\^?\//, '').replace(/\/\*\$?$|\$$/, '');
+      if (tag === 'exclude' && /^\^?\/(?:[^/\\.*+?()[\]{}|^$]|\\[^A-Za-z0-9/])+(?:\/\*)?\$?$/.test(source)) {
         this.#p.warn(
           line,
           where(item, 'expression'),
-          'matches no path: sersync2 tests a top-level entry as "name", without a leading slash (deeper ones as ' +
-            `"/dir/name"); for the top-level entry write "^${source.replace(/^\^?\//, '')}"`,
+          `matches nothing in sersync2, which tests a top-level entry as "name", without a leading slash (deeper ones as "/dir/name"); ` +
+            `sersync-ts excludes the top-level "${name}" (rsync --exclude=/${name} in every run), as "^${name}" would`,
         );
       }
       list.push({ source, regex: new RegExp(`^(?:${bytes})$`), line });

@@ -25,10 +25,12 @@ import { classifyRsyncExit, type RsyncVerdict } from './rsync-exit.ts';
  * A failed batch goes back into the aggregator (merged with what came since) and waits out an exponential backoff.
  *
  * Exit 23 is different: the remote works, some paths did not go. A path that vanished between the plan and rsync's
- * read gives 23 too (`link_stat ... failed`), so the batch is first planned again at once from the disk, where the
- * vanished path is a deletion. A second 23 in a row means paths that keep failing (a receiver that refuses them,
- * a file the daemon cannot read): that batch is parked and retried on its own with backoff, while newer changes go
- * on without waiting for it. Only a success, of the parked batch or of a full sync, lets go of it.
+ * read gives 23 too (`link_stat ... failed`), so the batch is first planned again from the disk after its quiet
+ * period (no backoff), where the vanished path is a deletion. A second 23 in a row (or a full sync's first) means
+ * paths that keep failing (a receiver that refuses them, a file the daemon cannot read): that batch is parked and
+ * retried on its own with backoff, while newer changes go on without waiting for it; a later batch that fails the
+ * same way joins it, one entry per path. Only a success, of the parked batch or of a full sync without a
+ * crontabfilter, lets go of it; parked three times in a row, the remote counts as degraded.
  */
 
 export interface LaneDeps {
@@ -109,6 +111,7 @@ export class RemoteLane {
   /** Not readonly: a receiver that refuses the nanosecond quick check gets a context without it (see #execute). */
   #ctx: CommandContext;
   readonly #aggregator: Aggregator;
+  readonly #maxPendingPaths: number;
   #running: Promise<void> | null = null;
   #inFlight: Batch | null = null;
   #backoffUntil = 0;
@@ -132,14 +135,16 @@ export class RemoteLane {
     this.#ctx = ctx;
     this.#deps = deps;
     this.#aggregator = new Aggregator(limits, deps.clock, () => this.#pump());
+    this.#maxPendingPaths = limits.maxPendingPaths;
   }
 
   get pendingPaths(): number {
-    return this.#aggregator.pendingPaths;
+    return this.#aggregator.pendingPaths + this.parkedPaths;
   }
 
   get oldestChange(): number | null {
-    return this.#aggregator.oldestChange ?? this.#inFlight?.since ?? null;
+    const times = [this.#aggregator.oldestChange, this.#inFlight?.since, this.#parked?.batch.since].filter((t) => typeof t === 'number');
+    return times.length === 0 ? null : Math.min(...times);
   }
 
   get busy(): boolean {
@@ -184,7 +189,8 @@ export class RemoteLane {
   /** Sends whatever is pending now, without waiting for the quiet period (shutdown). Resolves when idle. */
   async flush(): Promise<void> {
     for (;;) {
-      if (this.#running) await this.#running;
+      // A batch's end may start the next one (a parked batch that is due): wait until none runs.
+      while (this.#running) await this.#running;
       if (this.#aggregator.isEmpty || this.#deps.clock.now() < this.#backoffUntil || this.#stopped) return;
       this.#start();
     }
@@ -229,6 +235,8 @@ export class RemoteLane {
 
   /** Runs the aggregator's next batch, or the parked one (which a 23 parks again at once, one attempt more). */
   #start(parkedBatch?: Batch, parkedAttempts = 0): void {
+    // One rsync at a time per lane, whoever asks.
+    if (this.#running) return;
     const batch = parkedBatch ?? this.#aggregator.take();
     if (!batch) return;
     this.#replanned = parkedBatch !== undefined || this.#replanNext;
@@ -313,6 +321,7 @@ export class RemoteLane {
       }
       if (
         verdict !== 'ok' &&
+        result.exitCode !== 23 &&
         run.kind === 'update' &&
         this.#ctx.nanoseconds !== false &&
         run.args.includes('--modify-window=-1') &&
@@ -345,11 +354,12 @@ export class RemoteLane {
     const wasFailing = this.stats.consecutiveFailures > 0;
     this.stats.consecutiveFailures = 0;
     this.stats.lastSuccessAt = this.#deps.clock.now();
-    this.stats.degraded = false;
+    this.stats.degraded = (this.#parked?.attempts ?? 0) >= DEGRADED_AFTER;
     this.stats.pathsSynced += updated.length + deleted.length;
     if (batch.full) this.stats.fullSyncs++;
     if (!held) this.#backoffUntil = 0;
-    if (this.#parked && batch.full) this.#unpark('a full sync went through');
+    // Unless a crontabfilter kept some paths out of it.
+    if (this.#parked && batch.full && this.#deps.fullSyncFilters.length === 0) this.#unpark('a full sync went through');
     if (this.#parkedAttempts > 0) log.info({ remote: this.remote.id }, `the paths that kept failing reached ${this.remote.id} now`);
     this.#parkedAttempts = 0;
     const sample = [...updated, ...deleted].slice(0, 5).map(displayPath);
@@ -450,13 +460,15 @@ export class RemoteLane {
     return this.#holding;
   }
 
+  /** One timer that pumps again; never sooner than a backoff or hold already set (it would find the lane shut). */
   #scheduleRetry(delay: number): void {
     if (this.#stopped) return;
     if (this.#backoffTimer !== null) this.#deps.clock.clearTimeout(this.#backoffTimer);
+    const wait = Math.max(delay, this.#backoffUntil - this.#deps.clock.now());
     this.#backoffTimer = this.#deps.clock.setTimeout(() => {
       this.#backoffTimer = null;
       this.#pump();
-    }, delay);
+    }, wait);
   }
 
   /** Exponential backoff with jitter: the delay before attempt n + 1 after n failures; config errors at the cap. */
@@ -469,14 +481,15 @@ export class RemoteLane {
   /** Exit 23: plan the batch again at once; the second time in a row, park it (see the class comment). */
   #partial(batch: Batch, kind: RsyncInvocation['kind'], error: string): void {
     const log = this.#deps.log;
-    if (!this.#replanned) {
+    // A full sync lists no paths that could have vanished since a plan: its 23 is a path that keeps failing.
+    if (!this.#replanned && !batch.full) {
       log.info(
         { remote: this.remote.id, run: kind, exitCode: 23, error },
-        `rsync ${kind} to ${this.remote.id}: some paths did not go (exit 23); planning the batch again from the disk at once`,
+        `rsync ${kind} to ${this.remote.id}: some paths did not go (exit 23); planning the batch again from the disk after its quiet period`,
       );
+      // Back into the aggregator, which calls #pump once it is due.
       this.restore(batch);
       this.#replanNext = true;
-      this.#scheduleRetry(0);
       return;
     }
     const s = this.stats;
@@ -485,10 +498,18 @@ export class RemoteLane {
     const attempts = this.#parkedAttempts + 1;
     const prev = this.#parked;
     const now = this.#deps.clock.now();
+    const joined = prev ? mergedByPath([prev.batch, batch], this.#maxPendingPaths) : batch;
     this.#parked = prev
-      ? { batch: merged([prev.batch, batch]), attempts: Math.max(prev.attempts, attempts), due: prev.due }
+      ? { batch: joined, attempts: Math.max(prev.attempts, attempts), due: prev.due }
       : { batch, attempts, due: now + this.#backoff(attempts, 'partial') };
     const parked = this.#parked;
+    if (!s.degraded && parked.attempts >= DEGRADED_AFTER) {
+      s.degraded = true;
+      log.error(
+        { remote: this.remote.id, attempts: parked.attempts, paths: this.parkedPaths, error },
+        `remote ${this.remote.id} is degraded: ${this.parkedPaths} path(s) failed ${parked.attempts} times in a row (exit 23): ${error}`,
+      );
+    }
     log.warn(
       { remote: this.remote.id, run: kind, exitCode: 23, attempts, paths: this.parkedPaths, error },
       `rsync ${kind} to ${this.remote.id}: some paths keep failing (exit 23, ${attempts}x); they are retried on their own in ` +
@@ -504,6 +525,7 @@ export class RemoteLane {
       nextAttemptAt: parked.due,
     });
     if (this.#parkedTimer !== null) this.#deps.clock.clearTimeout(this.#parkedTimer);
+    if (this.#stopped) return;
     this.#parkedTimer = this.#deps.clock.setTimeout(
       () => {
         this.#parkedTimer = null;
@@ -556,6 +578,32 @@ export class RemoteLane {
     });
     this.#scheduleRetry(delay);
   }
+}
+
+/**
+ * A parked batch and the next one that failed the same way, as one: one entry per path (flags or-ed, removalsOnly
+ * only if both say so), and a full sync once it holds more than maxPendingPaths, as in the aggregator.
+ */
+function mergedByPath(parts: readonly Batch[], maxPendingPaths: number): Batch {
+  const all = merged(parts);
+  if (all.full) return all;
+  const byPath = new Map<RelPath, PendingEntry>();
+  for (const e of all.entries) {
+    const was = byPath.get(e.path);
+    if (!was) byPath.set(e.path, e);
+    else {
+      const removalsOnly = was.removalsOnly === true && e.removalsOnly === true;
+      byPath.set(e.path, {
+        path: e.path,
+        tree: was.tree || e.tree,
+        deletes: was.deletes || e.deletes,
+        ...(removalsOnly ? { removalsOnly } : {}),
+      });
+    }
+  }
+  if (byPath.size > maxPendingPaths)
+    return { full: true, fullReason: 'more parked paths than maxPendingPaths', entries: [], since: all.since };
+  return { ...all, entries: [...byPath.values()] };
 }
 
 /** Batches as one: a full sync swallows the rest; the oldest change counts. */

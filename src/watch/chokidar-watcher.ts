@@ -42,7 +42,7 @@ export class ChokidarWatcher implements Watcher {
       const dir = dirAbs === root ? '' : rel(dirAbs);
       void namesMatching(root, dir, name).then((real) => {
         if (real.length === 0) sink({ kind: 'dir', op: 'changed', path: dir });
-        for (const path of real) sink({ kind: 'file', op: 'change', path });
+        for (const path of real) if (!options.isIgnored(path, false)) sink({ kind: 'file', op: 'change', path });
       });
     });
     fsw.on('add', (p) => emit('file', 'add', p));

@@ -52,7 +52,7 @@ export function createPathFilter(rules: PathFilterRules): PathFilter {
   for (const rule of regexes) {
     const pattern = regexToRsyncPattern(rule.source);
     if (pattern === null) untranslated.push(rule);
-    else if (pattern !== '') translated.push(pattern);
+    else translated.push(pattern);
   }
   const rsyncFilters = [...TEMPORARY_FILE_GLOBS.map((g) => `--exclude=${g}`), ...translated.map((p) => `--exclude=${p}`)];
   return {
@@ -102,8 +102,9 @@ function globBody(glob: string): string {
 /**
  * Turns the regex shapes people actually write into an rsync pattern with the same meaning on sersync2's subject
  * strings, or null. Recognised: `(.*)\.ext`, `.*\.ext`, `.*suffix` (any depth, ends with), `^name`, `name`,
- * `^name/*` (the top-level entry), `/a/b` (that nested path), and `/name`, which matches no subject at all (a
- * root-level entry's is `name`): '' then, no pattern. Everything else needs a walk.
+ * `^name/*` (the top-level entry), `/a/b` (that nested path). `/name` matches no subject at all (a top-level
+ * entry's is `name`; the config warns), yet it becomes `/name`: every run then leaves the top-level entry alone,
+ * which is what was meant, and `--delete` stays off whatever the remote holds there. Everything else needs a walk.
  */
 export function regexToRsyncPattern(source: string): string | null {
   let s = source;
@@ -122,7 +123,6 @@ export function regexToRsyncPattern(source: string): string | null {
   }
   // A literal without a slash matches only the root-level subject `name`; with a leading slash, that nested path.
   if (!literal.includes('/')) return `/${literal}`;
-  if (/^\/[^/]+$/.test(literal)) return '';
   if (literal.startsWith('/') && !literal.endsWith('/')) return literal;
   return null;
 }

@@ -312,7 +312,11 @@ for (const w of WATCHERS)
       const { src, dest, proc } = await daemonScenario('refuse', { seed: (s) => writeFile(join(s, 'keep.txt'), 'k'), args: ['-r'] });
       await mkdir(join(src, 'blocked'));
       await writeFile(join(src, 'blocked', 'x.txt'), 'refused for now');
-      const parked = await proc.waitForLog((r) => r.exitCode === 23 && r.attempts === 1, 'the batch parked after its second exit 23');
+      // The -r full sync parks at its first 23; the update run for blocked/ at its second, joining it.
+      const parked = await proc.waitForLog(
+        (r) => r.exitCode === 23 && r.run === 'update' && typeof r.attempts === 'number',
+        'the update run for blocked/ parked after its second exit 23',
+      );
       assert.equal(parked.level, 40);
       await writeFile(join(src, 'newer.txt'), 'does not wait for blocked/');
       // Its own batch, logged as a success (before, it joined the failing batch and waited out its backoff).

@@ -336,10 +336,18 @@ test('a disabled filter is not read: no regexes, no error for a bad one', () => 
   assert.deepEqual(config.warnings, []);
 });
 
-test('a <filter> exclude "/name" is flagged: it matches no path (sersync2 tests a top-level entry without the slash)', () => {
-  const config = parse(withSersync(REMOTE, '<filter start="true">\n<exclude expression="/logs"/><exclude expression="/a/b"/></filter>'));
+test('a <filter> exclude "/name" is flagged: sersync2 never matched it (a top-level entry has no slash); it excludes /name', () => {
+  const config = parse(
+    withSersync(
+      REMOTE,
+      '<filter start="true">\n<exclude expression="/logs"/><exclude expression="/a/b"/><exclude expression="/tmp/*"/></filter>',
+    ),
+  );
+  const says = (n: string) =>
+    `matches nothing in sersync2, which tests a top-level entry as "name", without a leading slash (deeper ones as "/dir/name"); sersync-ts excludes the top-level "${n}" (rsync --exclude=/${n} in every run), as "^${n}" would`;
   assert.deepEqual(config.warnings, [
-    'conf.xml:3: <filter><exclude expression="/logs">: matches no path: sersync2 tests a top-level entry as "name", without a leading slash (deeper ones as "/dir/name"); for the top-level entry write "^logs"',
+    `conf.xml:3: <filter><exclude expression="/logs">: ${says('logs')}`,
+    `conf.xml:3: <filter><exclude expression="/tmp/*">: ${says('tmp')}`,
   ]);
 });
 

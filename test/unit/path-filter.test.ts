@@ -54,12 +54,11 @@ test("filter regexes match sersync2's strings: bare name at the root, /dir/name 
   assert.deepEqual(f.untranslated, []);
 });
 
-test('/name matches no sersync2 subject (a top-level entry is "name"), so no sync excludes it either', () => {
-  assert.equal(regexToRsyncPattern('/logs'), '');
+test('/name matches no sersync2 subject in real time (a top-level entry is "name"); full syncs exclude /name, the safe side', () => {
+  assert.equal(regexToRsyncPattern('/logs'), '/logs');
   const f = createPathFilter({ dotFiles: true, regexes: [re('/logs')] });
   assert.equal(f.isExcluded('logs', true), false);
-  assert.equal(f.isExcluded('logs/x', false), false);
-  assert.deepEqual(f.rsyncFilters, createPathFilter({ dotFiles: true, regexes: [] }).rsyncFilters);
+  assert.equal(f.rsyncFilters.at(-1), '--exclude=/logs');
   assert.deepEqual(f.untranslated, []);
 });
 

@@ -47,16 +47,37 @@ class ScriptedRunner implements ProcessRunner {
     this.clock = clock;
     this.codes = codes;
   }
+  /** While true, each run waits for release(): rsyncs that overlap in time. */
+  gated = false;
+  active = 0;
+  maxActive = 0;
+  readonly #waiting: (() => void)[] = [];
   run(_file: string, args: readonly string[], opts?: { input?: Buffer | null }): Promise<ProcessResult> {
     this.starts.push(this.clock.now() - 1_000_000);
     this.args.push(args);
     this.inputs.push(opts?.input ? opts.input.toString('latin1').split('\0').slice(0, -1) : []);
     const exitCode = this.codes.shift() ?? 0;
-    return Promise.resolve({ exitCode, stdout: '', stderr: exitCode === 0 ? '' : `exit ${exitCode}`, durationMs: 1 });
+    const result = { exitCode, stdout: '', stderr: exitCode === 0 ? '' : `exit ${exitCode}`, durationMs: 1 };
+    if (!this.gated) return Promise.resolve(result);
+    this.active++;
+    this.maxActive = Math.max(this.maxActive, this.active);
+    return new Promise((resolve) =>
+      this.#waiting.push(() => {
+        this.active--;
+        resolve(result);
+      }),
+    );
+  }
+  /** Lets the oldest waiting run end. */
+  release(): boolean {
+    const next = this.#waiting.shift();
+    next?.();
+    return next !== undefined;
   }
 }
 
-function lane(codes: number[]) {
+/** A lane over a scripted runner; `concurrency` is -n, the shared limiter's bound. */
+function lane(codes: number[], concurrency = 1) {
   const clock = new FakeClock();
   const runner = new ScriptedRunner(clock, codes);
   const reports: AttemptReport[] = [];
@@ -68,7 +89,7 @@ function lane(codes: number[]) {
     {
       clock,
       runner,
-      limiter: new PQueue({ concurrency: 1 }),
+      limiter: new PQueue({ concurrency }),
       log: pino({ level: 'silent' }),
       rsyncPath: 'rsync',
       rootBytes: root,
@@ -269,6 +290,45 @@ test('exit 23 twice in a row: that batch is parked and retried on its own with b
     ],
   );
   assert.equal(l.stats.consecutiveFailures, 0, 'the remote itself never failed');
+});
+
+test('a stop while a batch runs and a parked one is due: one rsync at a time, the parked one and what is pending go', async () => {
+  // -n 10: only the lane itself keeps its rsyncs one at a time.
+  const { clock, runner, lane: l } = lane([23, 23, 0, 0, 0], 10);
+  l.add('a.txt', { tree: false, removed: false, created: false });
+  await run(clock, 300);
+  assert.equal(l.parkedPaths, 1, 'parked, due at 1200');
+  runner.gated = true;
+  l.add('b.txt', { tree: false, removed: false, created: false });
+  await run(clock, 200);
+  assert.equal(runner.active, 1, "b.txt's rsync runs");
+  await run(clock, 1000); // the parked batch is due now, behind the running one
+  l.add('p/f0', { tree: false, removed: false, created: false });
+  const flushed = l.flush();
+  for (let i = 0; i < 20 && (runner.release() || runner.active > 0 || i < 3); i++) await settle();
+  await flushed;
+  assert.equal(runner.maxActive, 1);
+  assert.deepEqual(runner.inputs.slice(2), [['/b.txt'], ['/a.txt'], ['/p/f0']]);
+  assert.equal(l.parkedPaths, 0);
+});
+
+test('a batch parked three times in a row marks the remote degraded; the same path parked twice is one entry', async () => {
+  const { clock, runner, lane: l } = lane([23, 23, 23, 23, 23, 23]);
+  l.add('a.txt', { tree: false, removed: false, created: false });
+  await run(clock, 300);
+  // A newer batch with the same path fails the same way and joins the parked one.
+  l.add('a.txt', { tree: false, removed: false, created: false });
+  await run(clock, 300);
+  assert.equal(runner.starts.length, 4);
+  assert.equal(l.parkedPaths, 1);
+  assert.equal(l.stats.degraded, false);
+  await run(clock, 2000);
+  assert.equal(runner.starts.length, 5, 'the parked batch tried again after 1 s: parked twice now');
+  assert.equal(l.stats.degraded, false);
+  await run(clock, 2000);
+  assert.equal(runner.starts.length, 6, 'and after 2 s more: three times');
+  assert.equal(l.stats.degraded, true);
+  assert.equal(l.stats.consecutiveFailures, 0, 'the remote itself answers');
 });
 
 test('a parked batch stays in what the lane owes (the durable queue at a stop) and a full sync lets go of it', async () => {
