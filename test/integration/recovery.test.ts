@@ -449,7 +449,14 @@ describe('recovery', { concurrency: true }, () => {
         await mkdir(join(s.src, 'all'));
         await writeOddFiles(join(s.src, 'all'));
         await proc.waitForLog(isFailure(s.id), 'a failed attempt while the rsync daemon is down', 30_000);
-        const queue = await readQueue(s.queueFile);
+        // The failure is logged just before the queue is written (temp file, fsync, rename, fsync: slow on this disk).
+        const queue = await waitFor(
+          async () => {
+            const q = await readQueue(s.queueFile);
+            return SHELL_NAMES.every((name) => queued(q.remotes[s.id], name)) && q;
+          },
+          { timeoutMs: 10_000, what: 'the failed batch in the retry queue' },
+        ).catch(() => readQueue(s.queueFile));
         for (const name of SHELL_NAMES)
           assert.ok(queued(queue.remotes[s.id], name), `${name} is not in the queue: ${JSON.stringify(queue)}`);
       } finally {
