@@ -239,7 +239,7 @@ test('a receiver that refuses --modify-window=-1 (before 3.1.3) is retried at on
   assert.equal(l.stats.failures, 0);
 });
 
-test('exit 23 once (a listed path vanished before rsync read it): the batch is planned again at once, no failure', async () => {
+test('exit 23 once (a listed path vanished before rsync read it): the batch is planned again after its quiet period, no backoff, no failure', async () => {
   const { clock, runner, reports, lane: l } = lane([23, 0]);
   l.add('a.txt', { tree: false, removed: false, created: false });
   await run(clock, 2000);
