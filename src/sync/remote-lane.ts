@@ -118,12 +118,12 @@ export class RemoteLane {
   #backoffTimer: unknown = null;
   #stopped = false;
   #holding = false;
-  /** The batch in flight is the immediate re-plan of one that ended with exit 23 (or a parked one). */
-  #replanned = false;
-  /** A batch that ended with exit 23 twice in a row, retried on its own at `due` (see the class comment). */
+  /** A 23 of the batch in flight parks it: it is a re-plan after a 23, or the parked batch itself. */
+  #parkOn23 = false;
+  /** The batch that keeps ending with exit 23, retried on its own at `due` (see the class comment). */
   #parked: { batch: Batch; attempts: number; due: number } | null = null;
   #parkedTimer: unknown = null;
-  /** How often the parked batch now in flight has ended with 23 before. */
+  /** How often the batch in flight has been parked before (0: not the parked batch). */
   #parkedAttempts = 0;
   /** The next batch taken holds the re-plan of a batch that ended with exit 23. */
   #replanNext = false;
@@ -226,7 +226,7 @@ export class RemoteLane {
     const parked = this.#parked;
     if (parked && now >= parked.due) {
       this.#parked = null;
-      this.#start(parked.batch, parked.attempts);
+      this.#start(parked);
       return;
     }
     if (!this.#aggregator.isDue(now)) return;
@@ -234,14 +234,14 @@ export class RemoteLane {
   }
 
   /** Runs the aggregator's next batch, or the parked one (which a 23 parks again at once, one attempt more). */
-  #start(parkedBatch?: Batch, parkedAttempts = 0): void {
+  #start(parked?: { batch: Batch; attempts: number }): void {
     // One rsync at a time per lane, whoever asks.
     if (this.#running) return;
-    const batch = parkedBatch ?? this.#aggregator.take();
+    const batch = parked?.batch ?? this.#aggregator.take();
     if (!batch) return;
-    this.#replanned = parkedBatch !== undefined || this.#replanNext;
+    this.#parkOn23 = parked !== undefined || this.#replanNext;
     this.#replanNext = false;
-    this.#parkedAttempts = parkedAttempts;
+    this.#parkedAttempts = parked?.attempts ?? 0;
     this.#inFlight = batch;
     this.#running = this.#deps.limiter
       .add(() => this.#execute(batch))
@@ -478,11 +478,11 @@ export class RemoteLane {
     return Math.round(exp * (0.75 + 0.5 * random()));
   }
 
-  /** Exit 23: plan the batch again at once; the second time in a row, park it (see the class comment). */
+  /** Exit 23: plan the batch again after its quiet period; the second time in a row, park it (see the class comment). */
   #partial(batch: Batch, kind: RsyncInvocation['kind'], error: string): void {
     const log = this.#deps.log;
     // A full sync lists no paths that could have vanished since a plan: its 23 is a path that keeps failing.
-    if (!this.#replanned && !batch.full) {
+    if (!this.#parkOn23 && !batch.full) {
       log.info(
         { remote: this.remote.id, run: kind, exitCode: 23, error },
         `rsync ${kind} to ${this.remote.id}: some paths did not go (exit 23); planning the batch again from the disk after its quiet period`,
@@ -498,9 +498,8 @@ export class RemoteLane {
     const attempts = this.#parkedAttempts + 1;
     const prev = this.#parked;
     const now = this.#deps.clock.now();
-    const joined = prev ? mergedByPath([prev.batch, batch], this.#maxPendingPaths) : batch;
     this.#parked = prev
-      ? { batch: joined, attempts: Math.max(prev.attempts, attempts), due: prev.due }
+      ? { batch: mergedByPath([prev.batch, batch], this.#maxPendingPaths), attempts: Math.max(prev.attempts, attempts), due: prev.due }
       : { batch, attempts, due: now + this.#backoff(attempts, 'partial') };
     const parked = this.#parked;
     if (!s.degraded && parked.attempts >= DEGRADED_AFTER) {
