@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Aggregator, type Batch } from '../../src/aggregate/aggregator.ts';
+import { Aggregator, BATCH_EVENTS, type Batch } from '../../src/aggregate/aggregator.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
 const limits = { quietMs: 300, maxWaitMs: 2000, maxChildrenPerDir: 8, maxPendingPaths: 50 };
@@ -44,9 +44,10 @@ test('continuous writes do not postpone a batch past maxWaitMs', () => {
 test('a burst that goes on triples the cap batch after batch, up to MAX_STRETCH; a pause resets it', () => {
   const { clock, batches, agg } = setup();
   const sentAt: number[] = [];
-  const write = (ms: number, perTick = 100) => {
+  // A fast start (1,000 changes at once), then 200 a second: every window is a burst, none reaches BATCH_EVENTS.
+  const write = (ms: number, perTick = 20) => {
     for (let t = 0; t < ms; t += 100) {
-      for (let i = 0; i < perTick; i++) agg.add(`f${i % 5}.txt`, file);
+      for (let i = 0; i < (t === 0 ? 1000 : perTick); i++) agg.add(`f${i % 5}.txt`, file);
       const before = batches.length;
       clock.advance(100);
       if (batches.length > before) sentAt.push(clock.now() - 1_000_000);
@@ -60,7 +61,43 @@ test('a burst that goes on triples the cap batch after batch, up to MAX_STRETCH;
   sentAt.length = 0;
   const t0 = clock.now() - 1_000_000;
   write(3000);
-  assert.deepEqual(sentAt.map((t) => t - t0), [2000], 'after a quiet batch the cap is maxWaitMs again');
+  assert.deepEqual(
+    sentAt.map((t) => t - t0),
+    [2000],
+    'after a quiet batch the cap is maxWaitMs again',
+  );
+});
+
+test('a window that holds BATCH_EVENTS changes goes at once, before its cap', () => {
+  const { clock, batches, agg } = setup();
+  const perTick = BATCH_EVENTS / 4;
+  for (let t = 0; t < 3000; t += 100) {
+    for (let i = 0; i < perTick; i++) agg.add(`d/f${i % 7}.txt`, file);
+    clock.advance(100);
+  }
+  // 8,000 changes every 400 ms: the count, not the 2 s cap (or its stretch), cuts the windows.
+  assert.deepEqual(
+    batches.map((b) => b.since - 1_000_000),
+    [0, 400, 800, 1200, 1600, 2000, 2400],
+  );
+  assert.equal(agg.oldestChange, 1_002_800, 'the window of the last two ticks waits for more, or quiet');
+  clock.advance(limits.quietMs);
+  assert.equal(batches.length, 8);
+});
+
+test('a full sync waits for quiet or its cap, however many changes come', () => {
+  const { clock, batches, agg } = setup();
+  agg.requestFull('an overflow');
+  for (let t = 0; t < 1900; t += 100) {
+    for (let i = 0; i < BATCH_EVENTS; i++) agg.add(`f${i % 7}.txt`, file);
+    clock.advance(100);
+  }
+  assert.equal(batches.length, 0);
+  clock.advance(100);
+  assert.deepEqual(
+    batches.map((b) => b.full),
+    [true],
+  );
 });
 
 test('a trickle that never pauses (a log file appended to) keeps the cap at maxWaitMs', () => {
