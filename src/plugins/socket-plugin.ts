@@ -7,8 +7,14 @@ import { type PluginLimits, PluginQueue } from './plugin-queue.ts';
 
 export const SOCKET_LIMITS: PluginLimits = { concurrency: 8, maxQueued: 10_000, timeoutMs: 15_000 };
 
+export interface SocketRetry {
+  readonly attempts: number;
+  readonly connectTimeoutMs: number;
+  readonly pauseMs: number;
+}
+
 /** Connection attempts per host and event (sersync2: 5 attempts of 100 ms each, IPv4 literals only). */
-export const SOCKET_RETRY = { attempts: 3, connectTimeoutMs: 2000, pauseMs: 250 } as const;
+export const SOCKET_RETRY: SocketRetry = { attempts: 3, connectTimeoutMs: 2000, pauseMs: 250 };
 
 /**
  * `<plugin name="socket">`: for each changed path and each `<deshost ip port>`, a new TCP connection that carries the
@@ -16,7 +22,7 @@ export const SOCKET_RETRY = { attempts: 3, connectTimeoutMs: 2000, pauseMs: 250 
  * IPv4 or IPv6 address (`::1` or `[::1]`) or a host name. A refused or slow connection is tried SOCKET_RETRY.attempts
  * times, then logged; the queue (PluginQueue) keeps this away from syncing.
  */
-export function createSocketPlugin(cfg: SocketPluginConfig, deps: PluginDeps, retry: typeof SOCKET_RETRY = SOCKET_RETRY): Plugin {
+export function createSocketPlugin(cfg: SocketPluginConfig, deps: PluginDeps, retry: SocketRetry = SOCKET_RETRY): Plugin {
   const log = deps.log;
   const limits = { ...SOCKET_LIMITS, ...deps.limits };
   const queue = new PluginQueue('socket', limits, log, async (event: PluginEvent, signal: AbortSignal) => {

@@ -55,11 +55,11 @@ class FakeRunner implements ProcessRunner {
         resolve(r);
       };
       this.#waiting.push(done);
-      opts?.signal?.addEventListener('abort', () => done({ signal: 'SIGTERM', stderr: '', durationMs: 1 }), { once: true });
+      opts?.signal?.addEventListener('abort', () => done({ signal: 'SIGTERM', stdout: '', stderr: '', durationMs: 1 }), { once: true });
     });
   }
 
-  finishNext(result: ProcessResult = { exitCode: 0, stderr: '', durationMs: 1 }): void {
+  finishNext(result: ProcessResult = { exitCode: 0, stdout: '', stderr: '', durationMs: 1 }): void {
     const next = this.#waiting.shift();
     assert.ok(next, 'a run is waiting');
     next(result);
@@ -96,7 +96,9 @@ test('argv: <filter start="true"> runs only for paths an <include> matches, anch
   assert.equal('file' in commandArgv(cfg, '/data/www/a/index.php'), true);
   assert.deepEqual(commandArgv(cfg, '/data/www/a/index.php.bak'), { skip: 'filter' });
   assert.equal('file' in commandArgv(cfg, fromUtf8('/data/www/日本/x.txt')), true, 'non-ASCII include matches the UTF-8 bytes');
-  const off = commandConfig('<param prefix="/bin/sh" suffix="" ignoreError="true"/><filter start="false"><include expression="(.*)\\.php"/></filter>');
+  const off = commandConfig(
+    '<param prefix="/bin/sh" suffix="" ignoreError="true"/><filter start="false"><include expression="(.*)\\.php"/></filter>',
+  );
   assert.equal('file' in commandArgv(off, '/data/www/a.txt'), true, 'a filter that is off lets everything through');
 });
 
@@ -107,7 +109,7 @@ test('argv: an empty prefix never runs the changed file itself', () => {
 
 test('plugin: one run per event in order, deletions included, with SERSYNC_EVENT and SERSYNC_ISDIR', async () => {
   const runner = new FakeRunner();
-  runner.auto = { exitCode: 0, stderr: '', durationMs: 1 };
+  runner.auto = { exitCode: 0, stdout: '', stderr: '', durationMs: 1 };
   const { log } = capture();
   const cfg = commandConfig('<param prefix="/bin/sh /hook.sh" suffix="end" ignoreError="false"/>');
   const plugin = createCommandPlugin(cfg, { log, runner, limits: { concurrency: 1 } });
@@ -181,7 +183,10 @@ test('plugin: a hanging command is stopped at the timeout, logged, and the queue
   assert.equal(runner.calls[0]?.opts?.signal?.aborted, true, 'the hanging run was cancelled through its signal');
   runner.finishNext();
   await plugin.close(1000);
-  assert.ok(messages(40).some((m) => m.includes('gave up on /w/hang after 50 ms')), messages(40).join('\n'));
+  assert.ok(
+    messages(40).some((m) => m.includes('gave up on /w/hang after 50 ms')),
+    messages(40).join('\n'),
+  );
 });
 
 test('plugin: failures are logged with exit code and stderr unless ignoreError; spawn errors always', async () => {
@@ -195,9 +200,9 @@ test('plugin: failures are logged with exit code and stderr unless ignoreError; 
       { path: '/w/b', isDir: false, deleted: false },
     ]);
     await until(() => runner.calls.length === 1, 'first run');
-    runner.finishNext({ exitCode: 3, stderr: 'line 1\nboom: no such thing\n', durationMs: 5 });
+    runner.finishNext({ exitCode: 3, stdout: '', stderr: 'line 1\nboom: no such thing\n', durationMs: 5 });
     await until(() => runner.calls.length === 2, 'second run');
-    runner.finishNext({ stderr: '', durationMs: 1, spawnError: 'spawn /hook ENOENT' });
+    runner.finishNext({ stdout: '', stderr: '', durationMs: 1, spawnError: 'spawn /hook ENOENT' });
     await plugin.close(1000);
     const warned = messages(40);
     assert.equal(
@@ -205,19 +210,25 @@ test('plugin: failures are logged with exit code and stderr unless ignoreError; 
       !ignoreError,
       warned.join('\n'),
     );
-    assert.ok(warned.some((m) => m === 'command plugin: cannot run /hook: spawn /hook ENOENT'), warned.join('\n'));
+    assert.ok(
+      warned.some((m) => m === 'command plugin: cannot run /hook: spawn /hook ENOENT'),
+      warned.join('\n'),
+    );
   }
 });
 
 test('plugin: a name that is not valid UTF-8 is skipped with a warning naming it', async () => {
   const runner = new FakeRunner();
-  runner.auto = { exitCode: 0, stderr: '', durationMs: 1 };
+  runner.auto = { exitCode: 0, stdout: '', stderr: '', durationMs: 1 };
   const { log, messages } = capture();
   const plugin = createCommandPlugin(commandConfig('<param prefix="/hook" suffix="" ignoreError="true"/>'), { log, runner });
   plugin.notify([{ path: `/w/bad${String.fromCharCode(0xff)}.txt`, isDir: false, deleted: false }]);
   await plugin.close(1000);
   assert.equal(runner.calls.length, 0);
-  assert.ok(messages(40).some((m) => m.includes('/w/bad\ufffd.txt') && m.includes('not valid UTF-8')), messages(40).join('\n'));
+  assert.ok(
+    messages(40).some((m) => m.includes('/w/bad\ufffd.txt') && m.includes('not valid UTF-8')),
+    messages(40).join('\n'),
+  );
 });
 
 test('plugin: beyond the queue cap events are dropped, counted and logged; close waits a bounded time', async () => {
@@ -240,15 +251,21 @@ test('plugin: beyond the queue cap events are dropped, counted and logged; close
     'only the first ran; the other queued ones were abandoned at close',
   );
   assert.ok(messages(40).some((m) => m.includes('dropping new events')));
-  assert.ok(records.some((r) => r.dropped === 7), 'the drop count is logged');
-  assert.ok(messages(40).some((m) => m.includes('3 events not handled within 100 ms of shutdown')), messages(40).join('\n'));
+  assert.ok(
+    records.some((r) => r.dropped === 7),
+    'the drop count is logged',
+  );
+  assert.ok(
+    messages(40).some((m) => m.includes('3 events not handled within 100 ms of shutdown')),
+    messages(40).join('\n'),
+  );
   plugin.notify(events);
   assert.equal(runner.calls.length, 1, 'a closed plugin takes no more events');
 });
 
 test('plugin: a <filter> that matches nothing runs nothing', async () => {
   const runner = new FakeRunner();
-  runner.auto = { exitCode: 0, stderr: '', durationMs: 1 };
+  runner.auto = { exitCode: 0, stdout: '', stderr: '', durationMs: 1 };
   const { log } = capture();
   const cfg = commandConfig(`<param prefix="/hook" suffix="" ignoreError="true"/>
 <filter start="true"><include expression="(.*)\\.php"/></filter>`);

@@ -24,7 +24,7 @@ class RecordingRunner implements ProcessRunner {
   readonly calls: { args: readonly string[]; env: RunOptions['env'] }[] = [];
   run(_file: string, args: readonly string[], opts?: RunOptions): Promise<ProcessResult> {
     this.calls.push({ args, env: opts?.env });
-    return Promise.resolve({ exitCode: 0, stderr: '', durationMs: 1 });
+    return Promise.resolve({ exitCode: 0, stdout: '', stderr: '', durationMs: 1 });
   }
   seen(): string[] {
     return this.calls.map((c) => `${c.env?.SERSYNC_EVENT}${c.env?.SERSYNC_ISDIR === '1' ? '-dir' : ''} ${c.args[0]}`);
