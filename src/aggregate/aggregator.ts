@@ -12,9 +12,10 @@ import type { RelPath } from '../core/paths.ts';
  * that the cap cut off triples the cap of the next one, up to MAX_STRETCH times maxWaitMs (2, 6, 18 s); a batch that
  * goes on quiet, or a cut-off window with fewer changes (a log file appended to all day), resets it. And a window
  * that holds BATCH_EVENTS changes is due at once, whatever its cap (unless it is a full sync, which lists everything
- * anyway). A slow burst of T seconds then costs about log3(T / maxWaitMs) + 1 rsync runs while it is short and
- * T / 18 s when it is long, instead of T / maxWaitMs; a fast one one run per BATCH_EVENTS changes; and the last
- * batch, which waits for the quiet rule and decides the latency after the last write, holds at most one window.
+ * anyway), and leaves the stretch as it was. Paths put back (a failed batch) wait like changes but count as none.
+ * A slow burst of T seconds then costs about log3(T / maxWaitMs) + 1 rsync runs while it is short and T / 18 s when
+ * it is long, instead of T / maxWaitMs; a fast one one run per BATCH_EVENTS changes; and the last batch, which
+ * waits for the quiet rule and decides the latency after the last write, holds at most one window.
  *
  * (With the stretch alone the lane sat idle while most of a copy piled up: a 7.4 s `cp -a /usr/share/man` onto this
  * machine's disk went in two runs, the second holding three quarters of the tree. Alternating rounds of the engine
@@ -134,8 +135,21 @@ export class Aggregator {
   }
 
   add(path: RelPath, hint: ChangeHint): void {
+    this.#add(path, hint, true);
+  }
+
+  /**
+   * Puts a path of an earlier batch back (a failure, a re-plan, a restart). It waits like a change (the window's quiet
+   * period starts again) but does not count as one: a batch of 8,000 paths put back is no burst, and does not make
+   * the window due at once.
+   */
+  putBack(path: RelPath, hint: ChangeHint): void {
+    this.#add(path, hint, false);
+  }
+
+  #add(path: RelPath, hint: ChangeHint, counted: boolean): void {
     this.#touch();
-    this.#changes++;
+    if (counted) this.#changes++;
     if (this.#full) return;
     if (path === '') {
       // The root itself changed (or appeared): only a full sync says "everything below".
@@ -173,8 +187,12 @@ export class Aggregator {
     const entries: PendingEntry[] = [];
     collect(this.#root, '', entries);
     const batch: Batch = { full: this.#full, fullReason: this.#fullReason, entries, since: this.#firstAt };
-    const cutOff = !this.#dueNow && this.#clock.now() < this.#lastAt + this.#limits.quietMs;
-    this.#stretch = cutOff && this.#changes >= BURST_EVENTS ? Math.min(this.#stretch * STRETCH_GROWTH, MAX_STRETCH) : 1;
+    const now = this.#clock.now();
+    const quiet = now >= this.#lastAt + this.#limits.quietMs;
+    // A window that the count ended before its cap leaves the stretch as it was: only a cap stretches the next one.
+    const byCount = !this.#full && this.#changes >= BATCH_EVENTS && now < this.#capAt();
+    if (this.#dueNow || quiet || (!byCount && this.#changes < BURST_EVENTS)) this.#stretch = 1;
+    else if (!byCount) this.#stretch = Math.min(this.#stretch * STRETCH_GROWTH, MAX_STRETCH);
     this.#root = newNode();
     this.#full = false;
     this.#fullReason = '';
@@ -192,7 +210,11 @@ export class Aggregator {
 
   #dueAt(): number {
     if (this.#dueNow || (!this.#full && this.#changes >= BATCH_EVENTS)) return this.#clock.now();
-    return Math.min(this.#lastAt + this.#limits.quietMs, this.#firstAt + this.#limits.maxWaitMs * this.#stretch);
+    return Math.min(this.#lastAt + this.#limits.quietMs, this.#capAt());
+  }
+
+  #capAt(): number {
+    return this.#firstAt + this.#limits.maxWaitMs * this.#stretch;
   }
 
   #touch(): void {

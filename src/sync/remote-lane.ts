@@ -183,7 +183,7 @@ export class RemoteLane {
     if (batch.full) this.#aggregator.requestFull(batch.fullReason || 'restored full sync');
     // `deletes`, not `removed`: a restored entry is no new removal, so a path created since (pending as new) must not
     // vanish with it as "created and removed within the window".
-    for (const e of batch.entries) this.#aggregator.add(e.path, { tree: e.tree, removed: false, created: false, deletes: e.deletes });
+    for (const e of batch.entries) this.#aggregator.putBack(e.path, { tree: e.tree, removed: false, created: false, deletes: e.deletes });
   }
 
   /** Sends whatever is pending now, without waiting for the quiet period (shutdown). Resolves when idle. */

@@ -85,6 +85,41 @@ test('a window that holds BATCH_EVENTS changes goes at once, before its cap', ()
   assert.equal(batches.length, 8);
 });
 
+test('windows that the count ended do not stretch the cap: a trickle after a fast burst goes every maxWaitMs', () => {
+  const { clock, batches, agg } = setup();
+  for (let t = 0; t < 10_000; t += 100) {
+    // 16,000 changes in the first 0.4 s, then 60 a second.
+    const n = t < 400 ? 4000 : 6;
+    for (let i = 0; i < n; i++) agg.add(`f${i % 5}.txt`, file);
+    clock.advance(100);
+  }
+  assert.deepEqual(
+    batches.map((b) => b.since - 1_000_000),
+    [0, 200, 400, 2400, 4400, 6400],
+  );
+});
+
+test('a path put back (a failed batch) waits for quiet and does not count as a change', () => {
+  const { clock, batches, agg } = setup();
+  for (let i = 0; i < BATCH_EVENTS; i++) agg.putBack('a.txt', file);
+  assert.equal(agg.isDue(), false);
+  clock.advance(limits.quietMs);
+  assert.deepEqual(paths(batches[0]), ['a.txt']);
+});
+
+test('the change count starts with each window, also after everything pending vanished', () => {
+  const { clock, batches, agg } = setup();
+  for (let i = 0; i < BATCH_EVENTS / 2; i++) {
+    agg.add('tmp.swp', created);
+    agg.add('tmp.swp', removed);
+  }
+  assert.equal(agg.isEmpty, true);
+  agg.add('keep.txt', file);
+  assert.equal(agg.isDue(), false, 'one change, not 8,001');
+  clock.advance(limits.quietMs);
+  assert.deepEqual(paths(batches[0]), ['keep.txt']);
+});
+
 test('a full sync waits for quiet or its cap, however many changes come', () => {
   const { clock, batches, agg } = setup();
   agg.requestFull('an overflow');

@@ -7,6 +7,7 @@ import PQueue from 'p-queue';
 import pino from 'pino';
 import type { Remote, RsyncSettings } from '../../src/config/model.ts';
 import type { ProcessResult, ProcessRunner } from '../../src/sync/process-runner.ts';
+import { BATCH_EVENTS } from '../../src/aggregate/aggregator.ts';
 import { type AttemptReport, RemoteLane } from '../../src/sync/remote-lane.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
@@ -250,6 +251,24 @@ test('exit 23 once (a listed path vanished before rsync read it): the batch is p
     reports.map((r) => r.ok),
     [true],
   );
+});
+
+test('a batch put back after exit 23 waits its quiet period, also when the window then holds BATCH_EVENTS changes', async () => {
+  const { clock, runner, lane: l } = lane([23, 0]);
+  runner.gated = true;
+  l.add('a.txt', { tree: false, removed: false, created: false });
+  await run(clock, 100);
+  assert.deepEqual(runner.starts, [100]);
+  // While it runs, one short of a full window of changes to another file.
+  for (let i = 0; i < BATCH_EVENTS - 1; i++) l.add('b.txt', { tree: false, removed: false, created: false });
+  runner.release();
+  await settle();
+  // a.txt comes back into that window; putting it back is no change, so the window is not due at once.
+  assert.deepEqual(runner.starts, [100], 'the re-plan does not start with writes still going on');
+  await run(clock, 100);
+  assert.deepEqual(runner.starts, [100, 200], 'it starts after the quiet period');
+  runner.release();
+  await settle();
 });
 
 test('exit 23 twice in a row: that batch is parked and retried on its own with backoff; newer changes do not wait', async () => {
