@@ -190,7 +190,7 @@ export class Aggregator {
     const now = this.#clock.now();
     const quiet = now >= this.#lastAt + this.#limits.quietMs;
     // A window that the count ended before its cap leaves the stretch as it was: only a cap stretches the next one.
-    const byCount = !this.#full && this.#changes >= BATCH_EVENTS && now < this.#capAt();
+    const byCount = this.#countReached() && now < this.#capAt();
     if (this.#dueNow || quiet || (!byCount && this.#changes < BURST_EVENTS)) this.#stretch = 1;
     else if (!byCount) this.#stretch = Math.min(this.#stretch * STRETCH_GROWTH, MAX_STRETCH);
     this.#root = newNode();
@@ -209,8 +209,13 @@ export class Aggregator {
   }
 
   #dueAt(): number {
-    if (this.#dueNow || (!this.#full && this.#changes >= BATCH_EVENTS)) return this.#clock.now();
+    if (this.#dueNow || this.#countReached()) return this.#clock.now();
     return Math.min(this.#lastAt + this.#limits.quietMs, this.#capAt());
+  }
+
+  /** The window holds BATCH_EVENTS changes, which makes it due (a full sync waits for its timing rules instead). */
+  #countReached(): boolean {
+    return !this.#full && this.#changes >= BATCH_EVENTS;
   }
 
   #capAt(): number {
