@@ -244,7 +244,15 @@ export class RemoteLane {
     this.#parkedAttempts = parked?.attempts ?? 0;
     this.#inFlight = batch;
     this.#running = this.#deps.limiter
-      .add(() => this.#execute(batch))
+      .add(async () => {
+        // Whatever it reads from the disk may carry paths created meanwhile (see Aggregator.transferStarted).
+        this.#aggregator.transferStarted();
+        try {
+          await this.#execute(batch);
+        } finally {
+          this.#aggregator.transferEnded();
+        }
+      })
       .catch((err: unknown) => {
         this.#deps.log.error({ err, remote: this.remote.id }, 'internal error while syncing a batch; it will be retried');
         this.#failed(batch, 'retry', undefined, String(err));
