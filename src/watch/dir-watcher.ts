@@ -103,6 +103,8 @@ interface PendingCheck {
 }
 
 const ROOT_LOST = 'watch root was removed or replaced';
+/** How long close() may take to hand over what the watcher still holds. */
+const CLOSE_DRAIN_MS = 3000;
 
 /**
  * A directory-only watcher: one inotify watch per directory (through the native reader, or fs.watch where it was not
@@ -154,6 +156,9 @@ export class DirWatcher implements Watcher {
   #rootIdentity: DirEntry | null = null;
   #rootError: unknown = null;
   #rootLost = false;
+  /** The first walk is done: a close() from then on drains what is pending. */
+  #started = false;
+  #closing = false;
   #closed = false;
 
   readonly #dirs = new Map<RelPath, DirEntry>();
@@ -212,7 +217,11 @@ export class DirWatcher implements Watcher {
       const group = newGroup('', false, done);
       this.#pushWalk({ path: '', parent: null, group, stats: rootStats });
     });
-    if (this.#closed || this.#dirs.has('')) return;
+    if (this.#closed) return;
+    if (this.#dirs.has('')) {
+      this.#started = true;
+      return;
+    }
     const cause = this.#rootError;
     await this.close();
     const code = errorCode(cause);
@@ -234,7 +243,20 @@ export class DirWatcher implements Watcher {
     return [...this.#unreadable];
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops watching. First, everything the watcher already knows of reaches the sink: the events the kernel has
+   * queued, the paths still to be looked at, the walks of new directories; so a stop or a reload loses none of them.
+   * What is not done within `drainMs` is reported as one `lost` (a full sync).
+   */
+  async close(drainMs = CLOSE_DRAIN_MS): Promise<void> {
+    if (this.#closed) return;
+    if (this.#started && !this.#closing) {
+      this.#closing = true;
+      const deadline = Date.now() + drainMs;
+      const finished = await this.#backend.finish(drainMs);
+      const idle = await this.#idleBefore(deadline);
+      if (!finished || !idle) this.#emit({ kind: 'lost', reason: 'the watcher was stopped before it had looked at every change' });
+    }
     this.#closed = true;
     // The backend first: closing the native reader's descriptor drops every watch at once in the kernel, instead of
     // one inotify_rm_watch per directory (and the IN_IGNORED event each of those queues).
@@ -629,6 +651,18 @@ export class DirWatcher implements Watcher {
 
   #isIdle(): boolean {
     return this.#walkActive === 0 && this.#walkStack.length === 0 && this.#checkActive === 0;
+  }
+
+  /** Resolves true once no walk or check runs or waits, false if that is not so by `deadline` (a Date.now() time). */
+  #idleBefore(deadline: number): Promise<boolean> {
+    if (this.#isIdle()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+      this.#idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
   }
 
   #maybeIdle(): void {
