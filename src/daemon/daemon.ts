@@ -176,7 +176,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       };
       return new RemoteLane(remote, ctx, config.tuning, deps);
     });
-    const watcher = opts.createWatcher?.(config) ?? (config.tuning.watcher === 'dirs' ? new DirWatcher() : new ChokidarWatcher());
+    const onUnreadable = (path: string, cause: unknown) =>
+      log.warn(
+        { path: displayPath(path), code: (cause as { code?: string } | null)?.code },
+        `cannot read ${displayPath(path)}: not watched or synced until it can be (looked at again every 30 s)`,
+      );
+    const watcher =
+      opts.createWatcher?.(config) ?? (config.tuning.watcher === 'dirs' ? new DirWatcher({ onUnreadable }) : new ChokidarWatcher());
     const core: Core = { config, lanes, watcher, crontab: null, rootId, afterSync };
     const fullSync = (reason: string) => {
       for (const lane of lanes) lane.requestFull(reason);
@@ -217,6 +223,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       },
       `watching ${root}`,
     );
+    if (core.watcher.backend === 'fs.watch') {
+      log.warn(
+        'watching with fs.watch: the native inotify reader is not built or cannot load (npm run build; it needs make, g++ and python3). ' +
+          'Costs: an inotify queue overflow goes unnoticed (no full sync follows it), a stop or reload hands over pending events ' +
+          'by waiting briefly instead of exactly, and about twice the memory on large trees',
+      );
+    }
     if (limits.maxUserWatches !== null && watches > limits.maxUserWatches * 0.8) {
       log.warn(`${watches} directories watched of fs.inotify.max_user_watches=${limits.maxUserWatches}: raise it (see examples/sysctl)`);
     }
@@ -353,7 +366,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         now: iso(now) as string,
         watch: current.config.watch,
         watcher: current.config.tuning.watcher,
+        watchBackend: current.watcher.backend ?? current.config.tuning.watcher,
         watches: current.watcher.watchCount(),
+        unreadable: unreadableSummary(current.watcher.unreadablePaths?.() ?? []),
         maxUserWatches: limits.maxUserWatches,
         events: { ...events },
         retryQueue: { file: queue.file, entries: queue.size },
@@ -456,6 +471,10 @@ interface Core {
   readonly rootId: string | null;
   readonly afterSync: AfterSync | null;
   following?: boolean;
+}
+
+function unreadableSummary(paths: readonly string[]): DaemonStatus['unreadable'] {
+  return { count: paths.length, sample: paths.slice(0, 20).map(displayPath) };
 }
 
 async function identity(path: string): Promise<string | null> {

@@ -49,7 +49,9 @@ export interface DirWatchBackend {
 export const fsWatchBackend: DirWatchBackend = {
   name: 'fs.watch',
   watch(abs, listener) {
-    const w = watch(abs, { encoding: 'buffer', persistent: true }, (type, name) => listener.event(type === 'rename' ? 'rename' : 'change', name, null));
+    const w = watch(abs, { encoding: 'buffer', persistent: true }, (type, name) =>
+      listener.event(type === 'rename' ? 'rename' : 'change', name, null),
+    );
     w.on('error', (err: unknown) => listener.error(err));
     return w;
   },
@@ -189,7 +191,10 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
         wd = addon.addWatch(handle, abs, MASK);
       } catch (err) {
         const errno = (err as { errno?: number }).errno ?? 0;
-        throw Object.assign(new Error(`watch ${fromBytes(abs)}: ${(err as Error).message}`), { code: ERRNO_CODES[errno] ?? 'EIO', cause: err });
+        throw Object.assign(new Error(`watch ${fromBytes(abs)}: ${(err as Error).message}`), {
+          code: ERRNO_CODES[errno] ?? 'EIO',
+          cause: err,
+        });
       }
       const subs = subscribers.get(wd);
       if (subs === undefined) subscribers.set(wd, listener);
@@ -218,7 +223,10 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
         names = addon.listDirs(abs);
       } catch (err) {
         const errno = (err as { errno?: number }).errno ?? 0;
-        throw Object.assign(new Error(`list ${fromBytes(abs)}: ${(err as Error).message}`), { code: ERRNO_CODES[errno] ?? 'EIO', cause: err });
+        throw Object.assign(new Error(`list ${fromBytes(abs)}: ${(err as Error).message}`), {
+          code: ERRNO_CODES[errno] ?? 'EIO',
+          cause: err,
+        });
       }
       const out: Buffer[] = [];
       for (let start = 0; start < names.length; ) {
