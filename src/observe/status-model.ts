@@ -23,6 +23,8 @@ export interface RemoteStatus {
   readonly degraded: boolean;
   /** Deletions held because the watch root looks empty or unreadable. */
   readonly holdingDeletions: boolean;
+  /** Why deletions are held (an unmounted disk, maxDelete reached), or null. */
+  readonly holdReason: string | null;
   /** Paths of this remote in the durable retry queue (a stored full sync counts as one). */
   readonly retryQueued: number;
   readonly nextRetryAt: string | null;

@@ -26,6 +26,8 @@ export interface DirWatcherOptions {
    * UNREADABLE_RETRY_MS and when its parent reports an event for it (a chmod does), and forgotten when it is removed.
    */
   readonly onUnreadable?: (path: RelPath, cause: unknown) => void;
+  /** Called for each directory on another device than its parent (a disk mounted inside the tree). */
+  readonly onMountPoint?: (path: RelPath) => void;
   /**
    * 'auto' (default): the native inotify reader when it was built, else fs.watch; SERSYNC_TS_NATIVE_INOTIFY=0 in the
    * environment chooses fs.watch too (to try the fallback). Changeable for tests.
@@ -147,6 +149,7 @@ export class DirWatcher implements Watcher {
   readonly #walkLimit: number;
   readonly #eventLimit: number;
   readonly #onUnreadable: ((path: RelPath, cause: unknown) => void) | undefined;
+  readonly #onMountPoint: ((path: RelPath) => void) | undefined;
   readonly #backendChoice: 'auto' | 'fs.watch';
   #backend: DirWatchBackend = fsWatchBackend;
   readonly #entrySink: DirEventSink = {
@@ -183,6 +186,7 @@ export class DirWatcher implements Watcher {
     this.#walkLimit = Math.max(1, options.walkConcurrency ?? 32);
     this.#eventLimit = Math.max(1, options.eventConcurrency ?? 32);
     this.#onUnreadable = options.onUnreadable;
+    this.#onMountPoint = options.onMountPoint;
     this.#backendChoice = options.backend ?? (process.env.SERSYNC_TS_NATIVE_INOTIFY === '0' ? 'fs.watch' : 'auto');
   }
 
@@ -243,6 +247,16 @@ export class DirWatcher implements Watcher {
 
   watchCount(): number {
     return this.#dirs.size;
+  }
+
+  /**
+   * Looks at a directory again as if its parent had reported it (a mount or unmount there, which inotify does not
+   * report to the parent): a different directory now is watched anew and reported (`dir unlink`, `dir add`).
+   */
+  recheck(path: RelPath): void {
+    const dir = parentOf(path);
+    const parent = this.#dirs.get(dir);
+    if (parent !== undefined && !this.#closing && !this.#closed) this.#queueCheck(path, dir, parent, true, false);
   }
 
   /** Paths skipped because they could not be read (see DirWatcherOptions.onUnreadable). */
@@ -374,6 +388,7 @@ export class DirWatcher implements Watcher {
     if (path !== '') {
       const parent = this.#dirs.get(parentOf(path));
       if (parent !== undefined) (parent.children ??= new Set()).add(baseName(path));
+      if (parent !== undefined && parent.dev !== st.dev) this.#onMountPoint?.(path);
     }
     if (path === group.top) group.topEntry = entry;
     if (path === '') this.#rootIdentity = entry;

@@ -31,6 +31,8 @@ export interface Watcher {
   readonly backend?: string;
   /** Paths that could not be read and so are neither watched nor synced (tried again until they can be). */
   unreadablePaths?(): readonly RelPath[];
+  /** Looks at a directory again, as if its parent reported it (a mount or unmount there). */
+  recheck?(path: RelPath): void;
   /** Hands over what the watcher still holds (see DirWatcher.close), then stops. */
   close(): Promise<void>;
 }

@@ -19,6 +19,7 @@ export const IDLE: RemoteStatus = {
   lastError: null,
   degraded: false,
   holdingDeletions: false,
+  holdReason: null,
   retryQueued: 0,
   nextRetryAt: null,
 };

@@ -13,6 +13,7 @@ import pino from 'pino';
 import type { Remote, RsyncSettings } from '../../src/config/model.ts';
 import { systemClock } from '../../src/core/clock.ts';
 import { execaRunner, type ProcessRunner } from '../../src/sync/process-runner.ts';
+import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import { RemoteLane } from '../../src/sync/remote-lane.ts';
 import { type RsyncDaemon, startRsyncDaemon } from '../helpers/rsync-daemon.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
@@ -117,7 +118,7 @@ describe('nothing lost', () => {
         untranslated: [],
         fullSyncFilters: [],
         retry: { baseMs: 1000, capMs: 60_000, random: () => 0.5 },
-        deletionsAllowed: async () => true,
+        deletionGuard: async () => NOTHING_HELD,
       },
     );
     lane.add('A', { tree: true, removed: false, created: true });

@@ -20,6 +20,7 @@ const REMOTE: RemoteStatus = {
   lastError: 'rsync exit 10: error in socket IO',
   degraded: true,
   holdingDeletions: false,
+  holdReason: null,
   retryQueued: 2,
   nextRetryAt: '2026-11-25T12:06:00.000Z',
 };
