@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { Config } from '../config/model.ts';
