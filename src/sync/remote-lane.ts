@@ -56,6 +56,11 @@ export interface LaneDeps {
    * disk. Deletions and full syncs then wait instead of emptying every remote.
    */
   readonly deletionsAllowed: () => Promise<boolean>;
+  /**
+   * Changeable for tests: runs after a batch was planned from the disk and before its rsyncs start, so a test can
+   * change the disk in that window (a directory swapped for a symlink). Unset in the daemon.
+   */
+  readonly afterPlan?: (batch: Batch) => Promise<void>;
 }
 
 export interface BatchOutcome {
@@ -294,6 +299,7 @@ export class RemoteLane {
     }
     // Only held deletions: nothing ran, so nothing succeeded, and the hold's recheck delay must stand.
     if (held && runs.length === 0) return;
+    await this.#deps.afterPlan?.(batch);
     this.stats.batches++;
     let recheck = false;
     for (const run of runs) {
