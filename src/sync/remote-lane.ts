@@ -7,6 +7,8 @@ import { lstatFast } from '../core/lstat.ts';
 import { displayPath, toBuffer, type RelPath } from '../core/paths.ts';
 import type { ProgressSink } from '../observe/progress.ts';
 import { excludesForRegexes } from './excluded-walk.ts';
+import { withoutLinkedAncestors } from './linked-ancestors.ts';
+import { mapLimit } from './map-limit.ts';
 import type { ProcessRunner } from './process-runner.ts';
 import {
   bytesSentFromStats,
@@ -266,6 +268,8 @@ export class RemoteLane {
     const started = this.#deps.clock.now();
     const log = this.#deps.log;
     let runs: RsyncInvocation[];
+    /** The update run is planned last, after the ancestor check right before it runs. */
+    let update: { paths: RelPath[]; trees: RelPath[]; extra: string[]; pruned: RelPath[] } | null = null;
     let updated: RelPath[] = [];
     let deleted: RelPath[] = [];
     let held = false;
@@ -285,7 +289,7 @@ export class RemoteLane {
       runs = [];
       if (split.updates.length > 0) {
         const extra = await excludesForRegexes(this.#deps.rootBytes, split.trees, this.#deps.untranslated);
-        runs.push(planUpdate(this.#ctx, split.updates, extra, new Set(split.trees)));
+        update = { paths: split.updates, trees: split.trees, extra, pruned: split.pruned };
       }
       if (split.deletes.length > 0 && this.#ctx.deletes) {
         if (await this.#deletionsAllowed()) runs.push(planDelete(this.#ctx, split.deletes));
@@ -298,8 +302,19 @@ export class RemoteLane {
       }
     }
     // Only held deletions: nothing ran, so nothing succeeded, and the hold's recheck delay must stand.
-    if (held && runs.length === 0) return;
+    if (held && runs.length === 0 && update === null) return;
     await this.#deps.afterPlan?.(batch);
+    if (update !== null) {
+      const checked = await withoutLinkedAncestors(this.#deps.rootBytes, update.paths, update.trees);
+      if (checked.links.length > 0) {
+        log.warn(
+          { remote: this.remote.id, links: checked.links.map(displayPath), dropped: checked.dropped },
+          `a directory of the tree became a symlink since the batch was planned: sending the link itself to ${this.remote.id}, nothing below it`,
+        );
+        updated = [...checked.paths, ...update.pruned];
+      }
+      runs.unshift(planUpdate(this.#ctx, checked.paths, update.extra, new Set(checked.trees)));
+    }
     this.stats.batches++;
     let recheck = false;
     for (const run of runs) {
@@ -624,17 +639,4 @@ function merged(parts: readonly Batch[]): Batch {
 
 function lastLines(text: string, n: number): string {
   return text.split('\n').filter(Boolean).slice(-n).join(' | ');
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
