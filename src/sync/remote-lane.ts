@@ -6,7 +6,8 @@ import type { Clock } from '../core/clock.ts';
 import { lstatFast } from '../core/lstat.ts';
 import { displayPath, toBuffer, type RelPath } from '../core/paths.ts';
 import type { ProgressSink } from '../observe/progress.ts';
-import { excludesForRegexes } from './excluded-walk.ts';
+import { writeExcludeFile } from './exclude-file.ts';
+import { excludedByRegexes } from './excluded-walk.ts';
 import { withoutLinkedAncestors } from './linked-ancestors.ts';
 import { mapLimit } from './map-limit.ts';
 import type { ProcessRunner } from './process-runner.ts';
@@ -19,7 +20,7 @@ import {
   planFull,
   planUpdate,
 } from './rsync-command.ts';
-import { classifyRsyncExit, type RsyncVerdict } from './rsync-exit.ts';
+import { classifyRsyncExit, type RsyncVerdict, spawnFailure } from './rsync-exit.ts';
 
 /**
  * One remote's lane: its own aggregator and at most one rsync at a time, so a slow remote never holds back the
@@ -269,7 +270,9 @@ export class RemoteLane {
     const log = this.#deps.log;
     let runs: RsyncInvocation[];
     /** The update run is planned last, after the ancestor check right before it runs. */
-    let update: { paths: RelPath[]; trees: RelPath[]; extra: string[]; pruned: RelPath[] } | null = null;
+    let update: { paths: RelPath[]; trees: RelPath[]; pruned: RelPath[] } | null = null;
+    /** Paths the untranslated filter regexes keep out of the update or full run. */
+    let excluded: RelPath[] = [];
     let updated: RelPath[] = [];
     let deleted: RelPath[] = [];
     let held = false;
@@ -279,8 +282,8 @@ export class RemoteLane {
       return;
     }
     if (batch.full) {
-      const extra = await excludesForRegexes(this.#deps.rootBytes, [''], this.#deps.untranslated);
-      runs = [planFull(this.#ctx, [...extra, ...this.#deps.fullSyncFilters])];
+      excluded = await excludedByRegexes(this.#deps.rootBytes, [''], this.#deps.untranslated);
+      runs = [];
     } else {
       const split = await this.#splitByDisk(batch.entries);
       // A directory that only lost entries still exists: reported as updated too, so no plugin hears "deleted".
@@ -288,8 +291,8 @@ export class RemoteLane {
       deleted = split.deletes.map((d) => d.path);
       runs = [];
       if (split.updates.length > 0) {
-        const extra = await excludesForRegexes(this.#deps.rootBytes, split.trees, this.#deps.untranslated);
-        update = { paths: split.updates, trees: split.trees, extra, pruned: split.pruned };
+        excluded = await excludedByRegexes(this.#deps.rootBytes, split.trees, this.#deps.untranslated);
+        update = { paths: split.updates, trees: split.trees, pruned: split.pruned };
       }
       if (split.deletes.length > 0 && this.#ctx.deletes) {
         if (await this.#deletionsAllowed()) runs.push(planDelete(this.#ctx, split.deletes));
@@ -313,8 +316,13 @@ export class RemoteLane {
         );
         updated = [...checked.paths, ...update.pruned];
       }
-      runs.unshift(planUpdate(this.#ctx, checked.paths, update.extra, new Set(checked.trees)));
+      update = { ...update, paths: checked.paths, trees: checked.trees };
     }
+    // Removed right after the run that reads it (the first), and after the loop in case that run never started.
+    const excludeFile = await writeExcludeFile(excluded);
+    const excludeFrom = excludeFile?.path ?? null;
+    if (batch.full) runs = [planFull(this.#ctx, this.#deps.fullSyncFilters, excludeFrom)];
+    if (update !== null) runs.unshift(planUpdate(this.#ctx, update.paths, [], new Set(update.trees), excludeFrom));
     this.stats.batches++;
     let recheck = false;
     for (const run of runs) {
@@ -323,9 +331,12 @@ export class RemoteLane {
       const progress = run.kind === 'full' ? this.#deps.progress?.(this.remote.id) : undefined;
       const result = await this.#deps.runner
         .run(this.#deps.rsyncPath, run.args, { input: run.input, signal: this.#abort.signal, onStdout: progress?.update })
-        .finally(() => progress?.done());
+        .finally(async () => {
+          progress?.done();
+          await excludeFile?.remove();
+        });
       const { verdict, meaning } = result.spawnError
-        ? { verdict: 'config' as const, meaning: `cannot run ${this.#deps.rsyncPath}: ${result.spawnError}` }
+        ? { verdict: 'config' as const, meaning: spawnFailure(this.#deps.rsyncPath, result.spawnError) }
         : classifyRsyncExit(result);
       this.stats.runsByVerdict[verdict]++;
       const sent = bytesSentFromStats(result.stdout);
@@ -371,6 +382,7 @@ export class RemoteLane {
         return;
       }
     }
+    await excludeFile?.remove();
     const seconds = (this.#deps.clock.now() - started) / 1000;
     const wasFailing = this.stats.consecutiveFailures > 0;
     this.stats.consecutiveFailures = 0;
