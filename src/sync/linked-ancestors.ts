@@ -1,9 +1,6 @@
-import { lstatFast } from '../core/lstat.ts';
-import { toBuffer, type RelPath } from '../core/paths.ts';
+import type { RelPath } from '../core/paths.ts';
+import type { DiskEntryKind, DiskProbe } from './disk-probe.ts';
 import { mapLimit } from './map-limit.ts';
-
-/** What an lstat (never following a link) says a path is; anything but a directory or a link is `other`. */
-export type EntryKind = 'dir' | 'link' | 'other';
 
 export interface LinkedAncestorsPlan {
   /** The paths to send: those below real directories only, plus each symlink found in place of a directory. */
@@ -26,17 +23,17 @@ export interface LinkedAncestorsPlan {
  * between the plan and the run, which is as wide as the batch's planning.
  */
 export async function withoutLinkedAncestors(
+  disk: DiskProbe,
   /** The watch root as a byte string (src/core/paths.ts); the root itself may be a link. */
   root: string,
   paths: readonly RelPath[],
   trees: readonly RelPath[],
-  kindOf: (bytePath: string) => Promise<EntryKind> = lstatKind,
 ): Promise<LinkedAncestorsPlan> {
-  const kinds = new Map<RelPath, Promise<EntryKind>>();
+  const kinds = new Map<RelPath, Promise<DiskEntryKind>>();
   const kind = (dir: RelPath) => {
     let k = kinds.get(dir);
     if (k === undefined) {
-      k = kindOf(`${root}/${dir}`);
+      k = disk.kind(`${root}/${dir}`);
       kinds.set(dir, k);
     }
     return k;
@@ -47,7 +44,7 @@ export async function withoutLinkedAncestors(
       const k = await kind(ancestor);
       if (k === 'link') return ancestor;
       // Gone or no directory: rsync cannot read through it either, and says so (a vanished path).
-      if (k === 'other') return null;
+      if (k !== 'dir') return null;
     }
     return null;
   };
@@ -63,13 +60,4 @@ export async function withoutLinkedAncestors(
     links,
     dropped: paths.length - kept.length,
   };
-}
-
-async function lstatKind(bytePath: string): Promise<EntryKind> {
-  try {
-    const st = await lstatFast(toBuffer(bytePath));
-    return st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : 'other';
-  } catch {
-    return 'other';
-  }
 }

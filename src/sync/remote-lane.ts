@@ -3,13 +3,13 @@ import type { Logger } from 'pino';
 import { Aggregator, type AggregatorLimits, type Batch, type ChangeHint, type PendingEntry } from '../aggregate/aggregator.ts';
 import type { FilterRegex, Remote } from '../config/model.ts';
 import type { Clock } from '../core/clock.ts';
-import { lstatFast } from '../core/lstat.ts';
-import { displayPath, toBuffer, type RelPath } from '../core/paths.ts';
+import { displayPath, type RelPath } from '../core/paths.ts';
 import type { ProgressSink } from '../observe/progress.ts';
+import { type DiskProbe, realDisk } from './disk-probe.ts';
 import { writeExcludeFile } from './exclude-file.ts';
 import { excludedByRegexes } from './excluded-walk.ts';
 import { withoutLinkedAncestors } from './linked-ancestors.ts';
-import { mapLimit } from './map-limit.ts';
+import { splitByDisk } from './split-by-disk.ts';
 import type { ProcessRunner } from './process-runner.ts';
 import {
   bytesSentFromStats,
@@ -64,6 +64,8 @@ export interface LaneDeps {
    * change the disk in that window (a directory swapped for a symlink). Unset in the daemon.
    */
   readonly afterPlan?: (batch: Batch) => Promise<void>;
+  /** The disk the batches are planned from; the real one when unset (unit tests script it). */
+  readonly disk?: DiskProbe;
 }
 
 export interface BatchOutcome {
@@ -268,6 +270,7 @@ export class RemoteLane {
   async #execute(batch: Batch): Promise<void> {
     const started = this.#deps.clock.now();
     const log = this.#deps.log;
+    const disk = this.#deps.disk ?? realDisk;
     let runs: RsyncInvocation[];
     /** The update run is planned last, after the ancestor check right before it runs. */
     let update: { paths: RelPath[]; trees: RelPath[]; pruned: RelPath[] } | null = null;
@@ -282,16 +285,16 @@ export class RemoteLane {
       return;
     }
     if (batch.full) {
-      excluded = await excludedByRegexes(this.#deps.rootBytes, [''], this.#deps.untranslated);
+      excluded = await excludedByRegexes(disk, this.#deps.rootBytes, [''], this.#deps.untranslated);
       runs = [];
     } else {
-      const split = await this.#splitByDisk(batch.entries);
+      const split = await splitByDisk(disk, this.#deps.rootBytes, batch.entries);
       // A directory that only lost entries still exists: reported as updated too, so no plugin hears "deleted".
       updated = [...split.updates, ...split.pruned];
       deleted = split.deletes.map((d) => d.path);
       runs = [];
       if (split.updates.length > 0) {
-        excluded = await excludedByRegexes(this.#deps.rootBytes, split.trees, this.#deps.untranslated);
+        excluded = await excludedByRegexes(disk, this.#deps.rootBytes, split.trees, this.#deps.untranslated);
         update = { paths: split.updates, trees: split.trees, pruned: split.pruned };
       }
       if (split.deletes.length > 0 && this.#ctx.deletes) {
@@ -308,7 +311,7 @@ export class RemoteLane {
     if (held && runs.length === 0 && update === null) return;
     await this.#deps.afterPlan?.(batch);
     if (update !== null) {
-      const checked = await withoutLinkedAncestors(this.#deps.rootBytes, update.paths, update.trees);
+      const checked = await withoutLinkedAncestors(disk, this.#deps.rootBytes, update.paths, update.trees);
       if (checked.links.length > 0) {
         log.warn(
           { remote: this.remote.id, links: checked.links.map(displayPath), dropped: checked.dropped },
@@ -427,42 +430,6 @@ export class RemoteLane {
     });
     this.#deps.onSynced?.(this, batch, { updated, deleted, seconds });
     if (recheck) this.restore({ full: false, entries: batch.entries.filter((e) => !e.tree) });
-  }
-
-  /** Looks at the disk now: what exists is sent, what is gone is deleted. */
-  async #splitByDisk(entries: readonly PendingEntry[]) {
-    const updates: RelPath[] = [];
-    const trees: RelPath[] = [];
-    const deletes: { path: RelPath; tree: boolean }[] = [];
-    /** Existing directories that get a delete run only (removalsOnly). */
-    const pruned: RelPath[] = [];
-    const root = this.#deps.rootBytes;
-    const kinds = await mapLimit(entries, 64, async (e) => {
-      try {
-        const st = await lstatFast(toBuffer(`${root}/${e.path}`));
-        return st.isDirectory() ? 'dir' : 'file';
-      } catch {
-        return 'gone';
-      }
-    });
-    entries.forEach((e, i) => {
-      const kind = kinds[i];
-      if (kind === 'gone') {
-        // We cannot know what the remote holds there: delete it with anything below it.
-        deletes.push({ path: e.path, tree: true });
-        return;
-      }
-      if (kind === 'dir' && e.removalsOnly) {
-        // Only removals pending in it (a tree being removed): nothing to send, its delete run does it all.
-        deletes.push({ path: e.path, tree: true });
-        pruned.push(e.path);
-        return;
-      }
-      updates.push(e.path);
-      if (kind === 'dir') trees.push(e.path);
-      if (kind === 'dir' && e.deletes) deletes.push({ path: e.path, tree: true });
-    });
-    return { updates, trees, deletes, pruned };
   }
 
   async #deletionsAllowed(): Promise<boolean> {
