@@ -73,21 +73,26 @@ export function planUpdate(
   paths: readonly RelPath[],
   extraFilters: readonly string[] = [],
   trees: ReadonlySet<RelPath> = new Set(),
+  /** A NUL-separated file of further exclude rules (exclude-file.ts), or null. */
+  excludeFrom: string | null = null,
 ): RsyncInvocation {
   const head = [
     ...baseParams(ctx),
     ...(ctx.deletes ? ['--force'] : []),
     ...(ctx.nanoseconds === false ? [] : nanosecondQuickCheck(ctx.rsync.commonParams)),
     '--stats',
+    // Before any *-from option: rsync reads such a file as it parses that option.
+    '--from0',
   ];
+  const filters = [...ctx.filters, ...extraFilters, ...excludeFromArgs(excludeFrom)];
   // At least one rule per path: a longer list never becomes rules, so its rules are not built either.
   const asRules = trees.size > 0 && paths.length <= MAX_TREE_RULES;
   const rules = asRules ? includeRules(paths.map((p) => ({ path: p, tree: trees.has(p) }))) : null;
   if (rules !== null && rules.size <= MAX_TREE_RULES) {
-    const args = [...head, ...ctx.filters, ...extraFilters, '--from0', '--include-from=-', '--exclude=*', ...endpoints(ctx)];
+    const args = [...head, ...filters, '--include-from=-', '--exclude=*', ...endpoints(ctx)];
     return { kind: 'update', args, input: nulList(rules) };
   }
-  const args = [...head, '--from0', '--files-from=-', ...ctx.filters, ...extraFilters, ...endpoints(ctx)];
+  const args = [...head, '--files-from=-', ...filters, ...endpoints(ctx)];
   return { kind: 'update', args, input: nulList(paths.map((p) => `/${p}`)) };
 }
 
@@ -140,17 +145,24 @@ function nulList(items: Iterable<string>): Buffer {
  * The whole tree, with `--delete` when removals propagate (sersync2's `-r` and crontab sync). `--info=progress2`
  * (whole-transfer progress, read by the sender only) lets a long full sync report files, bytes, rate and ETA.
  */
-export function planFull(ctx: CommandContext, extraFilters: readonly string[] = []): RsyncInvocation {
+export function planFull(ctx: CommandContext, extraFilters: readonly string[] = [], excludeFrom: string | null = null): RsyncInvocation {
   const args = [
     ...baseParams(ctx),
     ...(ctx.deletes ? ['--delete', '--force', ...maxDelete(ctx)] : []),
     '--stats',
     '--info=progress2',
+    ...(excludeFrom === null ? [] : ['--from0']),
     ...ctx.filters,
     ...extraFilters,
+    ...excludeFromArgs(excludeFrom),
     ...endpoints(ctx),
   ];
   return { kind: 'full', args, input: null };
+}
+
+/** The file's rules go after the path filter's and the crontab's, as the single excludes did (first match wins). */
+function excludeFromArgs(file: string | null): string[] {
+  return file === null ? [] : [`--exclude-from=${file}`];
 }
 
 const NUL = Buffer.from([0]);
