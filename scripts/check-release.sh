@@ -29,6 +29,7 @@ cleanup() {
   # The rsync daemon writes its log as it exits: wait for it before removing the directory.
   [ -n "$rsyncd_pid" ] && { kill "$rsyncd_pid" 2>/dev/null; wait "$rsyncd_pid" 2>/dev/null; } || true
   [ -n "$installed_deb" ] && dpkg --purge sersync-ts >/dev/null 2>&1 || true
+  mountpoint -q "$work/noexec" 2>/dev/null && umount "$work/noexec" || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -163,6 +164,19 @@ ok "single file: --check of confxml.example.xml"
 code=0
 "${clean_env[@]}" "$sea" --frobnicate 2>/dev/null || code=$?
 [ "$code" -eq 64 ] || fail "single file: an unknown option exits $code, expected 64"
+# A noexec TMPDIR (hardened /tmp) cannot hold the reader: the fallback must be said, not silent.
+mkdir "$work/noexec"
+if mount -t tmpfs -o size=1m,noexec tmpfs "$work/noexec" 2>/dev/null; then
+  said=$("${clean_env[@]}" "TMPDIR=$work/noexec" "$sea" --version 2>"$work/noexec.err") || { umount "$work/noexec"; fail "single file with a noexec TMPDIR: exit $?"; }
+  left=$(ls -A "$work/noexec")
+  umount "$work/noexec"
+  [ "$said" = "sersync-ts $version (fs.watch fallback)" ] || fail "single file with a noexec TMPDIR: --version says $said"
+  grep -q 'noexec TMPDIR' "$work/noexec.err" || fail "single file with a noexec TMPDIR does not say why: $(cat "$work/noexec.err")"
+  [ -z "$left" ] || fail "single file with a noexec TMPDIR left $left behind"
+  ok "single file: with a noexec TMPDIR it says so and falls back to fs.watch, leaving nothing behind"
+else
+  echo "check-release: SKIPPED the noexec TMPDIR check: cannot mount a tmpfs here (not root?)"
+fi
 cd "$repo"
 sync_check sea "${clean_env[@]}" -- "$sea"
 
