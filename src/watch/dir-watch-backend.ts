@@ -1,6 +1,8 @@
-import { existsSync } from 'node:fs';
-import { watch } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, mkdtempSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getRawAsset, isSea } from 'node:sea';
+import { fileURLToPath } from 'node:url';
 import { fromBytes } from '../core/paths.ts';
 
 /**
@@ -105,19 +107,50 @@ const ERRNO_CODES: Record<number, string> = {
 
 let native: NativeInotify | null | undefined;
 
-/** The compiled addon, or null when it was not built here (then DirWatcher uses fs.watch). */
+/**
+ * The compiled addon, or null when it is not there (then DirWatcher uses fs.watch, and a warning says what that
+ * costs). The single executable (npm run release) carries it as an asset; the npm package builds it at install.
+ */
 export function loadNativeInotify(): NativeInotify | null {
   if (native !== undefined) return native;
   native = null;
-  const file = new URL('../../native/build/Release/inotify.node', import.meta.url);
-  if (process.platform === 'linux' && existsSync(file)) {
-    try {
-      native = createRequire(import.meta.url)(file.pathname) as NativeInotify;
-    } catch {
-      native = null;
+  if (process.platform !== 'linux') return native;
+  try {
+    if (isSea()) {
+      native = dlopenAsset('inotify.node');
+    } else {
+      const built = fileURLToPath(new URL('../../native/build/Release/inotify.node', import.meta.url));
+      if (!existsSync(built)) throw new Error(`${built} was not built: install make, g++ and python3, then npm rebuild sersync-ts`);
+      native = dlopen(built);
     }
+  } catch (err) {
+    // Said on stderr when the reader is first wanted (the daemon's start, --version), as there is no logger yet.
+    console.error(
+      `sersync-ts: the native inotify reader is not available: ${err instanceof Error ? err.message : String(err)}.\n` +
+        'sersync-ts: watching with fs.watch instead: about 2 KB more memory per directory, and an inotify queue overflow goes unnoticed (no full sync after it)',
+    );
   }
   return native;
+}
+
+function dlopen(file: string): NativeInotify {
+  const addon = { exports: {} };
+  process.dlopen(addon, file);
+  return addon.exports as NativeInotify;
+}
+
+/** dlopen loads only files: the asset goes to a private directory, removed at once (the loaded mapping stays). */
+function dlopenAsset(key: string): NativeInotify {
+  const dir = mkdtempSync(join(tmpdir(), 'sersync-ts-'));
+  try {
+    const file = join(dir, key);
+    writeFileSync(file, new Uint8Array(getRawAsset(key)), { mode: 0o500 });
+    return dlopen(file);
+  } catch (err) {
+    throw new Error(`loading it from ${dir} failed (${err instanceof Error ? err.message : String(err)}; a noexec TMPDIR?)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**
