@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
+import type { Batch, PendingEntry } from '../aggregate/aggregator.ts';
 import type { Config } from '../config/model.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
@@ -11,7 +12,7 @@ import { raiseInotifyLimits } from '../recovery/inotify-limits.ts';
 import { type ProcessRunner, execaRunner } from '../sync/process-runner.ts';
 import { type AttemptReport, RemoteLane, type LaneDeps } from '../sync/remote-lane.ts';
 import { type CommandContext, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
-import { changeHintFor } from '../watch/change-hint.ts';
+import { CloseWriteFilter, stillOpenMessage } from '../watch/close-write.ts';
 import { ChokidarWatcher } from '../watch/chokidar-watcher.ts';
 import { DirWatcher } from '../watch/dir-watcher.ts';
 import { DeletionGuard } from '../sync/deletion-guard.ts';
@@ -192,6 +193,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       for (const lane of lanes) lane.requestFull(reason);
     };
     const started = clock.now();
+    const closeWrites = new CloseWriteFilter(config.inotify, {
+      clock,
+      onDue: (path, hint) => {
+        for (const lane of lanes) lane.add(path, hint);
+      },
+      onStillOpen: (path, seconds) => log.info({ path: displayPath(path), seconds }, stillOpenMessage(path, seconds)),
+    });
+    core.closeWrites = closeWrites;
     await core.watcher.start(
       root,
       (event) => {
@@ -203,9 +212,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
           followRoot(core, event.reason).catch((err: unknown) => log.error({ err }, 'following the watch root failed'));
           return;
         }
-        const change = changeHintFor(event, config.inotify);
-        if (log.isLevelEnabled('debug'))
-          log.debug({ event: event.kind, op: event.op, path: displayPath(event.path), counted: change !== null }, 'watch event');
+        const change = closeWrites.change(event);
+        if (log.isLevelEnabled('debug')) {
+          const how = event.kind === 'file' ? event.how : undefined;
+          log.debug({ event: event.kind, op: event.op, how, path: displayPath(event.path), counted: change !== null }, 'watch event');
+        }
         if (change === null) {
           events.ignored++;
           return;
@@ -231,7 +242,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       log.warn(
         'watching with fs.watch: the native inotify reader is not built or cannot load (npm run build; it needs make, g++ and python3). ' +
           'Costs: an inotify queue overflow goes unnoticed (no full sync follows it), a stop or reload hands over pending events ' +
-          'by waiting briefly instead of exactly, and about twice the memory on large trees',
+          'by waiting briefly instead of exactly, a file is taken as complete once it has had no event for 1 s (there is no close-write), ' +
+          'and about twice the memory on large trees',
       );
     }
     if (limits.maxUserWatches !== null && watches > limits.maxUserWatches * 0.8) {
@@ -334,6 +346,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const retire = async (core: Core, graceMs: number) => {
     core.crontab?.stop();
     await core.watcher.close();
+    core.closeWrites?.dispose();
     const flushed = Promise.all(core.lanes.map((l) => l.flush()));
     const timedOut = await Promise.race([flushed.then(() => false), sleep(graceMs).then(() => true)]);
     for (const lane of core.lanes) lane.stop();
@@ -343,7 +356,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     }
     await Promise.all(core.lanes.map((l) => l.whenIdle()));
     await core.afterSync?.close();
-    return core.lanes.map((l) => ({ id: l.remote.id, rest: l.unfinished() }));
+    // Files still open for writing were not sent; they are owed all the same (a stop keeps them in the queue).
+    const open = (core.closeWrites?.openPaths() ?? []).map((path) => ({ path, tree: false, deletes: false }));
+    return core.lanes.map((l) => ({ id: l.remote.id, rest: withEntries(l.unfinished(), open, clock.now()) }));
   };
 
   const swapCore = async (config: Config, initialSync: boolean) => {
@@ -505,8 +520,16 @@ interface Core {
   readonly rootId: string | null;
   readonly afterSync: AfterSync | null;
   following?: boolean;
+  closeWrites?: CloseWriteFilter;
   /** Whether each mount point of the tree was mounted at the last poll. */
   readonly mounts: Map<string, boolean>;
+}
+
+/** A lane's unfinished batch with more entries (a full sync covers them). */
+function withEntries(batch: Batch | null, entries: readonly PendingEntry[], now: number): Batch | null {
+  if (entries.length === 0) return batch;
+  if (batch === null) return { full: false, fullReason: '', entries, since: now };
+  return batch.full ? batch : { ...batch, entries: [...batch.entries, ...entries] };
 }
 
 function unreadableSummary(paths: readonly string[]): DaemonStatus['unreadable'] {

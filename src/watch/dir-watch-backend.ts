@@ -20,7 +20,16 @@ export interface DirEventHint {
   readonly isDir: boolean;
   readonly gone: boolean;
   readonly self: boolean;
+  /** Which inotify event it was (see FileHow); null for removals and the directory's own events. */
+  readonly how: FileHow | null;
 }
+
+/**
+ * What happened to an entry that exists, as inotify tells it: created (IN_CREATE), written to (IN_MODIFY), closed
+ * after writing (IN_CLOSE_WRITE), moved in (IN_MOVED_TO), its attributes changed (IN_ATTRIB). sersync2's toggles
+ * are about these; fs.watch and chokidar cannot tell them apart.
+ */
+export type FileHow = 'create' | 'write' | 'closeWrite' | 'moveTo' | 'attrib';
 
 export interface DirWatchListener {
   event(type: 'rename' | 'change', name: Buffer | null, hint: DirEventHint | null): void;
@@ -77,6 +86,7 @@ interface NativeInotify {
 
 const IN_MODIFY = 0x2;
 const IN_ATTRIB = 0x4;
+const IN_CLOSE_WRITE = 0x8;
 const IN_MOVED_FROM = 0x40;
 const IN_MOVED_TO = 0x80;
 const IN_CREATE = 0x100;
@@ -88,8 +98,12 @@ const IN_Q_OVERFLOW = 0x4000;
 const IN_IGNORED = 0x8000;
 const IN_ONLYDIR = 0x1000000;
 const IN_ISDIR = 0x40000000;
-/** libuv's mask for fs.watch, so both backends see the same events; IN_ONLYDIR refuses a file swapped in. */
-const MASK = IN_ATTRIB | IN_CREATE | IN_MODIFY | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
+/**
+ * libuv's mask for fs.watch, so both backends see the same events, and IN_CLOSE_WRITE, which libuv leaves out: a
+ * file is sent once it is closed after writing, not while it is written. IN_ONLYDIR refuses a file swapped in.
+ */
+const MASK =
+  IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_MODIFY | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
 
 /** What the native reader passes as errno after finish(): everything queued before it was handed over. */
 const END_OF_EVENTS = -1;
@@ -158,14 +172,19 @@ function dlopenAsset(key: string): NativeInotify {
  * watched before the old one is dropped) gives the same watch descriptor, so subscribers are counted per descriptor
  * as libuv does; the watch is removed with the last one.
  */
-/** The four hints there are, shared, so that an event allocates none. */
-const HINTS: readonly DirEventHint[] = [
-  { isDir: false, gone: false, self: false },
-  { isDir: false, gone: true, self: false },
-  { isDir: true, gone: false, self: false },
-  { isDir: true, gone: true, self: false },
-];
-const SELF_HINT: DirEventHint = { isDir: true, gone: false, self: true };
+/** The hints there are, shared, so that an event allocates none: [isDir][how], and the removals. */
+const HOWS: readonly FileHow[] = ['create', 'write', 'closeWrite', 'moveTo', 'attrib'];
+const HINTS = [false, true].map((isDir) => new Map(HOWS.map((how) => [how, { isDir, gone: false, self: false, how } as DirEventHint])));
+const GONE_HINTS: readonly DirEventHint[] = [false, true].map((isDir) => ({ isDir, gone: true, self: false, how: null }));
+const SELF_HINT: DirEventHint = { isDir: true, gone: false, self: true, how: null };
+
+function howOf(mask: number): FileHow {
+  if (mask & IN_CLOSE_WRITE) return 'closeWrite';
+  if (mask & IN_MODIFY) return 'write';
+  if (mask & IN_ATTRIB) return 'attrib';
+  if (mask & IN_MOVED_TO) return 'moveTo';
+  return 'create';
+}
 
 export function createInotifyBackend(addon: NativeInotify, onOverflow: () => void, onError: (err: unknown) => void): DirWatchBackend {
   // One listener per descriptor, an array in the rare case of two (a directory watched under a new name before its
@@ -202,16 +221,17 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
         subscribers.delete(wd);
         continue;
       }
-      const type = mask & (IN_ATTRIB | IN_MODIFY) ? 'change' : 'rename';
+      const type = mask & (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE) ? 'change' : 'rename';
       const self = name === null || (mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) !== 0;
       const gone = (mask & (IN_DELETE | IN_MOVED_FROM)) !== 0;
-      // A 'change' right after an event for the same existing entry adds nothing: `cp -a` gives IN_CREATE, IN_MODIFY
-      // and IN_ATTRIB for each file, one after the other (82,837 events for /usr/share/man's 24,002 entries). Skipping
-      // them here took this thread's CPU for that copy from 0.24 s to 0.17 s.
-      if (type === 'change' && !self && wd === lastWd && lastName !== null && name?.equals(lastName) === true) continue;
+      // A write or attribute change right after an event for the same existing entry adds nothing: `cp -a` gives
+      // IN_CREATE, IN_MODIFY, IN_CLOSE_WRITE and IN_ATTRIB for each file, one after the other. Skipping them here
+      // keeps this thread's CPU down in a burst. IN_CLOSE_WRITE is never skipped: it says the file is complete.
+      if (mask & (IN_ATTRIB | IN_MODIFY) && !self && wd === lastWd && lastName !== null && name?.equals(lastName) === true) continue;
       lastWd = wd;
       lastName = self || gone ? null : name;
-      const hint = self ? SELF_HINT : (HINTS[((mask & IN_ISDIR) !== 0 ? 2 : 0) + (gone ? 1 : 0)] as DirEventHint);
+      const isDir = (mask & IN_ISDIR) !== 0;
+      const hint = self ? SELF_HINT : gone ? (GONE_HINTS[isDir ? 1 : 0] as DirEventHint) : (HINTS[isDir ? 1 : 0]?.get(howOf(mask)) as DirEventHint);
       // `name` is a view into this chunk (a fresh copy per read), so it needs no copy of its own.
       for (const s of Array.isArray(subs) ? [...subs] : [subs]) s.event(type, self ? null : name, hint);
     }

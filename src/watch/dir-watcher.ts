@@ -488,17 +488,34 @@ export class DirWatcher implements Watcher {
     const unwatchedDir = hint?.isDir === true && !this.#dirs.has(path);
     if (type !== 'rename' && !self && !unwatchedDir && !this.#checks.has(path) && !this.#unreadable.has(path)) {
       if (this.#dirs.has(path) || this.#isIgnored(path, false)) return;
-      this.#emit({ kind: 'file', op: 'change', path });
+      this.#emit(hint?.how ? { kind: 'file', op: 'change', path, how: hint.how } : { kind: 'file', op: 'change', path });
       return;
     }
     // The native backend says what a 'rename' was: a non-directory created, moved in, removed or moved away needs
     // no lstat either (the batch looks at the disk), unless the name was a watched directory a moment ago.
     if (hint !== null && !hint.isDir && !self && !this.#checks.has(path) && !this.#dirs.has(path) && !this.#unreadable.has(path)) {
       if (this.#isIgnored(path, false)) return;
-      this.#emit({ kind: 'file', op: hint.gone ? 'unlink' : 'change', path });
+      if (hint.gone) this.#emit({ kind: 'file', op: 'unlink', path });
+      else this.#emit({ kind: 'file', op: 'change', path, how: hint.how === 'create' ? this.#createdHow(path, entry) : (hint.how ?? 'create') });
       return;
     }
     this.#queueCheck(path, dir, entry, type === 'rename', self);
+  }
+
+  /**
+   * A non-directory was created: a regular file being written ('create': a close-write follows), or something that
+   * gets none ('link': a symlink, a hard link to an existing file, a FIFO or device). One lstat, synchronous on the
+   * root's own device.
+   */
+  #createdHow(path: RelPath, dir: DirEntry): 'create' | 'link' {
+    // Below another mount point an lstat could block on a hung file system: sent at once, as before.
+    if (dir.dev !== this.#rootIdentity?.dev) return 'link';
+    try {
+      const st = lstatSync(this.#abs(path), { bigint: true });
+      return st.isFile() && st.nlink === 1n ? 'create' : 'link';
+    } catch {
+      return 'create';
+    }
   }
 
   #onWatcherError(path: RelPath, entry: DirEntry, err: unknown): void {
