@@ -1,13 +1,21 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, constants, fsyncSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import type { Logger } from 'pino';
 import type { PendingEntry } from '../aggregate/aggregator.ts';
+import type { Clock } from '../core/clock.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
+import { PidFile, isSersyncProcess } from './pid-file.ts';
+import { ensureStateDir, stateDirFor } from './state-dir.ts';
 
 /**
  * The durable retry queue: what has not reached a remote yet, stored as data (never as a script, unlike sersync2's
  * world-writable rsync_fail_log.sh), one JSON file written atomically (temp file, fsync, rename, fsync of the
- * directory), mode 0600, in a directory only the daemon's user can write. It also remembers whether the last run
- * ended cleanly: a start after a crash must assume that pending events were lost.
+ * directory), mode 0600, in the private state directory. It belongs to one instance (the watch path and the
+ * remotes), so copies of one config with the same failLog run side by side; a lock file keeps a second daemon of the
+ * same instance out. It also remembers whether the last run ended cleanly: a start after a crash must assume that
+ * pending events were lost. A write that fails (full disk, EIO, read-only) never stops the daemon: the queue stays
+ * in memory, the failure is reported, and the write is tried again.
  */
 
 export interface StoredBatch {
@@ -33,52 +41,87 @@ interface QueueFile {
   remotes: Record<string, StoredBatch>;
 }
 
+export interface FailQueueOptions {
+  /** `<failLog path>`: its base name makes the file name readable. */
+  readonly failLogPath: string;
+  /** `<tuning stateDir>`, or null for the default (src/recovery/state-dir.ts). */
+  readonly stateDir: string | null;
+  /** The instance: the watch path and the remote ids. */
+  readonly watch: string;
+  readonly remoteIds: readonly string[];
+  readonly clock: Clock;
+  readonly log: Pick<Logger, 'error' | 'warn' | 'info'>;
+  /** Changeable for tests. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** How long a failed write waits before it is tried again (any change tries it sooner). */
+export const WRITE_RETRY_MS = 5000;
+const { O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY } = constants;
+
 export class FailQueue {
   readonly file: string;
   /** Where an unreadable queue file was moved at open, if it was. */
   setAside: string | null = null;
   #data: QueueFile;
+  #crashed: boolean;
+  #lock: PidFile;
+  #opts: FailQueueOptions;
+  #writeError: { message: string; since: number; failures: number } | null = null;
+  #retryTimer: unknown = null;
 
-  private constructor(file: string, data: QueueFile) {
+  private constructor(file: string, data: QueueFile, lock: PidFile, opts: FailQueueOptions) {
     this.file = file;
     this.#data = data;
+    this.#lock = lock;
+    this.#opts = opts;
+    this.#crashed = data.running || lock.stalePid !== null;
   }
 
-  /**
-   * Opens (or creates) the queue for a failLog path: `x.sh` keeps its data in `x.queue.json` in `stateDir`, or
-   * beside the failLog when that directory is private, else in a private directory for this user.
-   */
-  static open(failLogPath: string, stateDir: string | null): FailQueue {
-    const file = queueFileFor(failLogPath, stateDir);
-    const empty = (running: boolean): QueueFile => ({ format: 'sersync-ts retry queue', version: 1, running, pid: 0, updatedAt: '', remotes: {} });
-    let text: string;
+  /** Opens (or creates) this instance's queue, and takes its lock (exit 75 when another daemon holds it). */
+  static open(opts: FailQueueOptions): FailQueue {
+    const dir = stateDirFor(opts.stateDir, opts.env);
+    ensureStateDir(dir);
+    const file = queueFileFor(opts.failLogPath, dir, opts.watch, opts.remoteIds);
+    const lock = PidFile.acquire(file.replace(/\.queue\.json$/, '.lock'), `the instance lock of ${opts.watch}`);
     try {
-      text = readFileSync(file, 'utf8');
+      return FailQueue.#read(file, lock, opts);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      return new FailQueue(file, empty(false));
+      lock.release();
+      throw err;
+    }
+  }
+
+  static #read(file: string, lock: PidFile, opts: FailQueueOptions): FailQueue {
+    const empty = (running: boolean): QueueFile => ({
+      format: 'sersync-ts retry queue',
+      version: 1,
+      running,
+      pid: 0,
+      updatedAt: '',
+      remotes: {},
+    });
+    const text = readPrivate(file);
+    if (text === null) {
+      const earlier = earlierQueue(opts);
+      const queue = new FailQueue(file, earlier?.data ?? empty(false), lock, opts);
+      if (earlier) queue.#takeOver(earlier.file);
+      return queue;
     }
     const data = parseQueue(text);
-    if (data?.running && data.pid !== process.pid && isSersyncProcess(data.pid)) {
-      throw new SersyncError(
-        'ALREADY_RUNNING',
-        `another sersync-ts (pid ${data.pid}) is running with the retry queue ${file}: stop it first, or give this config its own <failLog path> or <tuning stateDir>`,
-        { exitCode: ExitCode.TempFail },
-      );
-    }
-    if (data) return new FailQueue(file, data);
+    if (data) return new FailQueue(file, data, lock, opts);
     // Unreadable content (a foreign file, a disk error): keep it for the operator and assume the worst, so the
     // start does a full sync instead of trusting nothing was pending.
     const aside = `${file}.unreadable-${Date.now()}`;
     renameSync(file, aside);
-    const queue = new FailQueue(file, empty(true));
+    const queue = new FailQueue(file, empty(true), lock, opts);
     queue.setAside = aside;
     return queue;
   }
 
-  /** Whether the previous daemon on this queue stopped without a clean shutdown. */
+  /** Whether the previous daemon of this instance stopped without a clean shutdown. */
   get previousRunCrashed(): boolean {
-    return this.#data.running;
+    return this.#crashed;
   }
 
   get remotes(): Readonly<Record<string, StoredBatch>> {
@@ -87,6 +130,11 @@ export class FailQueue {
 
   get size(): number {
     return Object.values(this.#data.remotes).reduce((n, b) => n + (b.full ? 1 : b.entries.length), 0);
+  }
+
+  /** Why the file does not hold what is in memory right now (a full disk...), or null when it does. */
+  get writeError(): string | null {
+    return this.#writeError?.message ?? null;
   }
 
   markRunning(running: boolean): void {
@@ -107,68 +155,176 @@ export class FailQueue {
     this.#save();
   }
 
-  #save(): void {
-    this.#data.updatedAt = new Date().toISOString();
-    writeAtomically(this.file, `${JSON.stringify(this.#data, null, 1)}\n`);
-  }
-}
-
-export function queueFileFor(failLogPath: string, stateDir: string | null): string {
-  const name = `${basename(failLogPath).replace(/\.sh$/, '') || 'rsync_fail_log'}.queue.json`;
-  const dir = stateDir ?? privateDirFor(dirname(failLogPath));
-  ensurePrivateDir(dir);
-  return join(dir, name);
-}
-
-/** The failLog's directory when only we can write it; /tmp (sersync2's default) is not, so use a subdirectory. */
-function privateDirFor(dir: string): string {
-  try {
-    const st = statSync(dir);
-    if (st.isDirectory() && (st.mode & 0o022) === 0 && st.uid === process.getuid?.()) return dir;
-  } catch {
-    // Missing: it will be created private.
-    return dir;
-  }
-  return join(dir, `sersync-ts-${process.getuid?.() ?? 'user'}`);
-}
-
-function ensurePrivateDir(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const st = statSync(dir);
-    if (!st.isDirectory()) throw new Error('not a directory');
-    if (st.uid !== process.getuid?.() || (st.mode & 0o022) !== 0) {
-      throw new Error(`owned by uid ${st.uid} with mode ${(st.mode & 0o777).toString(8)}; it must belong to us and not be group- or world-writable`);
+  /**
+   * Stops retrying and gives up the lock, except while the file is behind: then the lock stays, so the next start
+   * takes this run for a crashed one and does a full sync instead of trusting a file that missed changes.
+   */
+  close(): void {
+    if (this.#retryTimer !== null) this.#opts.clock.clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    if (this.#writeError) {
+      this.#opts.log.error(
+        { queue: this.file, error: this.#writeError.message },
+        'the retry queue could not be written; the next start will do a full sync of every remote',
+      );
+      return;
     }
-  } catch (err) {
-    throw new SersyncError('STATE_DIR', `cannot use ${dir} for the retry queue: ${(err as Error).message}; set <tuning stateDir="..."> or fix the directory`, {
-      exitCode: ExitCode.CantCreate,
-      cause: err,
-    });
+    this.#lock.release();
+  }
+
+  #save(): void {
+    this.#data.updatedAt = new Date(this.#opts.clock.now()).toISOString();
+    try {
+      writeAtomically(this.file, `${JSON.stringify(this.#data, null, 1)}\n`);
+    } catch (err) {
+      this.#writeFailed(err);
+      return;
+    }
+    if (this.#writeError) {
+      const { since, failures } = this.#writeError;
+      this.#writeError = null;
+      this.#opts.log.info(
+        { queue: this.file, failedWrites: failures, seconds: (this.#opts.clock.now() - since) / 1000 },
+        'the retry queue is written again',
+      );
+    }
+  }
+
+  /** Logged once per episode, not per write; the data stays in memory and the write is tried again. */
+  #writeFailed(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    if (this.#writeError) {
+      this.#writeError.failures++;
+      this.#writeError.message = message;
+    } else {
+      this.#writeError = { message, since: this.#opts.clock.now(), failures: 1 };
+      this.#opts.log.error(
+        { queue: this.file, error: message, retryMs: WRITE_RETRY_MS },
+        'cannot write the retry queue; syncing goes on and it is kept in memory, written again every few seconds and at the next change',
+      );
+    }
+    if (this.#retryTimer === null) {
+      this.#retryTimer = this.#opts.clock.setTimeout(() => {
+        this.#retryTimer = null;
+        this.#save();
+      }, WRITE_RETRY_MS);
+    }
+  }
+
+  /** Moves an earlier version's queue file into this instance's one (after the new file is written). */
+  #takeOver(earlier: string): void {
+    this.#save();
+    if (this.#writeError) return;
+    try {
+      unlinkSync(earlier);
+    } catch {}
+    this.#opts.log.warn(
+      { from: earlier, queue: this.file, remotes: Object.keys(this.#data.remotes) },
+      'took over the retry queue of an earlier sersync-ts version; it is replayed now',
+    );
   }
 }
 
-/** A live process that is a sersync-ts (not a recycled pid). */
-function isSersyncProcess(pid: number): boolean {
+/** `<stateDir>/<failLog base>-<instance key>.queue.json`; the lock is the same name with `.lock`. */
+export function queueFileFor(failLogPath: string, stateDir: string, watch: string, remoteIds: readonly string[]): string {
+  const base = basename(failLogPath).replace(/\.sh$/, '') || 'rsync_fail_log';
+  const key = createHash('sha256')
+    .update(JSON.stringify([watch, [...remoteIds].sort()]))
+    .digest('hex')
+    .slice(0, 12);
+  return join(stateDir, `${base}-${key}.queue.json`);
+}
+
+/**
+ * Earlier versions kept the queue as `<failLog base>.queue.json` in `<tuning stateDir>`, or beside the failLog
+ * (in `sersync-ts-<uid>` when that directory was shared, as /tmp is). Such a file is taken over once, if it lies in
+ * a private directory of ours, holds only this instance's remotes and no daemon still uses it; else it is named in
+ * the log and left alone.
+ */
+function earlierQueue(opts: FailQueueOptions): { file: string; data: QueueFile } | null {
+  const name = `${basename(opts.failLogPath).replace(/\.sh$/, '') || 'rsync_fail_log'}.queue.json`;
+  const dir = dirname(opts.failLogPath);
+  const candidates = opts.stateDir
+    ? [join(opts.stateDir, name)]
+    : [join(dir, name), join(dir, `sersync-ts-${process.getuid?.() ?? 0}`, name)];
+  for (const file of candidates) {
+    if (!isPrivateDir(dirname(file))) continue;
+    let text: string | null;
+    try {
+      text = readPrivate(file);
+    } catch {
+      continue;
+    }
+    const data = text === null ? null : parseQueue(text);
+    if (!data) continue;
+    const foreign = Object.keys(data.remotes).filter((id) => !opts.remoteIds.includes(id));
+    const inUse = data.running && isSersyncProcess(data.pid);
+    if (foreign.length === 0 && !inUse) return { file, data };
+    opts.log.warn(
+      { file, foreignRemotes: foreign, inUseBy: inUse ? data.pid : null },
+      'a retry queue of an earlier sersync-ts version is not taken over: it belongs to another config or daemon',
+    );
+  }
+  return null;
+}
+
+function isPrivateDir(dir: string): boolean {
   try {
-    process.kill(pid, 0);
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sersync-ts');
+    const st = lstatSync(dir);
+    return st.isDirectory() && st.uid === (process.getuid?.() ?? 0) && (st.mode & 0o022) === 0;
   } catch {
     return false;
   }
 }
 
-function writeAtomically(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
+/** The file's text, or null when it does not exist; a symbolic link is refused (exit 73), never followed. */
+function readPrivate(file: string): string | null {
+  let fd: number;
   try {
-    writeSync(fd, text);
-    fsyncSync(fd);
+    fd = openSync(file, O_RDONLY | O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    throw new SersyncError(
+      'STATE_DIR',
+      `cannot read the retry queue ${file}: ${code === 'ELOOP' ? 'it is a symbolic link, never followed' : (err as Error).message}; remove it`,
+      { exitCode: ExitCode.CantCreate, cause: err },
+    );
+  }
+  try {
+    return readFileSync(fd, 'utf8');
   } finally {
     closeSync(fd);
   }
-  renameSync(tmp, file);
-  const dirFd = openSync(dirname(file), 'r');
+}
+
+function writeAtomically(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  let fd: number;
+  try {
+    fd = openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  } catch (err) {
+    // Left by a write that failed half-way: ours (same pid), in our private directory.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    unlinkSync(tmp);
+    fd = openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  }
+  try {
+    try {
+      writeFileSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (err) {
+    // A half-written temp file on a full disk only takes the space the next try needs.
+    try {
+      unlinkSync(tmp);
+    } catch {}
+    throw err;
+  }
+  const dirFd = openSync(dirname(file), O_RDONLY);
   try {
     fsyncSync(dirFd);
   } finally {
