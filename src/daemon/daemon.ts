@@ -323,6 +323,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       if (lane) lane.restore(rest);
       else log.warn({ remote: id }, 'remote removed from the config; its pending changes are dropped');
     }
+    for (const id of Object.keys(queue.remotes)) if (!next.lanes.some((l) => l.remote.id === id)) queue.clear(id);
   };
 
   let endpoint: StatusServer | null = null;

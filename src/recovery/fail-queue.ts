@@ -1,11 +1,23 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fsyncSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { PendingEntry } from '../aggregate/aggregator.ts';
 import type { Clock } from '../core/clock.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
-import { PidFile, isSersyncProcess } from './pid-file.ts';
+import { PidFile, holderOf, isSersyncProcess } from './pid-file.ts';
 import { ensureStateDir, stateDirFor } from './state-dir.ts';
 
 /**
@@ -36,6 +48,8 @@ interface QueueFile {
   readonly version: 1;
   /** True while a daemon runs; a start that finds it true knows the last run crashed. */
   running: boolean;
+  /** The instance's watch path (absent in files of earlier versions). */
+  watch?: string;
   pid: number;
   updatedAt: string;
   remotes: Record<string, StoredBatch>;
@@ -83,7 +97,7 @@ export class FailQueue {
     const dir = stateDirFor(opts.stateDir, opts.env);
     ensureStateDir(dir);
     const file = queueFileFor(opts.failLogPath, dir, opts.watch, opts.remoteIds);
-    const lock = PidFile.acquire(file.replace(/\.queue\.json$/, '.lock'), `the instance lock of ${opts.watch}`);
+    const lock = PidFile.acquire(lockFileOf(file), `the instance lock of ${opts.watch}`);
     try {
       return FailQueue.#read(file, lock, opts);
     } catch (err) {
@@ -103,7 +117,7 @@ export class FailQueue {
     });
     const text = readPrivate(file);
     if (text === null) {
-      const earlier = earlierQueue(opts);
+      const earlier = earlierQueue(opts, dirname(file), file);
       const queue = new FailQueue(file, earlier?.data ?? empty(false), lock, opts);
       if (earlier) queue.#takeOver(earlier.file);
       return queue;
@@ -138,6 +152,7 @@ export class FailQueue {
   }
 
   markRunning(running: boolean): void {
+    this.#data.watch = this.#opts.watch;
     this.#data.running = running;
     this.#data.pid = process.pid;
     this.#save();
@@ -211,16 +226,19 @@ export class FailQueue {
     }
   }
 
-  /** Moves an earlier version's queue file into this instance's one (after the new file is written). */
+  /** Moves an earlier queue file into this instance's one: written first, then the old file and its lock go. */
   #takeOver(earlier: string): void {
+    this.#data.watch = this.#opts.watch;
     this.#save();
     if (this.#writeError) return;
-    try {
-      unlinkSync(earlier);
-    } catch {}
+    for (const f of [earlier, lockFileOf(earlier)]) {
+      try {
+        unlinkSync(f);
+      } catch {}
+    }
     this.#opts.log.warn(
       { from: earlier, queue: this.file, remotes: Object.keys(this.#data.remotes) },
-      'took over the retry queue of an earlier sersync-ts version; it is replayed now',
+      'took over an earlier retry queue of this watch path (an earlier version, or a config whose remotes changed); it is replayed now',
     );
   }
 }
@@ -235,19 +253,28 @@ export function queueFileFor(failLogPath: string, stateDir: string, watch: strin
   return join(stateDir, `${base}-${key}.queue.json`);
 }
 
+const lockFileOf = (queueFile: string) => queueFile.replace(/\.queue\.json$/, '.lock');
+
 /**
  * Earlier versions kept the queue as `<failLog base>.queue.json` in `<tuning stateDir>`, or beside the failLog
- * (in `sersync-ts-<uid>` when that directory was shared, as /tmp is). Such a file is taken over once, if it lies in
- * a private directory of ours, holds only this instance's remotes and no daemon still uses it; else it is named in
- * the log and left alone.
+ * (in `sersync-ts-<uid>` when that directory was shared, as /tmp is). Such a file, if it holds pending entries or a
+ * crash, is taken over once when it lies in a private directory of ours, holds only this instance's remotes and no
+ * daemon still uses it; else it is named in the log and left alone. So is the file of this watch path under another
+ * instance key in the state directory: the one a stop left after a reload changed the remotes.
  */
-function earlierQueue(opts: FailQueueOptions): { file: string; data: QueueFile } | null {
-  const name = `${basename(opts.failLogPath).replace(/\.sh$/, '') || 'rsync_fail_log'}.queue.json`;
+function earlierQueue(opts: FailQueueOptions, stateDir: string, own: string): { file: string; data: QueueFile } | null {
+  const base = basename(opts.failLogPath).replace(/\.sh$/, '') || 'rsync_fail_log';
+  const name = `${base}.queue.json`;
   const dir = dirname(opts.failLogPath);
-  const candidates = opts.stateDir
-    ? [join(opts.stateDir, name)]
-    : [join(dir, name), join(dir, `sersync-ts-${process.getuid?.() ?? 0}`, name)];
-  for (const file of candidates) {
+  const legacy = opts.stateDir ? [join(opts.stateDir, name)] : [join(dir, name), join(dir, `sersync-ts-${process.getuid?.() ?? 0}`, name)];
+  const isSibling = (f: string) =>
+    f.startsWith(`${base}-`) && f.endsWith('.queue.json') && /^[0-9a-f]{12}$/.test(f.slice(base.length + 1, -'.queue.json'.length));
+  const siblings = readdirSync(stateDir)
+    .filter(isSibling)
+    .map((f) => join(stateDir, f))
+    .filter((f) => f !== own);
+  for (const file of [...legacy, ...siblings]) {
+    const sibling = !legacy.includes(file);
     if (!isPrivateDir(dirname(file))) continue;
     let text: string | null;
     try {
@@ -256,13 +283,17 @@ function earlierQueue(opts: FailQueueOptions): { file: string; data: QueueFile }
       continue;
     }
     const data = text === null ? null : parseQueue(text);
-    if (!data) continue;
+    // Nothing owed and a clean stop: nothing to carry over, and nothing to take from a daemon that may come back.
+    if (!data || (sibling && data.watch !== opts.watch)) continue;
+    const crashed = data.running || (sibling && existsSync(lockFileOf(file)));
+    if (!crashed && Object.keys(data.remotes).length === 0) continue;
     const foreign = Object.keys(data.remotes).filter((id) => !opts.remoteIds.includes(id));
-    const inUse = data.running && isSersyncProcess(data.pid);
-    if (foreign.length === 0 && !inUse) return { file, data };
+    const holder = sibling ? holderOf(lockFileOf(file)) : null;
+    const inUse = holder !== null || (data.running && isSersyncProcess(data.pid));
+    if (foreign.length === 0 && !inUse) return { file, data: { ...data, running: crashed } };
     opts.log.warn(
-      { file, foreignRemotes: foreign, inUseBy: inUse ? data.pid : null },
-      'a retry queue of an earlier sersync-ts version is not taken over: it belongs to another config or daemon',
+      { file, foreignRemotes: foreign, inUseBy: inUse ? (holder ?? data.pid) : null },
+      'an earlier retry queue is not taken over: it holds other remotes, or a running daemon uses it',
     );
   }
   return null;

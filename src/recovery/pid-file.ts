@@ -57,6 +57,12 @@ export class PidFile {
   }
 }
 
+/** The pid of the live sersync-ts that holds the file at `path`, or null. */
+export function holderOf(path: string): number | null {
+  const pid = readPid(path);
+  return pid !== null && isSersyncProcess(pid) ? pid : null;
+}
+
 /** A live process that is a sersync-ts (not a recycled pid). */
 export function isSersyncProcess(pid: number): boolean {
   if (pid === process.pid || pid <= 0) return false;

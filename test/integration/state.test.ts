@@ -52,7 +52,8 @@ async function stopCleanly(proc: SersyncProcess): Promise<void> {
   assert.equal(code, 0, `exit ${code} after SIGTERM:\n${proc.proc.output().slice(-3000)}`);
 }
 
-const failuresOf = (proc: SersyncProcess, id: string) => proc.records().filter((r) => r.remote === id && typeof r.verdict === 'string').length;
+const failuresOf = (proc: SersyncProcess, id: string) =>
+  proc.records().filter((r) => r.remote === id && typeof r.verdict === 'string').length;
 
 describe('state', { concurrency: 1 }, () => {
   test('the retry queue on a full disk while the remote is down: the daemon stays up, and the trees end identical', async (t) => {
@@ -227,7 +228,11 @@ describe('state', { concurrency: 1 }, () => {
     const dir = await makeTempDir('state-pid');
     const src = join(dir, 'src');
     await Promise.all([mkdir(src), mkdir(join(dir, 'mirror')), mkdir(join(dir, 'mirror2'))]);
-    const conf = await writeConf(dir, { watch: src, remotes: [{ name: join(dir, 'mirror') }], host: { ip: '127.0.0.1', port: await freePort() } });
+    const conf = await writeConf(dir, {
+      watch: src,
+      remotes: [{ name: join(dir, 'mirror') }],
+      host: { ip: '127.0.0.1', port: await freePort() },
+    });
     const victim = join(dir, 'victim');
     await writeFile(victim, 'precious\n');
     const link = tmpName('pid-link');

@@ -216,6 +216,39 @@ test("an earlier version's queue file is taken over once, and left alone when it
   queue.close();
 });
 
+test('the queue a stop left under the same watch path with other remotes (a reload) is taken over by the next start', async (t) => {
+  const dir = freshDir();
+  const before = FailQueue.open(options(dir, { remoteIds: ['10.0.0.2::www', '10.0.0.3::www'] }).opts);
+  before.markRunning(true);
+  before.put('10.0.0.2::www', batch('queued-before-the-reload.txt'));
+  before.markRunning(false);
+  before.close();
+
+  const otherWatch = FailQueue.open(options(dir, { watch: '/srv/elsewhere' }).opts);
+  assert.deepEqual(otherWatch.remotes, {}, 'another watch path: not ours');
+  otherWatch.close();
+
+  // The sibling is in use: left alone.
+  const other = spawn('sh', ['-c', 'sleep 60', 'sersync-ts'], { stdio: 'ignore' });
+  t.after(() => other.kill());
+  await new Promise((r) => other.once('spawn', r));
+  const siblingLock = before.file.replace(/\.queue\.json$/, '.lock');
+  writeFileSync(siblingLock, `${other.pid}\n`);
+  const busy = options(dir);
+  let after = FailQueue.open(busy.opts);
+  assert.deepEqual(after.remotes, {});
+  assert.ok(busy.records.some((r) => r.msg.includes('not taken over')));
+  after.close();
+  rmSync(after.file, { force: true });
+  rmSync(siblingLock);
+
+  after = FailQueue.open(options(dir).opts);
+  assert.equal(after.remotes['10.0.0.2::www']?.entries[0]?.path, 'queued-before-the-reload.txt');
+  assert.equal(after.previousRunCrashed, false, 'that run stopped cleanly');
+  assert.equal(existsSync(before.file), false);
+  after.close();
+});
+
 test('a queue file that is a symbolic link is refused, never followed', () => {
   const dir = freshDir();
   const probe = FailQueue.open(options(dir).opts);
