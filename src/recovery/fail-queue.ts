@@ -97,7 +97,7 @@ export class FailQueue {
     const dir = stateDirFor(opts.stateDir, opts.env);
     ensureStateDir(dir);
     const file = queueFileFor(opts.failLogPath, dir, opts.watch, opts.remoteIds);
-    const lock = PidFile.acquire(lockFileOf(file), `the instance lock of ${opts.watch}`);
+    const lock = PidFile.acquire(lockFileOf(file), `the lock of this instance (watch ${opts.watch}, the same remotes)`);
     try {
       return FailQueue.#read(file, lock, opts);
     } catch (err) {

@@ -91,7 +91,7 @@ function replaceStale(path: string, what: string): number | null {
   if (!st.isFile()) throw cannot(what, path, new Error(st.isSymbolicLink() ? 'it is a symbolic link, never followed' : 'not a plain file'));
   const pid = readPid(path);
   if (pid !== null && isSersyncProcess(pid)) {
-    throw new SersyncError('ALREADY_RUNNING', `another sersync-ts (pid ${pid}) holds ${what} ${path}: stop it first`, {
+    throw new SersyncError('ALREADY_RUNNING', `another sersync-ts (pid ${pid}) holds ${what} (${path}): stop it first`, {
       exitCode: ExitCode.TempFail,
     });
   }

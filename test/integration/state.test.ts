@@ -189,7 +189,7 @@ describe('state', { concurrency: 1 }, () => {
     for (const conf of [site1.conf, copy]) {
       const again = await runSersync(['-o', conf]);
       assert.equal(again.code, 75, `${again.stdout}\n${again.stderr}`);
-      assert.match(again.stderr, /another sersync-ts \(pid \d+\) holds the instance lock/);
+      assert.match(again.stderr, /another sersync-ts \(pid \d+\) holds the lock of this instance/);
     }
     await writeFile(join(site1.src, 'after.html'), 'the running daemon was not disturbed');
     await waitForIdenticalTrees(site1.src, site1.dest, { ...CMP, timeoutMs: 30_000 });
