@@ -70,10 +70,7 @@ describe('command line', () => {
     assert.match(r.stdout, /full sync.*\n\s+rsync -artz .*--delete .*127\.0\.0\.1::tongbu1/);
     assert.match(r.stdout, /update run:\n\s+rsync .*--files-from=- /);
     assert.match(r.stdout, /stdin \(NUL-separated\): "\/index\.html" "\/img\/logo\.png"/);
-    assert.match(
-      r.stdout,
-      /--include-from=- '--exclude=\*' \S+ 127\.0\.0\.1::tongbu1\n +stdin \(NUL-separated\): "\/index\.html" "\/img\/" "\/img\/new-dir" "\/img\/new-dir\/\*\*\*"/,
-    );
+    assert.match(r.stdout, /--include-from=- '--exclude=\*' \S+ 127\.0\.0\.1::tongbu1\n +stdin \(NUL-separated\): "\/index\.html" "\/img\/" "\/img\/new-dir" "\/img\/new-dir\/\*\*\*"/);
     assert.match(r.stdout, /delete run:\n\s+rsync .*--delete --force --existing --ignore-existing/);
     assert.match(r.stdout, /-u \(--update\)/, 'says that -u is dropped');
   });
@@ -120,10 +117,7 @@ describe('command line', () => {
     const mirror = await makeTempDir('cli-mirror-');
     const conf = join(tmp, 'detach.xml');
     const logFile = join(tmp, 'detach.log');
-    writeFileSync(
-      conf,
-      `<head><sersync><localpath watch="${watch}"><remote name="${mirror}"/></localpath><failLog path="${tmp}/state/f.sh"/></sersync></head>`,
-    );
+    writeFileSync(conf, `<head><sersync><localpath watch="${watch}"><remote name="${mirror}"/></localpath><failLog path="${tmp}/state/f.sh"/></sersync></head>`);
     const pidFile = join(tmp, 'sersync-ts.pid');
     const r = await runSersync(['-d', '-o', conf, '--log-file', logFile, '--pid-file', pidFile], { env: { INVOCATION_ID: '' } });
     assert.equal(r.code, 0, r.stderr);
@@ -141,7 +135,7 @@ describe('command line', () => {
       process.kill(pid, 'SIGTERM');
     }
     const bad = await runSersync(['-d', '-o', conf], { env: { INVOCATION_ID: '', PATH: '/nonexistent' } });
-    assert.equal(bad.code, 69, "the child's error and exit code reach the caller");
+    assert.equal(bad.code, 69, 'the child\'s error and exit code reach the caller');
     assert.match(bad.stderr, /install rsync/);
   });
 
