@@ -22,7 +22,7 @@ import { type Sshd, startSshd } from '../helpers/sshd.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
 import { compareTrees, generateTree, writeOddFiles } from '../helpers/trees.ts';
 import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
-import { queueFileFor } from '../../src/recovery/fail-queue.ts';
+import { queueFileFor } from '../../src/recovery/queue-file.ts';
 import { type ConfSpec, type SersyncProcess, startSersync, testStateDir, writeConf } from './support/sersync.ts';
 
 const PASSWORD = 's3cret pass';

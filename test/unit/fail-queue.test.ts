@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import { ExitCode, SersyncError } from '../../src/core/errors.ts';
-import { FailQueue, type FailQueueOptions, type StoredBatch, WRITE_RETRY_MS } from '../../src/recovery/fail-queue.ts';
+import { FailQueue, type FailQueueOptions, WRITE_RETRY_MS } from '../../src/recovery/fail-queue.ts';
+import type { StoredBatch } from '../../src/recovery/queue-file.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
 /**
