@@ -2,6 +2,7 @@ import { renameSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.ts';
+import { ExitCode, SersyncError } from '../core/errors.ts';
 import { findEarlierQueue } from './earlier-queue.ts';
 import { PidFile } from './pid-file.ts';
 import { type QueueFile, type StoredBatch, lockFileOf, queueFileFor, readQueueFile, writeQueueFile } from './queue-file.ts';
@@ -85,7 +86,18 @@ export class FailQueue {
     // Unreadable content (a foreign file, a disk error): keep it for the operator and assume the worst, so the
     // start does a full sync instead of trusting nothing was pending.
     const aside = `${file}.unreadable-${Date.now()}`;
-    renameSync(file, aside);
+    try {
+      renameSync(file, aside);
+    } catch (err) {
+      throw new SersyncError(
+        'STATE_DIR',
+        `the retry queue ${file} is unreadable and cannot be set aside: ${(err as Error).message}; move it away`,
+        {
+          exitCode: ExitCode.CantCreate,
+          cause: err,
+        },
+      );
+    }
     const queue = new FailQueue(file, empty(true), lock, opts);
     queue.setAside = aside;
     return queue;

@@ -85,6 +85,7 @@ describe('state', { concurrency: 1 }, () => {
     // The state filesystem fills up, then the remote goes down: every failed batch must go to the queue file.
     const fill = await runProcess('dd', ['if=/dev/zero', `of=${join(stateDir, 'filler')}`, 'bs=4k']);
     assert.match(fill.stderr, /No space left/);
+    const fullAt = Date.now();
     await rsyncd.stop();
     try {
       await writeFile(join(src, 'during.txt'), 'written while the disk is full and the remote down');
@@ -105,7 +106,12 @@ describe('state', { concurrency: 1 }, () => {
       await rm(join(stateDir, 'filler'), { force: true });
       await rsyncd.restart();
     }
+    const backAt = Date.now();
     await waitForIdenticalTrees(src, dest, { ...CMP, timeoutMs: 90_000 });
+    t.diagnostic(
+      `disk full and remote down for ${((backAt - fullAt) / 1000).toFixed(1)} s, ${failuresOf(proc, id)} failed attempts; ` +
+        `identical ${((Date.now() - backAt) / 1000).toFixed(1)} s after space and remote were back`,
+    );
     await proc.waitForLog((r) => r.msg === 'the retry queue is written again', 'the queue written again', 30_000);
     const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { retryQueue: { writeError: string | null } };
     assert.equal(status.retryQueue.writeError, null);
