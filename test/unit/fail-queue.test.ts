@@ -250,6 +250,18 @@ test('the queue a stop left under the same watch path with other remotes (a relo
   after.close();
 });
 
+test('an unreadable queue file is set aside and taken for a crash', () => {
+  const dir = freshDir();
+  const probe = FailQueue.open(options(dir).opts);
+  probe.close();
+  writeFileSync(probe.file, 'not json {', { mode: 0o600 });
+  const queue = FailQueue.open(options(dir).opts);
+  assert.ok(queue.setAside?.startsWith(`${probe.file}.unreadable-`));
+  assert.equal(readFileSync(queue.setAside as string, 'utf8'), 'not json {');
+  assert.equal(queue.previousRunCrashed, true, 'what was pending is unknown: a full sync');
+  queue.close();
+});
+
 test('a queue file that is a symbolic link is refused, never followed', () => {
   const dir = freshDir();
   const probe = FailQueue.open(options(dir).opts);
