@@ -9,6 +9,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '../helpers/ports.ts';
 import { runProcess, spawnBackground } from '../helpers/processes.ts';
@@ -47,9 +48,12 @@ const tmpName = (what: string) => {
   return p;
 };
 
+/** SIGTERM to the daemon alone (as systemd's KillMode=mixed does), so a running rsync may finish within the grace. */
 async function stopCleanly(proc: SersyncProcess): Promise<void> {
-  const code = await proc.stop('SIGTERM');
-  assert.equal(code, 0, `exit ${code} after SIGTERM:\n${proc.proc.output().slice(-3000)}`);
+  process.kill(proc.proc.child.pid as number, 'SIGTERM');
+  const status = await Promise.race([proc.proc.exited, sleep(30_000).then(() => null)]);
+  if (status === null) await proc.stop('SIGKILL');
+  assert.equal(status?.code, 0, `exit ${status?.code} after SIGTERM:\n${proc.proc.output().slice(-3000)}`);
 }
 
 const failuresOf = (proc: SersyncProcess, id: string) =>
@@ -119,7 +123,7 @@ describe('state', { concurrency: 1 }, () => {
     const files = readdirSync(stateDir).filter((f) => f.endsWith('.queue.json'));
     assert.equal(files.length, 1, String(readdirSync(stateDir)));
     const queue = JSON.parse(await readFile(join(stateDir, files[0] as string), 'utf8')) as { running: boolean; remotes: object };
-    assert.deepEqual(queue.remotes, {});
+    assert.deepEqual(queue.remotes, {}, proc.proc.output().slice(-6000));
     assert.equal(queue.running, false);
   });
 
