@@ -56,6 +56,8 @@ export interface RunningDaemon extends StatusSource {
   reload(config: Config): Promise<void>;
   /** Lets held deletions go once, even though the watch root looks empty (SIGUSR1). */
   releaseHold(): void;
+  /** After a fatal error: stores what every lane still owes, synchronously, as far as the disk lets it. */
+  persistForCrash(): void;
   /** Stops watching, sends what is pending within `graceMs`, persists the rest. Resolves with the exit code. */
   stop(reason: string, graceMs?: number): Promise<number>;
 }
@@ -76,14 +78,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const limits = await raiseInotifyLimits();
   for (const m of limits.messages) log[m.level](m.text);
 
-  const queue = FailQueue.open(opts.config.failLog.path, opts.config.tuning.stateDir);
+  const queue = FailQueue.open({
+    failLogPath: opts.config.failLog.path,
+    stateDir: opts.config.tuning.stateDir,
+    watch: opts.config.watch,
+    remoteIds: opts.config.remotes.map((r) => r.id),
+    clock,
+    log,
+  });
   if (queue.setAside) log.error({ file: queue.setAside }, 'the retry queue file was unreadable and was set aside; doing a full sync');
-  if (opts.config.failLog.path.endsWith('.sh')) {
-    log.info(
-      { failLog: opts.config.failLog.path, queue: queue.file },
-      'failed transfers are kept as data in the retry queue, never as a script',
-    );
-  }
+  log.info(
+    { failLog: opts.config.failLog.path, queue: queue.file },
+    'failed transfers are kept as data in the retry queue, never as a script',
+  );
   const crashed = queue.previousRunCrashed;
   const stored = { ...queue.remotes };
   queue.markRunning(true);
@@ -375,6 +382,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       if (lane) lane.restore(rest);
       else log.warn({ remote: id }, 'remote removed from the config; its pending changes are dropped');
     }
+    for (const id of Object.keys(queue.remotes)) if (!next.lanes.some((l) => l.remote.id === id)) queue.clear(id);
   };
 
   let endpoint: StatusServer | null = null;
@@ -389,6 +397,23 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         `no status endpoint: ${err instanceof Error ? err.message : String(err)}; syncing goes on (give each config its own <host port>)`,
       );
     }
+  };
+
+  /** Stores what a lane still owes a remote, keeping the record of earlier failures. */
+  const keep = (id: string, rest: Batch, why: string) => {
+    const prev = queue.remotes[id];
+    const now = new Date(clock.now()).toISOString();
+    queue.put(id, {
+      full: rest.full,
+      fullReason: rest.fullReason,
+      entries: rest.full ? [] : rest.entries,
+      attempts: prev?.attempts ?? 0,
+      lastExitCode: prev?.lastExitCode ?? null,
+      lastError: prev?.lastError ?? why,
+      firstFailedAt: prev?.firstFailedAt ?? now,
+      lastAttemptAt: prev?.lastAttemptAt ?? now,
+      nextAttemptAt: null,
+    });
   };
 
   const daemon: RunningDaemon = {
@@ -418,7 +443,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         unreadable: unreadableSummary(current.watcher.unreadablePaths?.() ?? []),
         maxUserWatches: limits.maxUserWatches,
         events: { ...events },
-        retryQueue: { file: queue.file, entries: queue.size },
+        retryQueue: { file: queue.file, entries: queue.size, writeError: queue.writeError },
         crontab: { enabled: current.crontab !== null, nextAt: iso(current.crontab?.nextAt ?? null) },
         remotes: current.lanes.map((lane): RemoteStatus => {
           const s = lane.stats;
@@ -473,6 +498,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         (err: unknown) => log.error({ err }, 'releasing the hold failed'),
       );
     },
+    persistForCrash: () => {
+      // The queue stays marked running, so the next start also does a full sync.
+      for (const lane of current.lanes) {
+        const rest = lane.unfinished();
+        if (rest) keep(lane.remote.id, rest, 'pending at a crash');
+      }
+    },
     stop: (reason, graceMs = 10_000) => {
       // After a reload or root follow in progress, never beside it.
       stopping ??= serially(async () => {
@@ -485,21 +517,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
             continue;
           }
           left += rest.full ? 1 : rest.entries.length;
-          const prev = queue.remotes[id];
-          const now = new Date(clock.now()).toISOString();
-          queue.put(id, {
-            full: rest.full,
-            fullReason: rest.fullReason,
-            entries: rest.entries,
-            attempts: prev?.attempts ?? 0,
-            lastExitCode: prev?.lastExitCode ?? null,
-            lastError: prev?.lastError ?? 'pending at shutdown',
-            firstFailedAt: prev?.firstFailedAt ?? now,
-            lastAttemptAt: prev?.lastAttemptAt ?? now,
-            nextAttemptAt: null,
-          });
+          keep(id, rest, 'pending at shutdown');
         }
         queue.markRunning(false);
+        queue.close();
         await endpoint?.close();
         if (left > 0) log.warn({ left, queue: queue.file }, 'stopped with changes not yet on every remote; they are in the retry queue');
         log.info('stopped');

@@ -157,7 +157,7 @@ describe('command line', () => {
     try {
       const second = await runSersync(['-o', conf]);
       assert.equal(second.code, 75, `a second instance on the same config is refused: ${second.stderr}`);
-      assert.match(second.stderr, new RegExp(`another sersync-ts \\(pid ${pid}\\) is running`));
+      assert.match(second.stderr, new RegExp(`another sersync-ts \\(pid ${pid}\\) holds the lock of this instance`));
       writeFileSync(join(watch, 'detached.txt'), 'hello');
       await waitForIdenticalTrees(watch, mirror, { ignoreRootAttrs: true });
       assert.match(readFileSync(logFile, 'utf8'), /"msg":"watching /);
