@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Batch, PendingEntry } from '../aggregate/aggregator.ts';
 import type { Config } from '../config/model.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
-import { ExitCode, SersyncError } from '../core/errors.ts';
+import { errorCode, ExitCode, SersyncError } from '../core/errors.ts';
 import { displayPath, fromUtf8 } from '../core/paths.ts';
 import { Crontab } from '../recovery/crontab.ts';
 import { FailQueue } from '../recovery/fail-queue.ts';
@@ -183,7 +183,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
     const onUnreadable = (path: string, cause: unknown) =>
       log.warn(
-        { path: displayPath(path), code: (cause as { code?: string } | null)?.code },
+        { path: displayPath(path), code: errorCode(cause) },
         `cannot read ${displayPath(path)}: not watched or synced until it can be (looked at again every 30 s)`,
       );
     const mounts = new Map<string, boolean>();

@@ -11,7 +11,7 @@ import { writeExcludeFile } from './exclude-file.ts';
 import { excludedByRegexes } from './excluded-walk.ts';
 import { withoutLinkedAncestors } from './linked-ancestors.ts';
 import { splitByDisk } from './split-by-disk.ts';
-import type { ProcessRunner } from './process-runner.ts';
+import { lastLines, type ProcessRunner } from './process-runner.ts';
 import {
   bytesSentFromStats,
   type CommandContext,
@@ -688,6 +688,3 @@ function merged(parts: readonly Batch[]): Batch {
   };
 }
 
-function lastLines(text: string, n: number): string {
-  return text.split('\n').filter(Boolean).slice(-n).join(' | ');
-}

@@ -8,7 +8,7 @@ import { fromBytes } from '../core/paths.ts';
 /**
  * How DirWatcher subscribes to one directory. Two backends: Node's fs.watch, and a small native inotify reader
  * (native/inotify.c, built by `npm test`/`npm run demo` when a C compiler and Node's headers are there). The native
- * one holds no JavaScript object per directory (100,100 fs.watch handles alone hold 213 MB here), says whether an
+ * one holds no JavaScript object per directory (fs.watch handles cost about 2 kB each), says whether an
  * entry is a directory (so created files need no lstat), and reports inotify queue overflow, which libuv drops.
  */
 
