@@ -206,6 +206,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         for (const lane of lanes) lane.add(path, hint);
       },
       onStillOpen: (path, seconds) => log.info({ path: displayPath(path), seconds }, stillOpenMessage(path, seconds)),
+      seesCloseWrite: () => core.watcher.backend === 'inotify',
     });
     core.closeWrites = closeWrites;
     await core.watcher.start(

@@ -21,6 +21,11 @@ import type { WatchEvent } from './watcher.ts';
 export const OPEN_WRITE_BOUND_MS = 30_000;
 /** Without close-write events: a file is taken as complete after this long without an event. */
 export const STABLE_MS = 1000;
+/**
+ * ...and those files go together once no file has had an event for STABLE_MS (a copy is over), or once the oldest
+ * has waited this long: sent one by one as each became quiet, a copy would cost one rsync run per sweep.
+ */
+export const APPROXIMATE_MAX_WAIT_MS = 5000;
 const SWEEP_MS = 250;
 
 interface Writing {
@@ -28,6 +33,8 @@ interface Writing {
   lastAt: number;
   /** No close-write will tell its end (fs.watch, chokidar): complete once quiet for STABLE_MS. */
   readonly approximate: boolean;
+  /** What goes to the remotes once it is due (a new directory is a recursive entry). */
+  hint: ChangeHint;
 }
 
 export interface CloseWriteDeps {
@@ -35,6 +42,11 @@ export interface CloseWriteDeps {
   /** A file that is due without an event of its own: complete by the approximation, or open too long. */
   readonly onDue: (path: RelPath, hint: ChangeHint) => void;
   readonly onStillOpen?: (path: RelPath, seconds: number) => void;
+  /**
+   * Whether the watcher reports close-writes (the native reader); asked per event, since the backend is known only
+   * once the watcher has started. Without them, new directories wait with the files (a copy goes in few runs).
+   */
+  readonly seesCloseWrite: () => boolean;
 }
 
 const UPDATE: ChangeHint = { tree: false, removed: false, created: false };
@@ -44,6 +56,8 @@ export class CloseWriteFilter {
   readonly #deps: CloseWriteDeps;
   readonly #writing = new Map<RelPath, Writing>();
   #timer: unknown = null;
+  /** When a file last had an event that cannot be told from a close (fs.watch, chokidar). */
+  #lastApproximateAt = 0;
 
   constructor(toggles: InotifyToggles, deps: CloseWriteDeps) {
     this.#toggles = toggles;
@@ -60,7 +74,10 @@ export class CloseWriteFilter {
     const t = this.#toggles;
     if (event.kind === 'dir') {
       if (event.op === 'unlink' && this.#writing.size > 0) this.#forgetBelow(event.path);
-      return changeHintFor(event, t);
+      const change = changeHintFor(event, t);
+      if (change === null || event.op === 'unlink' || t.modify || this.#deps.seesCloseWrite()) return change;
+      this.#open(event.path, true, change.hint);
+      return null;
     }
     if (event.op === 'unlink') {
       this.#writing.delete(event.path);
@@ -89,9 +106,9 @@ export class CloseWriteFilter {
         return changeHintFor(event, t);
       default: {
         // fs.watch or chokidar: a write cannot be told from a close.
-        const hint = changeHintFor(event, t);
-        if (hint === null) return null;
-        this.#open(path, true);
+        const change = changeHintFor(event, t);
+        if (change === null) return null;
+        this.#open(path, true, { ...change.hint, created: false });
         return null;
       }
     }
@@ -107,11 +124,14 @@ export class CloseWriteFilter {
     this.#timer = null;
   }
 
-  #open(path: RelPath, approximate: boolean): void {
+  #open(path: RelPath, approximate: boolean, hint: ChangeHint = UPDATE): void {
     const now = this.#deps.clock.now();
     const was = this.#writing.get(path);
-    if (was) was.lastAt = now;
-    else this.#writing.set(path, { since: now, lastAt: now, approximate });
+    if (approximate) this.#lastApproximateAt = now;
+    if (was) {
+      was.lastAt = now;
+      if (hint.tree) was.hint = hint;
+    } else this.#writing.set(path, { since: now, lastAt: now, approximate, hint });
     this.#arm();
   }
 
@@ -126,10 +146,11 @@ export class CloseWriteFilter {
 
   #sweep(): void {
     const now = this.#deps.clock.now();
+    const allQuiet = now - this.#lastApproximateAt >= STABLE_MS;
     for (const [path, w] of this.#writing) {
-      if (w.approximate && now - w.lastAt >= STABLE_MS) {
+      if (w.approximate && now - w.lastAt >= STABLE_MS && (allQuiet || now - w.since >= APPROXIMATE_MAX_WAIT_MS)) {
         this.#writing.delete(path);
-        this.#deps.onDue(path, UPDATE);
+        this.#deps.onDue(path, w.hint);
       } else if (!w.approximate && now - w.since >= OPEN_WRITE_BOUND_MS) {
         this.#deps.onStillOpen?.(path, (now - w.since) / 1000);
         w.since = now;

@@ -204,6 +204,23 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
     // The previous event's descriptor and name, when it told of an entry that exists (not a removal).
     let lastWd = -1;
     let lastName: Buffer | null = null;
+    // A file's IN_CREATE, held back while the events right after it are about the same file: `cp -a` and uploads
+    // give IN_CREATE, IN_MODIFY, IN_CLOSE_WRITE (and IN_ATTRIB) one after the other, and the close-write alone says
+    // it all (created, and complete). A creation that nothing follows (a link, a FIFO, a file still being written)
+    // goes on as it is before the next event or at the end of the chunk.
+    let heldWd = -1;
+    let heldName: Buffer | null = null;
+    let heldSubs: DirWatchListener | DirWatchListener[] | null = null;
+    const dispatch = (subs: DirWatchListener | DirWatchListener[], type: 'rename' | 'change', name: Buffer | null, hint: DirEventHint) => {
+      // `name` is a view into this chunk (a fresh copy per read), so it needs no copy of its own.
+      for (const s of Array.isArray(subs) ? [...subs] : [subs]) s.event(type, name, hint);
+    };
+    const flushHeld = () => {
+      if (heldName === null || heldSubs === null) return;
+      const name = heldName;
+      heldName = null;
+      dispatch(heldSubs, 'rename', name, HINTS[0]?.get('create') as DirEventHint);
+    };
     while (off + 16 <= chunk.length) {
       const wd = chunk.readInt32LE(off);
       const mask = chunk.readUInt32LE(off + 4);
@@ -212,6 +229,7 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
       const name = len === 0 ? null : chunk.subarray(off + 16, nameEnd === -1 || nameEnd > off + 16 + len ? off + 16 + len : nameEnd);
       off += 16 + len;
       if (mask & IN_Q_OVERFLOW) {
+        flushHeld();
         onOverflow();
         continue;
       }
@@ -224,17 +242,29 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
       const type = mask & (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE) ? 'change' : 'rename';
       const self = name === null || (mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) !== 0;
       const gone = (mask & (IN_DELETE | IN_MOVED_FROM)) !== 0;
-      // A write or attribute change right after an event for the same existing entry adds nothing: `cp -a` gives
-      // IN_CREATE, IN_MODIFY, IN_CLOSE_WRITE and IN_ATTRIB for each file, one after the other. Skipping them here
-      // keeps this thread's CPU down in a burst. IN_CLOSE_WRITE is never skipped: it says the file is complete.
+      const isDir = (mask & IN_ISDIR) !== 0;
+      if (heldName !== null && wd === heldWd && !self && name?.equals(heldName) === true) {
+        if (mask & (IN_ATTRIB | IN_MODIFY)) continue;
+        if (mask & IN_CLOSE_WRITE) heldName = null;
+      }
+      flushHeld();
+      if (!isDir && !self && !gone && (mask & IN_CREATE) !== 0) {
+        heldWd = wd;
+        heldName = name;
+        heldSubs = subs;
+        lastWd = wd;
+        lastName = name;
+        continue;
+      }
+      // A write or attribute change right after an event for the same existing entry adds nothing (see above).
+      // IN_CLOSE_WRITE is never skipped: it says the file is complete.
       if (mask & (IN_ATTRIB | IN_MODIFY) && !self && wd === lastWd && lastName !== null && name?.equals(lastName) === true) continue;
       lastWd = wd;
       lastName = self || gone ? null : name;
-      const isDir = (mask & IN_ISDIR) !== 0;
       const hint = self ? SELF_HINT : gone ? (GONE_HINTS[isDir ? 1 : 0] as DirEventHint) : (HINTS[isDir ? 1 : 0]?.get(howOf(mask)) as DirEventHint);
-      // `name` is a view into this chunk (a fresh copy per read), so it needs no copy of its own.
-      for (const s of Array.isArray(subs) ? [...subs] : [subs]) s.event(type, self ? null : name, hint);
+      dispatch(subs, type, self ? null : name, hint);
     }
+    flushHeld();
   });
   return {
     name: 'inotify',

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { InotifyToggles } from '../../src/config/model.ts';
-import { CloseWriteFilter, OPEN_WRITE_BOUND_MS, STABLE_MS } from '../../src/watch/close-write.ts';
+import { APPROXIMATE_MAX_WAIT_MS, CloseWriteFilter, OPEN_WRITE_BOUND_MS, STABLE_MS } from '../../src/watch/close-write.ts';
 import type { WatchEvent } from '../../src/watch/watcher.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
@@ -17,7 +17,7 @@ const SHIPPED: InotifyToggles = {
   modify: false,
 };
 
-function setup(toggles: InotifyToggles = SHIPPED) {
+function setup(toggles: InotifyToggles = SHIPPED, seesCloseWrite = true) {
   const clock = new FakeClock();
   const due: string[] = [];
   const stillOpen: string[] = [];
@@ -25,6 +25,7 @@ function setup(toggles: InotifyToggles = SHIPPED) {
     clock,
     onDue: (path) => void due.push(path),
     onStillOpen: (path) => void stillOpen.push(path),
+    seesCloseWrite: () => seesCloseWrite,
   });
   const counted = (how: Extract<WatchEvent, { kind: 'file' }>['how'], path = 'up.bin') =>
     filter.change(how === undefined ? { kind: 'file', op: 'change', path } : { kind: 'file', op: 'change', path, how }) !== null;
@@ -71,7 +72,7 @@ test('a file that stays open for writing is sent every OPEN_WRITE_BOUND_MS, and 
 });
 
 test('without close-write events (fs.watch, chokidar): a file is due once it has had no event for STABLE_MS', () => {
-  const { clock, counted, due } = setup();
+  const { clock, counted, due } = setup(SHIPPED, false);
   assert.equal(counted(undefined), false);
   clock.advance(STABLE_MS - 250);
   assert.equal(counted(undefined), false, 'written again: its quiet period starts over');
@@ -79,6 +80,23 @@ test('without close-write events (fs.watch, chokidar): a file is due once it has
   assert.deepEqual(due, []);
   clock.advance(500);
   assert.deepEqual(due, ['up.bin']);
+});
+
+test('without close-write events, quiet files go together once nothing is written any more, or after APPROXIMATE_MAX_WAIT_MS', () => {
+  const { clock, filter, due } = setup(SHIPPED, false);
+  const write = (path: string) => filter.change({ kind: 'file', op: 'change', path });
+  // A new directory waits with them, as one recursive entry.
+  assert.equal(filter.change({ kind: 'dir', op: 'add', path: 'new-dir' }), null);
+  write('copied-1');
+  write('copied-2');
+  // A copy goes on: other files keep having events, so the quiet ones wait and go as one group.
+  for (let t = 0; t < APPROXIMATE_MAX_WAIT_MS - 500; t += 250) {
+    clock.advance(250);
+    write(`more-${t}`);
+  }
+  assert.deepEqual(due, []);
+  clock.advance(500);
+  assert.deepEqual(due.slice(0, 3), ['new-dir', 'copied-1', 'copied-2']);
 });
 
 test('a removed file is no longer waited for', () => {
