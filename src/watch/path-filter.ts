@@ -1,18 +1,23 @@
 import type { FilterRegex } from '../config/model.ts';
-import { baseName, type RelPath } from '../core/paths.ts';
+import { baseName, fromUtf8, type RelPath } from '../core/paths.ts';
 
 /**
  * Which paths never reach a remote: one matcher for the watcher (events, directories not to watch) and the same
- * rules as rsync excludes for directory and full syncs, so the two can never disagree (the dot-file rule aside,
- * see DOT_FILE_GLOB).
+ * rules as rsync filter arguments for the runs the daemon starts, so the two cannot disagree.
  *
- * Built-in temporaries (sersync2's rules, SPEC §4.4, plus the usual editor and download leftovers). Each rule is a
- * glob on the base name, valid both as an rsync pattern without a slash (matched against the last path component)
- * and, compiled below, as the realtime matcher. They apply to files and directories alike, as rsync patterns do.
+ * Temporary files are a real-time rule. sersync2 drops events of `4913` and `*~` (SPEC §4.4) and sersync-ts adds the
+ * usual editor and download leftovers (EXTRA_TEMPORARY_GLOBS, `<tuning tempGlobs>` replaces them). The runs that
+ * follow events (updates, deletions, new directories, which go recursively) exclude them too, so a new directory is
+ * never sent with a half-written `video.part` inside. Full syncs (-r, crontab, recovery) exclude only what sersync2's
+ * full syncs excluded plus the operator's filter: a real file named `notes.part` reaches the mirror there.
+ * Each glob matches a base name, valid both as an rsync pattern without a slash and, compiled below, for events.
  */
-export const TEMPORARY_FILE_GLOBS: readonly string[] = [
+export const SERSYNC2_TEMPORARY_GLOBS: readonly string[] = [
   '4913', // vim's write test
-  '*~', // vim and emacs backups, sersync2's rule
+  '*~', // vim and emacs backups
+];
+
+export const EXTRA_TEMPORARY_GLOBS: readonly string[] = [
   '.*.sw[a-px]', // vim swap files (.swp, .swo, ... and .swx)
   '.#*', // emacs lock links
   '#*#', // emacs autosave
@@ -32,19 +37,32 @@ const DOT_FILE_GLOB = '.*';
 export interface PathFilterRules {
   readonly dotFiles: boolean;
   readonly regexes: readonly FilterRegex[];
+  /** The extra temporary-file globs (default EXTRA_TEMPORARY_GLOBS); sersync2's own two always apply. */
+  readonly tempGlobs?: readonly string[];
 }
 
 export interface PathFilter {
-  /** True when the path must never be synced (or, for a directory, watched). */
+  /**
+   * True when the path must never be synced (or, for a directory, watched). A directory is tested in both of
+   * sersync2's forms (SPEC §2.4): the event form (`name`, `/dir/name`) and the form of its start-up walk
+   * (`dir/name/`), so `^data/cache/*` keeps `data/cache` out whether it existed at start or came later.
+   */
   isExcluded(path: RelPath, isDir: boolean): boolean;
-  /** The same rules as rsync filter arguments, first match wins; `untranslated` regexes need a walk (see sync/). */
+  /** rsync filter arguments of the runs that follow events: temporaries, then the operator's filter. */
   readonly rsyncFilters: readonly string[];
+  /**
+   * What a full sync adds after rsyncFilters: a clear (`!`) and the operator's filter again, so the temporaries do
+   * not apply. Empty when regexes need a walk: their excludes come between the two lists and a clear would drop
+   * them, so those full syncs keep skipping temporaries (said in `--check`).
+   */
+  readonly fullSyncFilters: readonly string[];
   readonly untranslated: readonly FilterRegex[];
 }
 
 export function createPathFilter(rules: PathFilterRules): PathFilter {
+  const temporaryGlobs = [...SERSYNC2_TEMPORARY_GLOBS, ...(rules.tempGlobs ?? EXTRA_TEMPORARY_GLOBS)];
   // One alternation, not one RegExp per glob: this runs for every event of a burst.
-  const temporary = new RegExp(`^(?:${TEMPORARY_FILE_GLOBS.map(globBody).join('|')})$`);
+  const temporary = new RegExp(`^(?:${temporaryGlobs.map((g) => globBody(fromUtf8(g))).join('|')})$`);
   const dotFile = globToRegExp(DOT_FILE_GLOB);
   const regexes = rules.regexes;
   const translated: string[] = [];
@@ -52,11 +70,14 @@ export function createPathFilter(rules: PathFilterRules): PathFilter {
   for (const rule of regexes) {
     const pattern = regexToRsyncPattern(rule.source);
     if (pattern === null) untranslated.push(rule);
-    else translated.push(pattern);
+    else translated.push(`--exclude=${pattern}`);
   }
-  const rsyncFilters = [...TEMPORARY_FILE_GLOBS.map((g) => `--exclude=${g}`), ...translated.map((p) => `--exclude=${p}`)];
+  // Perishable (`-p`): a directory removed here is removed on the remote even when it holds a temporary there.
+  const rsyncFilters = [...temporaryGlobs.map((g) => `--filter=-p ${g}`), ...translated];
+  const fullSyncFilters = untranslated.length === 0 ? ['--filter=!', ...translated] : [];
   return {
     rsyncFilters,
+    fullSyncFilters,
     untranslated,
     isExcluded(path, isDir) {
       const name = baseName(path);
@@ -64,18 +85,35 @@ export function createPathFilter(rules: PathFilterRules): PathFilter {
       if (!rules.dotFiles && !isDir && dotFile.test(name)) return true;
       if (regexes.length === 0) return false;
       const subject = sersyncSubject(path);
-      for (const rule of regexes) if (rule.regex.test(subject)) return true;
+      const walkSubject = isDir ? `${path}/` : null;
+      for (const rule of regexes) {
+        if (rule.regex.test(subject) || (walkSubject !== null && rule.regex.test(walkSubject))) return true;
+      }
       return false;
     },
   };
 }
 
 /**
- * The string sersync2 matches its filter regexes against at runtime (SPEC §2.4a): the bare name at the root,
- * `/dir/.../name` deeper down. sersync-ts uses this one form for directories too, also at start-up.
+ * The string sersync2 matches its filter regexes against for an event (SPEC §2.4a): the bare name at the root,
+ * `/dir/.../name` deeper down. Its start-up walk tests directories as `dir/.../name/` instead (§2.4b).
  */
 export function sersyncSubject(path: RelPath): string {
   return path.includes('/') ? `/${path}` : path;
+}
+
+/** Why a glob cannot be a temporary-file rule, or null: it must be one base-name glob rsync reads the same way. */
+export function tempGlobProblem(glob: string): string | null {
+  if (glob.includes('/')) return 'holds "/", but these globs match one name';
+  if (/\\|\*\*/.test(glob)) return 'holds "\\" or "**", which rsync reads differently';
+  let open = false;
+  for (const c of glob) {
+    if (c === '[') {
+      if (open) return 'has a "[" inside "[...]"';
+      open = true;
+    } else if (c === ']') open = false;
+  }
+  return open ? 'has an unclosed "["' : null;
 }
 
 /** A base-name glob (`*`, `?`, `[...]`) as an anchored RegExp over one path component. */
@@ -101,29 +139,37 @@ function globBody(glob: string): string {
 
 /**
  * Turns the regex shapes people actually write into an rsync pattern with the same meaning on sersync2's subject
- * strings, or null. Recognised: `(.*)\.ext`, `.*\.ext`, `.*suffix` (any depth, ends with), `^name`, `name`,
- * `^name/*` (the top-level entry), `/a/b` (that nested path). `/name` matches no subject at all (a top-level
- * entry's is `name`; the config warns), yet it becomes `/name`: every run then leaves the top-level entry alone,
- * which is what was meant, and `--delete` stays off whatever the remote holds there. Everything else needs a walk.
+ * strings (an event's `name` or `/dir/name`, a directory's `dir/name/` at start-up), or null when it needs a walk.
+ * Recognised: `(.*)\.ext`, `.*suffix` (any depth, ends with: `*suffix`), `^name` and `^name/*` (the top-level entry:
+ * `/name`), `^dir/sub/*` and `^dir/sub/` (only a directory's start-up form matches: `/dir/sub/`, directories only),
+ * `/a/b` (that nested path). `/name` matches no subject at all (a top-level entry's is `name`; the config warns), yet
+ * it becomes `/name`: every run then leaves the top-level entry alone, which is what was meant.
  */
 export function regexToRsyncPattern(source: string): string | null {
   let s = source;
   if (s.startsWith('^')) s = s.slice(1);
   if (s.endsWith('$') && !s.endsWith('\\$')) s = s.slice(0, -1);
-  // `info/*` means "info" followed by any number of slashes: the entry itself.
-  if (s.endsWith('/*')) s = s.slice(0, -2);
+  // `info/*` means "info" followed by any number of slashes: the entry itself, or a directory's start-up form.
+  const entry = s.endsWith('/*');
+  if (entry) s = s.slice(0, -2);
   const anyPrefix = /^(?:\(\.\*\)|\.\*)/.exec(s);
   const rest = anyPrefix ? s.slice(anyPrefix[0].length) : s;
   const literal = unescapeRegexLiteral(rest);
   if (literal === null || literal === '' || /[*?[\]\\]/.test(literal)) return null;
   if (anyPrefix) {
-    // `.*\.gz` matches any subject ending in ".gz"; the subject's last component is the name, so unless the
-    // suffix holds a slash this is exactly rsync's `*.gz` (base name, any depth).
-    return literal.includes('/') ? null : `*${literal}`;
+    // `.*\.gz` matches any subject ending in ".gz": the last component, so rsync's `*.gz` (base name, any depth).
+    if (!literal.includes('/')) return `*${literal}`;
+    // `.*cache/`: only a directory's start-up form ends with a slash.
+    return !entry && literal.indexOf('/') === literal.length - 1 ? `*${literal}` : null;
   }
-  // A literal without a slash matches only the root-level subject `name`; with a leading slash, that nested path.
+  // A leading slash is the event form of a nested path; no start-up form starts with one.
+  if (literal.startsWith('/')) return literal.endsWith('/') ? null : literal;
   if (!literal.includes('/')) return `/${literal}`;
-  if (literal.startsWith('/') && !literal.endsWith('/')) return literal;
+  // `dir/sub/*`, `dir/sub/`: no event subject matches (nested ones start with "/"), a directory's start-up form does.
+  if (entry || literal.endsWith('/')) {
+    const dir = literal.replace(/\/+$/, '');
+    return dir.includes('//') ? null : `/${dir}/`;
+  }
   return null;
 }
 
