@@ -433,7 +433,7 @@ class Reader {
         n.el.line,
         where(n, key),
         atoi(attr(n, key) ?? '') === 0 && /^\s*0+\s*$/.test(attr(n, key) ?? '')
-          ? "0 turns rsync's I/O timeout off; sersync-ts keeps its own default I/O timeout instead, as with start=\"false\""
+          ? '0 turns rsync\'s I/O timeout off; sersync-ts keeps its own default I/O timeout instead, as with start="false"'
           : 'expected whole seconds > 0 (rsync would refuse this and every sync fail); using the default I/O timeout, as with start="false"',
       );
     });
@@ -463,7 +463,10 @@ class Reader {
       if (raw.trim() === '') retryCapMinutes = SHIPPED.failLog.minutesWhenEmpty;
       else {
         // sersync2: atoi(value) minutes; at 0 or less it replayed its failLog at every idle minute.
-        retryCapMinutes = this.#minutes(node, 'timeToExecute', raw, { atMostZero: 1, meaning: 'sersync2 replayed its failLog every idle minute' });
+        retryCapMinutes = this.#minutes(node, 'timeToExecute', raw, {
+          atMostZero: 1,
+          meaning: 'sersync2 replayed its failLog every idle minute',
+        });
       }
     }
     return { path: file, retryCapMinutes };

@@ -74,7 +74,17 @@ const HEAD = el(
       ],
     ),
     el('plugin', ['name'], [], true),
-    el('tuning', ['dotFiles', 'tempGlobs', 'quietMs', 'maxWaitMs', 'maxChildrenPerDir', 'maxPendingPaths', 'watcher', 'stateDir', 'progressMs']),
+    el('tuning', [
+      'dotFiles',
+      'tempGlobs',
+      'quietMs',
+      'maxWaitMs',
+      'maxChildrenPerDir',
+      'maxPendingPaths',
+      'watcher',
+      'stateDir',
+      'progressMs',
+    ]),
   ],
 );
 

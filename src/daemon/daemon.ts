@@ -14,7 +14,7 @@ import { type CommandContext, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../syn
 import { changeHintFor } from '../watch/change-hint.ts';
 import { ChokidarWatcher } from '../watch/chokidar-watcher.ts';
 import { DirWatcher } from '../watch/dir-watcher.ts';
-import { createPathFilter } from '../watch/path-filter.ts';
+import { createPathFilter, filterRulesOf } from '../watch/path-filter.ts';
 import type { Watcher } from '../watch/watcher.ts';
 import type { DaemonStatus, RemoteStatus, StatusSource } from '../observe/status-model.ts';
 import { FullSyncProgress } from '../observe/progress.ts';
@@ -134,7 +134,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       }
     };
     if (withoutUpdateFlag(config.rsync.commonParams).dropped) log.info(UPDATE_FLAG_NOTE.replace(/^note: /, ''));
-    const filter = createPathFilter({ dotFiles: config.tuning.dotFiles, regexes: config.filter.enabled ? config.filter.excludes : [] });
+    const filter = createPathFilter(filterRulesOf(config));
     if (filter.untranslated.length > 0) {
       log.info(
         { regexes: filter.untranslated.map((r) => r.source) },
@@ -158,7 +158,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       rsyncPath,
       rootBytes: fromUtf8(root),
       untranslated: filter.untranslated,
-      fullSyncFilters: crontabFilters,
+      fullSyncFilters: [...filter.fullSyncFilters, ...crontabFilters],
       progress: (id) => progress.start(id),
       onSynced: afterSync ? (lane, batch, outcome) => afterSync.synced(lane.remote.id, batch, outcome) : undefined,
       retry: { baseMs: 1000, capMs: Math.min(config.failLog.retryCapMinutes * 60_000, MAX_TIMER_MS), random: Math.random },

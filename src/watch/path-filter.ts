@@ -1,4 +1,4 @@
-import type { FilterRegex } from '../config/model.ts';
+import type { Config, FilterRegex } from '../config/model.ts';
 import { baseName, fromUtf8, type RelPath } from '../core/paths.ts';
 
 /**
@@ -57,6 +57,15 @@ export interface PathFilter {
    */
   readonly fullSyncFilters: readonly string[];
   readonly untranslated: readonly FilterRegex[];
+}
+
+/** The rules a config sets: the one place the daemon, `--check` and `-m` take them from. */
+export function filterRulesOf(config: Config): PathFilterRules {
+  return {
+    dotFiles: config.tuning.dotFiles,
+    regexes: config.filter.enabled ? config.filter.excludes : [],
+    tempGlobs: config.tuning.tempGlobs,
+  };
 }
 
 export function createPathFilter(rules: PathFilterRules): PathFilter {

@@ -356,7 +356,10 @@ test('a <filter> exclude "/name" is flagged: sersync2 never matched it (a top-le
 
 test('an invalid regex in an enabled filter is skipped with a warning naming it, as sersync2 skipped it; so is an empty one', () => {
   const bad = parse(
-    withSersync(REMOTE, '<filter start="true">\n<exclude expression="(.*\\.gz"/>\n<exclude expression="a)|(b"/>\n<exclude expression="^x"/>\n</filter>'),
+    withSersync(
+      REMOTE,
+      '<filter start="true">\n<exclude expression="(.*\\.gz"/>\n<exclude expression="a)|(b"/>\n<exclude expression="^x"/>\n</filter>',
+    ),
   );
   assert.deepEqual(
     bad.filter.excludes.map((r) => r.source),
@@ -483,7 +486,9 @@ test('unknown elements and attributes are warnings naming their path; repeated e
 
 test('numbers: a bad port in an enabled element is an error, in a disabled one a warning', () => {
   const rsync = (start: string) => withSersync(`${REMOTE}\n<rsync>\n<userDefinedPort start="${start}" port="70000"/>\n</rsync>`);
-  assert.deepEqual(problemsOf(rsync('true')), ['conf.xml:6: <sersync><rsync><userDefinedPort port="70000">: expected a port number 1-65535']);
+  assert.deepEqual(problemsOf(rsync('true')), [
+    'conf.xml:6: <sersync><rsync><userDefinedPort port="70000">: expected a port number 1-65535',
+  ]);
   const off = parse(rsync('false'));
   assert.deepEqual(off.warnings, [
     'conf.xml:6: <sersync><rsync><userDefinedPort port="70000">: expected a port number 1-65535 (only a warning while this part is not enabled)',
@@ -510,7 +515,7 @@ test('<timeout time>: what rsync would refuse (or 0, rsync\'s "no timeout") runs
   assert.deepEqual(off.warnings, []);
 });
 
-test("<crontab schedule>: read with atoi like sersync2; 0 or less, or no digits, is 600 minutes", () => {
+test('<crontab schedule>: read with atoi like sersync2; 0 or less, or no digits, is 600 minutes', () => {
   const crontab = (schedule: string) => parse(withSersync(`${REMOTE}<crontab start="true" schedule="${schedule}"/>`));
   for (const [raw, minutes, warning] of [
     ['30', 30, null],
