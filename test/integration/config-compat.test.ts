@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { CORPUS_DIRS, corpusExpectation, corpusFiles, placeCorpusFile } from '../helpers/config-corpus.ts';
 import { freePort } from '../helpers/ports.ts';
 import { runProcess } from '../helpers/processes.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
@@ -36,6 +37,24 @@ function conf(o: { watch: string; mirror: string; port: number; excludes?: strin
 const exists = (p: string) => waitFor(async () => existsSync(p), { what: p, timeoutMs: 20_000 });
 
 describe('sersync2 configs as found on servers', () => {
+  test("the corpus: --check --strict prints each file's warnings and exits 65 exactly when there are some, else 0", async () => {
+    const watch = await makeTempDir('compat-corpus-watch-');
+    const mirror = await makeTempDir('compat-corpus-mirror-');
+    for (const d of CORPUS_DIRS) mkdirSync(join(watch, d), { recursive: true });
+    const passwordFile = join(tmp, 'rsync.password');
+    writeFileSync(passwordFile, 'secret\n', { mode: 0o600 });
+    for (const name of corpusFiles()) {
+      const file = placeCorpusFile(name, tmp, { watch, mirror, passwordFile });
+      const { warnings } = corpusExpectation(name);
+      const check = await runProcess(process.execPath, [BIN, '--check', '--strict', '-o', file]);
+      assert.equal(check.code, warnings.length > 0 ? 65 : 0, `${name}: exit ${check.code}\n${check.stderr}`);
+      assert.match(check.stdout, /^config .*: valid$/m);
+      const printed = check.stdout.split('\n').filter((l) => l.startsWith('warning: '));
+      assert.equal(printed.length, warnings.length, `${name}:\n${printed.join('\n')}`);
+      for (const [i, w] of warnings.entries()) assert.ok(printed[i]?.includes(w), `${name}: ${printed[i]} lacks ${w}`);
+    }
+  });
+
   test('kill -HUP under -d -o relative.xml reloads the same file (the daemon left its directory)', async () => {
     const cwd = await makeTempDir('compat-cwd-');
     const watch = await makeTempDir('compat-hup-watch-');
