@@ -34,7 +34,7 @@ export interface ParseOptions {
 
 /** Something only the file system can confirm; loadConfig checks it and blames the element named here. */
 interface DiskCheck {
-  readonly kind: 'directory' | 'passwordFile';
+  readonly kind: 'watchDirectory' | 'directory' | 'passwordFile';
   readonly path: string;
   readonly line: number;
   readonly where: string;
@@ -269,7 +269,7 @@ class Reader {
       if (own !== null && own.watch !== null) {
         const block = pluginBlock(head, standalone);
         const lp = child(block, 'localpath');
-        if (lp !== undefined) this.#diskDir(own.watch, lp, 'watch');
+        if (lp !== undefined) this.#diskDir(own.watch, lp, 'watch', 'watchDirectory');
         return { path: own.watch };
       }
     }
@@ -296,7 +296,7 @@ class Reader {
       this.#p.error(lp.el.line, where(lp, 'watch'), 'watching / is not supported (sersync2 refused it too); name a directory');
       return null;
     }
-    this.#diskDir(resolved, lp, 'watch');
+    this.#diskDir(resolved, lp, 'watch', 'watchDirectory');
     return { path: resolved };
   }
 
@@ -819,8 +819,8 @@ class Reader {
     return resolved;
   }
 
-  #diskDir(dir: string, node: Node, key: string): void {
-    this.diskChecks.push({ kind: 'directory', path: dir, line: node.el.line, where: where(node, key) });
+  #diskDir(dir: string, node: Node, key: string, kind: 'watchDirectory' | 'directory' = 'directory'): void {
+    this.diskChecks.push({ kind, path: dir, line: node.el.line, where: where(node, key) });
   }
 }
 

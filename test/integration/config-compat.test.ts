@@ -53,6 +53,13 @@ describe('sersync2 configs as found on servers', () => {
       assert.equal(printed.length, warnings.length, `${name}:\n${printed.join('\n')}`);
       for (const [i, w] of warnings.entries()) assert.ok(printed[i]?.includes(w), `${name}: ${printed[i]} lacks ${w}`);
     }
+    const alone = await runProcess(process.execPath, [
+      BIN,
+      '--strict',
+      '-o',
+      placeCorpusFile('quirky-values.xml', tmp, { watch, mirror, passwordFile }),
+    ]);
+    assert.equal(alone.code, 64, '--strict without --check is a usage error');
   });
 
   test('kill -HUP under -d -o relative.xml reloads the same file (the daemon left its directory)', async () => {

@@ -99,7 +99,7 @@ const broken: readonly BrokenCase[] = [
     code: 'CONFIG_INVALID',
     exitCode: ExitCode.Config,
     message: [
-      /missing-watch-dir\.xml:5: <sersync><localpath watch="\/.*\/www\/never-created">: directory does not exist; create it or fix the path$/,
+      /missing-watch-dir\.xml:5: <sersync><localpath watch="\/.*\/www\/never-created">: directory does not exist, so there is nothing to watch \(sersync2 started anyway and never synced\); create it or fix the path$/,
     ],
   },
   {
@@ -262,7 +262,7 @@ test('parse errors and disk errors are reported together, in file order', async 
   assert.deepEqual(
     err.message.split('\n').map((l) => l.replace(`${file}:`, 'F:').replace(/: .*?: /, ': … ')),
     [
-      'F:2: … directory does not exist; create it or fix the path',
+      'F:2: … directory does not exist, so there is nothing to watch (sersync2 started anyway and never synced); create it or fix the path',
       'F:4: … directory does not exist; create it or fix the path',
       'F:6: … expected a port number 1-65535',
     ],
