@@ -726,7 +726,7 @@ class Reader {
           line,
           where(item, 'expression'),
           `matches nothing in sersync2, which tests a top-level entry as "name", without a leading slash (deeper ones as "/dir/name"); ` +
-            `sersync-ts excludes the top-level "${name}" (rsync --exclude=/${name} in every run), as "^${name}" would`,
+            `sersync-ts excludes the top-level "${name}" (rsync exclude /${name} in every run), as "^${name}" would`,
         );
       }
       const part = String.raw`(?:[^/\\.*+?()[\]{}|^$]|\\[^A-Za-z0-9/])+`;

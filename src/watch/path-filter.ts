@@ -79,9 +79,10 @@ export function createPathFilter(rules: PathFilterRules): PathFilter {
   for (const rule of regexes) {
     const pattern = regexToRsyncPattern(rule.source);
     if (pattern === null) untranslated.push(rule);
-    else translated.push(`--exclude=${pattern}`);
+    else translated.push(`--filter=-p ${pattern}`);
   }
-  // Perishable (`-p`): a directory removed here is removed on the remote even when it holds a temporary there.
+  // Perishable (`-p`): a directory removed here is removed on the remote even when it holds an excluded file there,
+  // as sersync2's delete commands (which had no excludes) removed it; elsewhere excluded files stay untouched.
   const rsyncFilters = [...temporaryGlobs.map((g) => `--filter=-p ${g}`), ...translated];
   const fullSyncFilters = untranslated.length === 0 ? ['--filter=!', ...translated] : [];
   return {

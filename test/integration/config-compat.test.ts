@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CORPUS_DIRS, corpusExpectation, corpusFiles, placeCorpusFile } from '../helpers/config-corpus.ts';
@@ -120,15 +120,27 @@ describe('sersync2 configs as found on servers', () => {
     }
   });
 
-  test('temporaries: a new directory goes without its half-written .part, a full sync (-r) carries a real one', async () => {
+  test('temporaries: a new directory goes without its half-written .part; a full sync (-r) carries a real one and removes a stale one; a removed directory goes although the mirror holds a temporary in it', async () => {
     const watch = await makeTempDir('compat-temp-watch-');
     const mirror = await makeTempDir('compat-temp-mirror-');
     writeFileSync(join(watch, 'manual.part'), 'a real file with a temporary-looking name');
+    mkdirSync(join(watch, 'old'));
+    writeFileSync(join(watch, 'old', 'page.html'), 'old');
+    writeFileSync(join(mirror, 'stale.part'), 'left over');
     const file = join(tmp, 'temp.xml');
     writeFileSync(file, conf({ watch, mirror, port: await freePort() }));
     const d = await startSersync(['-r', '-o', file]);
     try {
       await exists(join(mirror, 'manual.part'));
+      await exists(join(mirror, 'old', 'page.html'));
+      await waitFor(async () => !existsSync(join(mirror, 'stale.part')), {
+        what: 'the full sync (--delete) removing stale.part',
+        timeoutMs: 20_000,
+      });
+      // The delete run excludes temporaries, perishably: the directory goes although the mirror's copy holds one.
+      writeFileSync(join(mirror, 'old', 'upload.part'), 'left over');
+      rmSync(join(watch, 'old'), { recursive: true });
+      await waitFor(async () => !existsSync(join(mirror, 'old')), { what: 'old/ removed from the mirror', timeoutMs: 20_000 });
       // A directory that arrives with a download in progress inside it (moved in whole: one recursive sync).
       const outside = await makeTempDir('compat-temp-outside-');
       mkdirSync(join(outside, 'upload'));

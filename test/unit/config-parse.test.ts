@@ -347,7 +347,7 @@ test('a <filter> exclude "/name" is flagged: sersync2 never matched it (a top-le
     ),
   );
   const says = (n: string) =>
-    `matches nothing in sersync2, which tests a top-level entry as "name", without a leading slash (deeper ones as "/dir/name"); sersync-ts excludes the top-level "${n}" (rsync --exclude=/${n} in every run), as "^${n}" would`;
+    `matches nothing in sersync2, which tests a top-level entry as "name", without a leading slash (deeper ones as "/dir/name"); sersync-ts excludes the top-level "${n}" (rsync exclude /${n} in every run), as "^${n}" would`;
   assert.deepEqual(config.warnings, [
     `conf.xml:3: <filter><exclude expression="/logs">: ${says('logs')}`,
     `conf.xml:3: <filter><exclude expression="/tmp/*">: ${says('tmp')}`,

@@ -47,7 +47,7 @@ test("filter regexes match sersync2's strings: bare name at the root, /dir/name 
   assert.equal(f.isExcluded('a/info', true), false, 'sersync2 ^info/* only hits the top level');
   assert.equal(f.isExcluded('a/b', true), true);
   assert.equal(f.isExcluded('a/bc', true), false);
-  assert.deepEqual(f.rsyncFilters.slice(-3), ['--exclude=*.gz', '--exclude=/info', '--exclude=/a/b']);
+  assert.deepEqual(f.rsyncFilters.slice(-3), ['--filter=-p *.gz', '--filter=-p /info', '--filter=-p /a/b']);
   assert.deepEqual(f.untranslated, []);
 });
 
@@ -55,7 +55,7 @@ test('/name matches no sersync2 subject in real time (a top-level entry is "name
   assert.equal(regexToRsyncPattern('/logs'), '/logs');
   const f = createPathFilter({ dotFiles: true, regexes: [re('/logs')] });
   assert.equal(f.isExcluded('logs', true), false);
-  assert.equal(f.rsyncFilters.at(-1), '--exclude=/logs');
+  assert.equal(f.rsyncFilters.at(-1), '--filter=-p /logs');
   assert.deepEqual(f.untranslated, []);
 });
 
@@ -91,7 +91,7 @@ test("a directory is tested in sersync2's start-up form too: ^data/cache/* keeps
   // (.*)\.svn: the event form of a directory; sersync2 missed existing ones at start, sersync-ts does not.
   assert.equal(f.isExcluded('a/.svn', true), true);
   assert.equal(f.isExcluded('.svn', true), true);
-  assert.deepEqual(f.rsyncFilters.slice(-2), ['--exclude=/data/cache/', '--exclude=*.svn']);
+  assert.deepEqual(f.rsyncFilters.slice(-2), ['--filter=-p /data/cache/', '--filter=-p *.svn']);
   assert.deepEqual(
     f.untranslated.map((r) => r.source),
     ['.*/tmp/'],
@@ -122,9 +122,9 @@ test('temporaries: real-time runs exclude them (perishable), full syncs clear th
     '--filter=-p 4913',
     '--filter=-p *~',
     ...EXTRA_TEMPORARY_GLOBS.map((g) => `--filter=-p ${g}`),
-    '--exclude=*.gz',
+    '--filter=-p *.gz',
   ]);
-  assert.deepEqual(f.fullSyncFilters, ['--filter=!', '--exclude=*.gz']);
+  assert.deepEqual(f.fullSyncFilters, ['--filter=!', '--filter=-p *.gz']);
   // With a regex that needs a walk, its excludes come between the two lists: no clear, temporaries stay out.
   const walked = createPathFilter({ dotFiles: true, regexes: [re('cache/[0-9]+')] });
   assert.deepEqual(walked.fullSyncFilters, []);
