@@ -64,11 +64,13 @@ describe('sersync2 configs as found on servers', () => {
 
   test('kill -HUP under -d -o relative.xml reloads the same file (the daemon left its directory)', async () => {
     const cwd = await makeTempDir('compat-cwd-');
-    const watch = await makeTempDir('compat-hup-watch-');
+    // The watch directory is relative too (sersync2 resolved it against its working directory, which it kept).
+    const watch = join(cwd, 'www');
+    mkdirSync(watch);
     const first = await makeTempDir('compat-hup-m1-');
     const second = await makeTempDir('compat-hup-m2-');
     const port = await freePort();
-    writeFileSync(join(cwd, 'site.xml'), conf({ watch, mirror: first, port }));
+    writeFileSync(join(cwd, 'site.xml'), conf({ watch: 'www', mirror: first, port }));
     const logFile = join(cwd, 'daemon.log');
     const r = await runProcess(process.execPath, [BIN, '-d', '-o', 'site.xml', '--log-file', 'daemon.log'], {
       cwd,
@@ -82,7 +84,7 @@ describe('sersync2 configs as found on servers', () => {
       writeFileSync(join(watch, 'before.txt'), 'one');
       await exists(join(first, 'before.txt'));
       // The same relative name now points the daemon at another mirror; SIGHUP must read it from the start directory.
-      writeFileSync(join(cwd, 'site.xml'), conf({ watch, mirror: second, port }));
+      writeFileSync(join(cwd, 'site.xml'), conf({ watch: 'www', mirror: second, port }));
       process.kill(pid, 'SIGHUP');
       await waitFor(async () => readFileSync(logFile, 'utf8').includes('"msg":"config reloaded"'), {
         what: `"config reloaded" in the log:\n${readFileSync(logFile, 'utf8').slice(-2000)}`,
