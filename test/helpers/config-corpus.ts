@@ -50,3 +50,18 @@ export function corpusExpectation(name: string): CorpusExpectation {
     keptOut: kept === undefined ? null : kept.slice('kept-out: '.length),
   };
 }
+
+/**
+ * The corpus file made runnable here: placed as above, every `<remote>` turned into the local mirror, and the
+ * status port and failLog (retry queue) made the test's own, so it runs beside other daemons on this machine.
+ */
+export function runnableCorpusFile(name: string, dir: string, places: CorpusPlaces & { port: number; stateDir: string }): string {
+  const file = placeCorpusFile(name, dir, places);
+  const text = readFileSync(file).toString('latin1');
+  const runnable = text
+    .replace(/<remote\b[^>]*?\/?>(?:\s*<\/remote>)?/gi, `<remote name="${places.mirror}"/>`)
+    .replace(/(<host\b[^>]*?\bport=")[^"]*"/i, `$1${places.port}"`)
+    .replace(/(<failLog\b[^>]*?\bpath=")[^"]*"/i, `$1${places.stateDir}/rsync_fail_log.sh"`);
+  writeFileSync(file, Buffer.from(runnable, 'latin1'));
+  return file;
+}

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CORPUS_DIRS, corpusExpectation, corpusFiles, placeCorpusFile } from '../helpers/config-corpus.ts';
+import { CORPUS_DIRS, corpusExpectation, corpusFiles, placeCorpusFile, runnableCorpusFile } from '../helpers/config-corpus.ts';
 import { freePort } from '../helpers/ports.ts';
 import { runProcess } from '../helpers/processes.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
@@ -60,6 +60,35 @@ describe('sersync2 configs as found on servers', () => {
       placeCorpusFile('quirky-values.xml', tmp, { watch, mirror, passwordFile }),
     ]);
     assert.equal(alone.code, 64, '--strict without --check is a usage error');
+  });
+
+  test('the corpus runs: each file, its remotes pointed at a local mirror, starts and syncs a new file', async () => {
+    const passwordFile = join(tmp, 'rsync.password');
+    writeFileSync(passwordFile, 'secret\n', { mode: 0o600 });
+    for (const name of corpusFiles()) {
+      const watch = await makeTempDir('compat-run-watch-');
+      const mirror = await makeTempDir('compat-run-mirror-');
+      const file = runnableCorpusFile(name, tmp, {
+        watch,
+        mirror,
+        passwordFile,
+        port: await freePort(),
+        stateDir: join(tmp, `state-${name}`),
+      });
+      const d = await startSersync(['-o', file]);
+      try {
+        writeFileSync(join(watch, 'published.html'), name);
+        await waitFor(
+          async () => existsSync(join(mirror, 'published.html')) && readFileSync(join(mirror, 'published.html'), 'utf8') === name,
+          {
+            what: `${name}: published.html on the mirror`,
+            timeoutMs: 20_000,
+          },
+        );
+      } finally {
+        await d.stop();
+      }
+    }
   });
 
   test('kill -HUP under -d -o relative.xml reloads the same file (the daemon left its directory)', async () => {
