@@ -29,11 +29,6 @@ export async function checkReport(config: Config, opts: { initialSync: boolean; 
       `note: filter regex ${JSON.stringify(r.source)} has no rsync pattern: directory and full syncs walk the tree and exclude matching paths by name`,
     );
   }
-  if (filter.untranslated.length > 0 && filter.fullSyncFilters.length === 0) {
-    lines.push(
-      'note: with such regexes, full syncs skip the temporary-file globs too (a real file named like one reaches the remote only with <tuning tempGlobs="">)',
-    );
-  }
   if (withoutUpdateFlag(config.rsync.commonParams).dropped) lines.push(UPDATE_FLAG_NOTE);
   lines.push(`watch: ${config.watch}`);
   if (config.filter.enabled && config.filter.excludes.length > 0) {
@@ -47,7 +42,9 @@ export async function checkReport(config: Config, opts: { initialSync: boolean; 
   lines.push(
     `realtime deletions: ${config.inotify.delete ? 'on' : 'off (<delete start="false">)'}; dot-files: ${config.tuning.dotFiles ? 'synced' : 'skipped (sersync2 rule)'}`,
   );
-  lines.push(`temporary files (real time only): 4913 *~ ${config.tuning.tempGlobs.join(' ')}`.trimEnd());
+  lines.push(
+    `temporary files, never synced (<tuning tempGlobs> sets all but 4913 and *~): 4913 *~ ${config.tuning.tempGlobs.join(' ')}`.trimEnd(),
+  );
   lines.push(
     `batches: quiet ${config.tuning.quietMs} ms, at most ${config.tuning.maxWaitMs} ms; crontab: ${config.crontab.enabled ? `every ${config.crontab.scheduleMinutes} min ±25%` : 'off'}`,
   );
@@ -63,7 +60,7 @@ export async function checkReport(config: Config, opts: { initialSync: boolean; 
       defaultTimeoutSeconds: opts.defaultTimeoutSeconds,
     };
     lines.push('', `remote ${remote.id} (${remote.kind}):`);
-    const full = planFull(ctx, [...filter.fullSyncFilters, ...crontabFilters]);
+    const full = planFull(ctx, crontabFilters);
     lines.push(`  full sync${opts.initialSync ? ' (-r, crontab, recovery)' : ' (crontab, recovery)'}:`, `    ${show(full)}`);
     lines.push('  sample batch, update run:', `    ${show(planUpdate(ctx, ['index.html', 'img/logo.png']))}`);
     const withDir = planUpdate(ctx, ['index.html', 'img/new-dir'], [], new Set(['img/new-dir']));

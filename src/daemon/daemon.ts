@@ -158,7 +158,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       rsyncPath,
       rootBytes: fromUtf8(root),
       untranslated: filter.untranslated,
-      fullSyncFilters: [...filter.fullSyncFilters, ...crontabFilters],
+      fullSyncFilters: crontabFilters,
       progress: (id) => progress.start(id),
       onSynced: afterSync ? (lane, batch, outcome) => afterSync.synced(lane.remote.id, batch, outcome) : undefined,
       retry: { baseMs: 1000, capMs: Math.min(config.failLog.retryCapMinutes * 60_000, MAX_TIMER_MS), random: Math.random },

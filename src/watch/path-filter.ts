@@ -5,11 +5,12 @@ import { baseName, fromUtf8, type RelPath } from '../core/paths.ts';
  * Which paths never reach a remote: one matcher for the watcher (events, directories not to watch) and the same
  * rules as rsync filter arguments for the runs the daemon starts, so the two cannot disagree.
  *
- * Temporary files are a real-time rule. sersync2 drops events of `4913` and `*~` (SPEC §4.4) and sersync-ts adds the
- * usual editor and download leftovers (EXTRA_TEMPORARY_GLOBS, `<tuning tempGlobs>` replaces them). The runs that
- * follow events (updates, deletions, new directories, which go recursively) exclude them too, so a new directory is
- * never sent with a half-written `video.part` inside. Full syncs (-r, crontab, recovery) exclude only what sersync2's
- * full syncs excluded plus the operator's filter: a real file named `notes.part` reaches the mirror there.
+ * Temporary files: sersync2 drops events of `4913` and `*~` (SPEC §4.4); sersync-ts adds the usual editor and
+ * download leftovers (EXTRA_TEMPORARY_GLOBS, `<tuning tempGlobs>` replaces them). Their events are dropped and every
+ * run excludes them, so a new directory (sent recursively) never carries a half-written `video.part`. Full syncs
+ * exclude them too: the rsync runner takes one filter list for every kind of run, and the rules after it (the walk's
+ * excludes, the mount-point protection) must not be cleared, so a full sync cannot tell them apart; `tempGlobs=""` is
+ * how a site with real `*.part` files gets them to the mirrors.
  * Each glob matches a base name, valid both as an rsync pattern without a slash and, compiled below, for events.
  */
 export const SERSYNC2_TEMPORARY_GLOBS: readonly string[] = [
@@ -48,14 +49,8 @@ export interface PathFilter {
    * (`dir/name/`), so `^data/cache/*` keeps `data/cache` out whether it existed at start or came later.
    */
   isExcluded(path: RelPath, isDir: boolean): boolean;
-  /** rsync filter arguments of the runs that follow events: temporaries, then the operator's filter. */
+  /** rsync filter arguments of every run: temporaries, then the operator's filter. */
   readonly rsyncFilters: readonly string[];
-  /**
-   * What a full sync adds after rsyncFilters: a clear (`!`) and the operator's filter again, so the temporaries do
-   * not apply. Empty when regexes need a walk: their excludes come between the two lists and a clear would drop
-   * them, so those full syncs keep skipping temporaries (said in `--check`).
-   */
-  readonly fullSyncFilters: readonly string[];
   readonly untranslated: readonly FilterRegex[];
 }
 
@@ -84,10 +79,8 @@ export function createPathFilter(rules: PathFilterRules): PathFilter {
   // Perishable (`-p`): a directory removed here is removed on the remote even when it holds an excluded file there,
   // as sersync2's delete commands (which had no excludes) removed it; elsewhere excluded files stay untouched.
   const rsyncFilters = [...temporaryGlobs.map((g) => `--filter=-p ${g}`), ...translated];
-  const fullSyncFilters = untranslated.length === 0 ? ['--filter=!', ...translated] : [];
   return {
     rsyncFilters,
-    fullSyncFilters,
     untranslated,
     isExcluded(path, isDir) {
       const name = baseName(path);

@@ -151,23 +151,18 @@ describe('sersync2 configs as found on servers', () => {
     }
   });
 
-  test('temporaries: a new directory goes without its half-written .part; a full sync (-r) carries a real one and removes a stale one; a removed directory goes although the mirror holds a temporary in it', async () => {
+  test('temporaries: a new directory goes without its half-written .part; a removed directory goes although the mirror holds a temporary in it', async () => {
     const watch = await makeTempDir('compat-temp-watch-');
     const mirror = await makeTempDir('compat-temp-mirror-');
-    writeFileSync(join(watch, 'manual.part'), 'a real file with a temporary-looking name');
     mkdirSync(join(watch, 'old'));
     writeFileSync(join(watch, 'old', 'page.html'), 'old');
-    writeFileSync(join(mirror, 'stale.part'), 'left over');
+    // Something stays in the root: an emptied root holds deletions back on purpose (mass-delete safety).
+    writeFileSync(join(watch, 'index.html'), 'home');
     const file = join(tmp, 'temp.xml');
     writeFileSync(file, conf({ watch, mirror, port: await freePort() }));
     const d = await startSersync(['-r', '-o', file]);
     try {
-      await exists(join(mirror, 'manual.part'));
       await exists(join(mirror, 'old', 'page.html'));
-      await waitFor(async () => !existsSync(join(mirror, 'stale.part')), {
-        what: 'the full sync (--delete) removing stale.part',
-        timeoutMs: 20_000,
-      });
       // The delete run excludes temporaries, perishably: the directory goes although the mirror's copy holds one.
       writeFileSync(join(mirror, 'old', 'upload.part'), 'left over');
       rmSync(join(watch, 'old'), { recursive: true });
@@ -182,6 +177,27 @@ describe('sersync2 configs as found on servers', () => {
       writeFileSync(join(watch, 'marker.txt'), 'after');
       await exists(join(mirror, 'marker.txt'));
       assert.equal(existsSync(join(mirror, 'upload', 'video.mp4.part')), false, 'the half-written .part reached the mirror');
+    } finally {
+      await d.stop();
+    }
+  });
+
+  test('tempGlobs="": a real file named like a download leftover reaches the mirror, and a stale one is removed', async () => {
+    const watch = await makeTempDir('compat-temp0-watch-');
+    const mirror = await makeTempDir('compat-temp0-mirror-');
+    writeFileSync(join(watch, 'manual.part'), 'a real file with a temporary-looking name');
+    writeFileSync(join(mirror, 'stale.part'), 'left over');
+    const file = join(tmp, 'temp0.xml');
+    writeFileSync(file, conf({ watch, mirror, port: await freePort(), extra: '<tuning tempGlobs=""/>' }));
+    const d = await startSersync(['-r', '-o', file]);
+    try {
+      await exists(join(mirror, 'manual.part'));
+      await waitFor(async () => !existsSync(join(mirror, 'stale.part')), {
+        what: 'the full sync (--delete) removing stale.part',
+        timeoutMs: 20_000,
+      });
+      writeFileSync(join(watch, 'later.crdownload'), 'real too');
+      await exists(join(mirror, 'later.crdownload'));
     } finally {
       await d.stop();
     }

@@ -116,7 +116,7 @@ test('the rsync translation of the start-up form: directory-only patterns where 
   }
 });
 
-test('temporaries: real-time runs exclude them (perishable), full syncs clear them and keep the filter', () => {
+test('temporaries, then the filter: perishable rsync excludes of every run', () => {
   const f = createPathFilter({ dotFiles: true, regexes: [re('(.*)\\.gz')] });
   assert.deepEqual(f.rsyncFilters, [
     '--filter=-p 4913',
@@ -124,10 +124,6 @@ test('temporaries: real-time runs exclude them (perishable), full syncs clear th
     ...EXTRA_TEMPORARY_GLOBS.map((g) => `--filter=-p ${g}`),
     '--filter=-p *.gz',
   ]);
-  assert.deepEqual(f.fullSyncFilters, ['--filter=!', '--filter=-p *.gz']);
-  // With a regex that needs a walk, its excludes come between the two lists: no clear, temporaries stay out.
-  const walked = createPathFilter({ dotFiles: true, regexes: [re('cache/[0-9]+')] });
-  assert.deepEqual(walked.fullSyncFilters, []);
 });
 
 test("<tuning tempGlobs> replaces the extra globs; sersync2's 4913 and *~ stay", () => {
