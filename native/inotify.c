@@ -1,4 +1,4 @@
-// A minimal inotify reader for sersync-ts (src/watch/inotify-backend.ts): one inotify descriptor, watches added
+// A minimal inotify reader for sersync-ts (src/watch/dir-watch-backend.ts): one inotify descriptor, watches added
 // and removed by watch descriptor, and a reader thread that hands the raw event bytes to JavaScript in chunks of up
 // to 64 KiB through a thread-safe function. Unlike fs.watch it costs no JavaScript object per directory, passes
 // IN_ISDIR and shows IN_Q_OVERFLOW (which libuv drops). Only N-API: the same binary loads in any Node >= 12.
@@ -23,6 +23,8 @@ typedef struct {
   napi_threadsafe_function tsfn;
   int closed;
   volatile int closing;
+  // finish() was called: read what the kernel holds, hand it over, then the end marker (err -1), and stop.
+  volatile int finishing;
 } Reader;
 
 typedef struct {
@@ -41,6 +43,21 @@ static void post(Reader* r, char* data, size_t len, int err) {
     free(c->data);
     free(c);
   }
+}
+
+// Reads until the descriptor is empty, posting each chunk, then posts the end marker: every event queued before
+// finish() was called has then reached JavaScript, in order.
+static void drain_and_end(Reader* r, char* buf, size_t size) {
+  for (;;) {
+    ssize_t got = read(r->fd, buf, size);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    char* copy = malloc((size_t)got);
+    if (copy == NULL) break;
+    memcpy(copy, buf, (size_t)got);
+    post(r, copy, (size_t)got, 0);
+  }
+  post(r, NULL, 0, -1);
 }
 
 static void* read_loop(void* arg) {
@@ -66,7 +83,10 @@ static void* read_loop(void* arg) {
         post(r, NULL, 0, errno);
         break;
       }
-      if (fds[1].revents) break;
+      if (fds[1].revents) {
+        if (r->finishing && !r->closing) drain_and_end(r, buf, size);
+        break;
+      }
       if (!(fds[0].revents & POLLIN)) continue;
     }
     usleep(flowing ? 20000 : 2000);
@@ -86,6 +106,10 @@ static void* read_loop(void* arg) {
       memcpy(copy, buf, (size_t)got);
       post(r, copy, (size_t)got, 0);
       flowing = 1;
+    }
+    if (r->finishing && !r->closing) {
+      drain_and_end(r, buf, size);
+      break;
     }
   }
   free(buf);
@@ -223,6 +247,21 @@ static napi_value rm_watch(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// finish(handle): the reader hands over every event queued so far, then calls back with errno -1 and stops. The
+// JavaScript thread must keep running meanwhile (the reader may wait for it to take chunks); close() follows.
+static napi_value finish_reader(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  Reader* r = unwrap(env, argv[0]);
+  if (r != NULL && !r->closed && !r->finishing) {
+    r->finishing = 1;
+    ssize_t ignored = write(r->wake[1], "x", 1);
+    (void)ignored;
+  }
+  return NULL;
+}
+
 // close(handle): stops the reader thread and closes the descriptor.
 static napi_value close_reader(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -304,6 +343,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"open", NULL, open_reader, NULL, NULL, NULL, napi_default, NULL},
       {"addWatch", NULL, add_watch, NULL, NULL, NULL, napi_default, NULL},
       {"rmWatch", NULL, rm_watch, NULL, NULL, NULL, napi_default, NULL},
+      {"finish", NULL, finish_reader, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_reader, NULL, NULL, NULL, napi_default, NULL},
       {"listDirs", NULL, list_dirs, NULL, NULL, NULL, napi_default, NULL},
   };

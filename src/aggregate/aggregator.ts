@@ -3,7 +3,8 @@ import type { RelPath } from '../core/paths.ts';
 
 /**
  * The burst collapser of one remote (syncthing's watch aggregator is the model). It keeps only what is pending, as a
- * tree of changed paths: the latest state per path; a path created and removed within the window vanishes; a
+ * tree of changed paths: the latest state per path; a path created and removed within the window vanishes (unless a
+ * transfer of this remote ran since it was created, which may have carried it: then it is a deletion); a
  * recursive entry (a new directory) swallows its children; a directory with too many changed children becomes the
  * directory; too many paths overall becomes a full sync. A batch is due once its changes have been quiet for
  * `quietMs`, and never later than `maxWaitMs` after its first change. Time comes only from the Clock.
@@ -80,7 +81,8 @@ export interface Batch {
 interface EntryState {
   tree: boolean;
   deletes: boolean;
-  created: boolean;
+  /** The transfer epoch in which the path was created, or null when it may have existed before (see #isNew). */
+  createdIn: number | null;
   removalsOnly: boolean;
 }
 
@@ -109,6 +111,9 @@ export class Aggregator {
   #stretch = 1;
   /** Changes added in this window. */
   #changes = 0;
+  /** Counts the transfers of this remote that started; see transferStarted(). */
+  #epoch = 0;
+  #transferring = false;
 
   /** `onDue` runs (from a clock timer) when a batch becomes due; the owner calls take() when it is ready for it. */
   constructor(limits: AggregatorLimits, clock: Clock, onDue: () => void) {
@@ -202,6 +207,25 @@ export class Aggregator {
     return batch;
   }
 
+  /**
+   * The owner started an rsync that reads the disk (a recursive run of an ancestor, a full sync, a retried batch) and
+   * may carry paths created since. A pending path created before or during it can no longer vanish when it is
+   * removed: the remote may hold it now, so its removal must reach the remote. transferEnded() when it is done.
+   */
+  transferStarted(): void {
+    this.#epoch++;
+    this.#transferring = true;
+  }
+
+  transferEnded(): void {
+    this.#transferring = false;
+  }
+
+  /** Created in this window, and no transfer ran since that may have carried it to the remote. */
+  #isNew(entry: EntryState): boolean {
+    return entry.createdIn === this.#epoch;
+  }
+
   /** Stops the timer (shutdown); pending changes stay readable through take(). */
   dispose(): void {
     if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
@@ -273,15 +297,17 @@ export class Aggregator {
       trail.push(node);
     }
     const existing = node.entry;
+    // Created while a transfer runs: that transfer may carry it, so it is never "new" to the remote.
+    const createdIn = hint.created && !this.#transferring ? this.#epoch : null;
     if (existing === null) {
-      if (hint.removed && hint.created) {
+      if (hint.removed && createdIn !== null) {
         // Removed as it was created: nothing to tell the remote. Clean up the nodes we just made.
         prune(trail, parts);
         return;
       }
-      node.entry = { tree: hint.tree, deletes: hint.removed || hint.deletes === true, created: hint.created, removalsOnly: hint.removed };
+      node.entry = { tree: hint.tree, deletes: hint.removed || hint.deletes === true, createdIn, removalsOnly: hint.removed };
       for (const n of trail) n.count++;
-    } else if (hint.removed && existing.created) {
+    } else if (hint.removed && this.#isNew(existing)) {
       // Created and removed within this window: it vanishes, with everything that was pending below it.
       const gone = node.count;
       node.entry = null;
@@ -306,10 +332,10 @@ export class Aggregator {
     const before = node.count;
     const below = removalsBelow(node);
     const deletes = node.entry?.deletes === true || below.any;
-    const created = node.entry?.created === true;
+    const createdIn = node.entry?.createdIn ?? null;
     const removalsOnly = (node.entry === null || node.entry.removalsOnly) && below.only;
     node.children = new Map();
-    node.entry = { tree: true, deletes, created, removalsOnly };
+    node.entry = { tree: true, deletes, createdIn, removalsOnly };
     node.count = 1;
     const delta = before - 1;
     for (const n of trail) if (n !== node) n.count -= delta;

@@ -88,8 +88,16 @@ function describeStatus(st: DaemonStatus, base: string): string {
       : `${count(st.watches)} of ${count(st.maxUserWatches)} (${st.maxUserWatches > 0 ? ((100 * st.watches) / st.maxUserWatches).toFixed(1) : '?'} %)`;
   const head: [string, string][] = [
     ['daemon', `pid ${st.pid}, sersync-ts ${printable(st.version)}, up ${ago(st.startedAt).replace(/ ago$/, '')}, ${base}`],
-    ['watch', `${printable(st.watch)} (${printable(st.watcher)} watcher)`],
+    ['watch', `${printable(st.watch)} (${printable(st.watcher)} watcher, ${printable(st.watchBackend)})`],
     ['watches', watches],
+    ...(st.unreadable.count === 0
+      ? []
+      : [
+          ['unread', `${count(st.unreadable.count)} paths not watched or synced: ${st.unreadable.sample.map(printable).join(', ')}`] as [
+            string,
+            string,
+          ],
+        ]),
     [
       'events',
       `${count(st.events.seen)} seen, ${count(st.events.ignored)} ignored, ${count(st.events.counted)} counted, ${count(st.events.lost)} lost`,

@@ -99,6 +99,8 @@ export interface Tuning {
   readonly stateDir: string | null;
   /** How often a running full sync logs its progress (a terminal gets a live line besides). */
   readonly progressMs: number;
+  /** rsync's --max-delete for runs that delete: reaching it holds deletions until the operator releases them. */
+  readonly maxDelete: number | null;
 }
 
 export interface Config {

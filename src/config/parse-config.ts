@@ -139,6 +139,7 @@ const TUNING_DEFAULTS: Tuning = {
   watcher: 'dirs',
   stateDir: null,
   progressMs: 10_000,
+  maxDelete: null,
 };
 
 const PORT = { min: 1, max: 65535, expect: 'expected a port number 1-65535' };
@@ -675,6 +676,7 @@ class Reader {
         { min: 100, max: DAY_MS, expect: 'expected whole milliseconds >= 100' },
         bad,
       ),
+      maxDelete: attr(node, 'maxDelete') === undefined ? null : this.#number(node, 'maxDelete', 0, counts, bad),
     };
   }
 

@@ -84,6 +84,7 @@ const HEAD = el(
       'watcher',
       'stateDir',
       'progressMs',
+      'maxDelete',
     ]),
   ],
 );

@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { Config } from '../config/model.ts';
@@ -14,6 +14,7 @@ import { type CommandContext, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../syn
 import { changeHintFor } from '../watch/change-hint.ts';
 import { ChokidarWatcher } from '../watch/chokidar-watcher.ts';
 import { DirWatcher } from '../watch/dir-watcher.ts';
+import { DeletionGuard } from '../sync/deletion-guard.ts';
 import { createPathFilter, filterRulesOf } from '../watch/path-filter.ts';
 import type { Watcher } from '../watch/watcher.ts';
 import type { DaemonStatus, RemoteStatus, StatusSource } from '../observe/status-model.ts';
@@ -60,6 +61,8 @@ export interface RunningDaemon extends StatusSource {
 
 /** When `<timeout>` is off, rsync still gets an I/O timeout: a transfer that moves no data this long is stuck. */
 export const DEFAULT_IO_TIMEOUT_SECONDS = 300;
+/** How often the root's identity and the tree's mount points are looked at (inotify does not report mounts). */
+const MOUNT_POLL_MS = 5000;
 /** setTimeout's longest delay (about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -84,7 +87,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const stored = { ...queue.remotes };
   queue.markRunning(true);
   const limiter = new PQueue({ concurrency: opts.workers });
-  let allowEmptyRootOnce = false;
+  // One guard per watch root, kept across reloads: a core built while a disk is unmounted must not take that as normal.
+  let guard = await DeletionGuard.create(opts.config.watch);
   let stopping: Promise<number> | null = null;
   // Reloads, root follows and the stop run one at a time, in order: two at once could retire a core twice, or
   // restore one core's leftovers into lanes that the other had already stopped and saved.
@@ -123,16 +127,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const buildCore = async (config: Config, initialSync: boolean): Promise<Core> => {
     const root = config.watch;
     const rootId = await identity(root);
-    const deletionsAllowed = async () => {
-      if (allowEmptyRootOnce) return true;
-      try {
-        const now = await identity(root);
-        // A replaced root (new inode) is fine once the watcher follows it; an empty or unreadable one is not.
-        return now !== null && (await readdir(root)).length > 0;
-      } catch {
-        return false;
-      }
-    };
+    if (root !== current?.config.watch && current !== undefined) guard = await DeletionGuard.create(root);
+    const deletionGuard = guard;
     if (withoutUpdateFlag(config.rsync.commonParams).dropped) log.info(UPDATE_FLAG_NOTE.replace(/^note: /, ''));
     const filter = createPathFilter(filterRulesOf(config));
     if (filter.untranslated.length > 0) {
@@ -163,7 +159,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       onSynced: afterSync ? (lane, batch, outcome) => afterSync.synced(lane.remote.id, batch, outcome) : undefined,
       retry: { baseMs: 1000, capMs: Math.min(config.failLog.retryCapMinutes * 60_000, MAX_TIMER_MS), random: Math.random },
       onAttempt,
-      deletionsAllowed,
+      deletionGuard: () => deletionGuard.check(),
     };
     const lanes = config.remotes.map((remote) => {
       const ctx: CommandContext = {
@@ -173,11 +169,25 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         deletes: config.inotify.delete,
         filters: filter.rsyncFilters,
         defaultTimeoutSeconds: DEFAULT_IO_TIMEOUT_SECONDS,
+        maxDelete: config.tuning.maxDelete,
       };
       return new RemoteLane(remote, ctx, config.tuning, deps);
     });
-    const watcher = opts.createWatcher?.(config) ?? (config.tuning.watcher === 'dirs' ? new DirWatcher() : new ChokidarWatcher());
-    const core: Core = { config, lanes, watcher, crontab: null, rootId, afterSync };
+    const onUnreadable = (path: string, cause: unknown) =>
+      log.warn(
+        { path: displayPath(path), code: (cause as { code?: string } | null)?.code },
+        `cannot read ${displayPath(path)}: not watched or synced until it can be (looked at again every 30 s)`,
+      );
+    const mounts = new Map<string, boolean>();
+    const onMountPoint = (path: string) => {
+      deletionGuard.noteMountPoint(path);
+      mounts.set(path, true);
+      log.info({ path: displayPath(path) }, `${displayPath(path)} is a mount point: deletions below it are held while it is unmounted`);
+    };
+    const watcher =
+      opts.createWatcher?.(config) ??
+      (config.tuning.watcher === 'dirs' ? new DirWatcher({ onUnreadable, onMountPoint }) : new ChokidarWatcher());
+    const core: Core = { config, lanes, watcher, crontab: null, rootId, afterSync, mounts };
     const fullSync = (reason: string) => {
       for (const lane of lanes) lane.requestFull(reason);
     };
@@ -217,6 +227,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       },
       `watching ${root}`,
     );
+    if (core.watcher.backend === 'fs.watch') {
+      log.warn(
+        'watching with fs.watch: the native inotify reader is not built or cannot load (npm run build; it needs make, g++ and python3). ' +
+          'Costs: an inotify queue overflow goes unnoticed (no full sync follows it), a stop or reload hands over pending events ' +
+          'by waiting briefly instead of exactly, and about twice the memory on large trees',
+      );
+    }
     if (limits.maxUserWatches !== null && watches > limits.maxUserWatches * 0.8) {
       log.warn(`${watches} directories watched of fs.inotify.max_user_watches=${limits.maxUserWatches}: raise it (see examples/sysctl)`);
     }
@@ -263,14 +280,42 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
             log.error({ err }, `cannot watch the new ${core.config.watch} yet; trying again in 2 s`);
           }
         }
-        await new Promise((r) => setTimeout(r, 2000).unref());
+        await new Promise<void>((r) => clock.setTimeout(r, 2000));
       }
     } finally {
       core.following = false;
     }
   };
 
+  /**
+   * inotify tells nobody of a mount: every MOUNT_POLL_MS the root's identity and the tree's mount points are looked
+   * at, so a disk mounted again (or swapped) is watched anew and synced.
+   */
+  const pollMounts = async () => {
+    const core = current;
+    if (stopping) return;
+    const id = await identity(core.config.watch);
+    if (id !== null && id !== core.rootId) void followRoot(core, 'the watch root changed (mounted or unmounted)');
+    for (const [path, mounted] of await guard.mountStates()) {
+      const was = core.mounts.get(path) ?? true;
+      core.mounts.set(path, mounted);
+      if (was !== mounted) {
+        log.warn({ path: displayPath(path), mounted }, `${displayPath(path)} was ${mounted ? 'mounted' : 'unmounted'}: looking at it again`);
+        core.watcher.recheck?.(path);
+      }
+    }
+  };
+  const mountTimer = () => {
+    clock.setTimeout(() => {
+      if (stopping) return;
+      pollMounts()
+        .catch((err: unknown) => log.error({ err }, 'looking at the mount points failed'))
+        .finally(mountTimer);
+    }, MOUNT_POLL_MS);
+  };
+
   current = await buildCore(opts.config, opts.initialSync);
+  mountTimer();
   if (crashed) {
     log.warn('the previous run did not shut down cleanly: pending changes may have been lost; full sync of every remote');
     for (const lane of current.lanes) lane.requestFull('restart after a crash', { immediate: true });
@@ -353,7 +398,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         now: iso(now) as string,
         watch: current.config.watch,
         watcher: current.config.tuning.watcher,
+        watchBackend: current.watcher.backend ?? current.config.tuning.watcher,
         watches: current.watcher.watchCount(),
+        unreadable: unreadableSummary(current.watcher.unreadablePaths?.() ?? []),
         maxUserWatches: limits.maxUserWatches,
         events: { ...events },
         retryQueue: { file: queue.file, entries: queue.size },
@@ -379,6 +426,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
             lastError: s.lastError,
             degraded: s.degraded,
             holdingDeletions: lane.holding,
+            holdReason: lane.holdReason,
             retryQueued: stored ? (stored.full ? 1 : stored.entries.length) : 0,
             nextRetryAt: iso(lane.nextAttemptAt),
           };
@@ -402,12 +450,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         log.info('config reloaded');
       }),
     releaseHold: () => {
-      allowEmptyRootOnce = true;
-      log.warn('hold released once: deletions go even though the watch root looks empty');
-      for (const lane of current.lanes) lane.requestFull('hold released by the operator', { immediate: true });
-      setTimeout(() => {
-        allowEmptyRootOnce = false;
-      }, 60_000).unref();
+      log.warn('hold released by the operator: held deletions go now, and the present mounts are taken as normal');
+      guard.release().then(
+        () => {
+          for (const lane of current.lanes) lane.releaseHold();
+        },
+        (err: unknown) => log.error({ err }, 'releasing the hold failed'),
+      );
     },
     stop: (reason, graceMs = 10_000) => {
       // After a reload or root follow in progress, never beside it.
@@ -456,6 +505,12 @@ interface Core {
   readonly rootId: string | null;
   readonly afterSync: AfterSync | null;
   following?: boolean;
+  /** Whether each mount point of the tree was mounted at the last poll. */
+  readonly mounts: Map<string, boolean>;
+}
+
+function unreadableSummary(paths: readonly string[]): DaemonStatus['unreadable'] {
+  return { count: paths.length, sample: paths.slice(0, 20).map(displayPath) };
 }
 
 async function identity(path: string): Promise<string | null> {

@@ -48,8 +48,13 @@ function families(st: DaemonStatus): Family[] {
 
   return [
     gauge('info', 'Always 1; the labels say which sersync-ts runs and how it watches.', [
-      { labels: { version: st.version, watch: st.watch, watcher: st.watcher }, value: 1 },
+      { labels: { version: st.version, watch: st.watch, watcher: st.watcher, backend: st.watchBackend }, value: 1 },
     ]),
+    gauge(
+      'unwatched_paths',
+      'Paths that could not be read (EACCES, EIO …): neither watched nor synced until they can be.',
+      one(st.unreadable.count),
+    ),
     gauge('start_time_seconds', 'When the daemon started, in seconds since the Unix epoch.', one(started)),
     gauge('uptime_seconds', 'Seconds since the daemon started.', one(Math.max(0, seconds(st.now) - started))),
     gauge('watches', 'Directories (dirs watcher) or paths (chokidar) being watched.', one(st.watches)),

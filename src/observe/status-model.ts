@@ -23,6 +23,8 @@ export interface RemoteStatus {
   readonly degraded: boolean;
   /** Deletions held because the watch root looks empty or unreadable. */
   readonly holdingDeletions: boolean;
+  /** Why deletions are held (an unmounted disk, maxDelete reached), or null. */
+  readonly holdReason: string | null;
   /** Paths of this remote in the durable retry queue (a stored full sync counts as one). */
   readonly retryQueued: number;
   readonly nextRetryAt: string | null;
@@ -35,7 +37,11 @@ export interface DaemonStatus {
   readonly now: string;
   readonly watch: string;
   readonly watcher: 'dirs' | 'chokidar';
+  /** What delivers the events: 'inotify' (the native reader), 'fs.watch' (its fallback) or 'chokidar'. */
+  readonly watchBackend: string;
   readonly watches: number;
+  /** Paths that could not be read (EACCES, EIO …): neither watched nor synced until they can be; up to 20 named. */
+  readonly unreadable: { readonly count: number; readonly sample: readonly string[] };
   readonly maxUserWatches: number | null;
   /** Watcher events: all seen, dropped by the toggles, sent to the remotes' aggregators, "events may be lost". */
   readonly events: { readonly seen: number; readonly ignored: number; readonly counted: number; readonly lost: number };

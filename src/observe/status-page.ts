@@ -49,8 +49,21 @@ export function renderStatusPage(st: DaemonStatus): string {
 
   const facts: [string, string, string, boolean][] = [
     ['watch', 'Watch', `<code>${escapeHtml(st.watch)}</code>`, false],
-    ['watcher', 'Watcher', escapeHtml(st.watcher), false],
+    [
+      'watcher',
+      'Watcher',
+      `${escapeHtml(st.watcher)} <span class="dim">(${escapeHtml(st.watchBackend)})</span>`,
+      st.watchBackend === 'fs.watch',
+    ],
     ['watches', 'Watches', watches, nearLimit],
+    [
+      'unreadable',
+      'Unreadable',
+      st.unreadable.count === 0
+        ? 'none'
+        : `${count(st.unreadable.count)} not watched or synced: ${st.unreadable.sample.map((p) => `<code>${escapeHtml(p)}</code>`).join(' ')}`,
+      st.unreadable.count > 0,
+    ],
     [
       'events',
       'Events',

@@ -6,6 +6,7 @@ import type { Clock } from '../core/clock.ts';
 import { lstatFast } from '../core/lstat.ts';
 import { displayPath, toBuffer, type RelPath } from '../core/paths.ts';
 import type { ProgressSink } from '../observe/progress.ts';
+import { type DeletionVerdict, isHeld, NOTHING_HELD } from './deletion-guard.ts';
 import { excludesForRegexes } from './excluded-walk.ts';
 import type { ProcessRunner } from './process-runner.ts';
 import {
@@ -16,6 +17,7 @@ import {
   planDelete,
   planFull,
   planUpdate,
+  protectRule,
 } from './rsync-command.ts';
 import { classifyRsyncExit, type RsyncVerdict } from './rsync-exit.ts';
 
@@ -52,10 +54,10 @@ export interface LaneDeps {
   /** Told what a full sync's rsync prints as it runs (progress); started per full sync. */
   readonly progress?: (remoteId: string) => ProgressSink;
   /**
-   * Mass-delete safety (mutagen's halt): false while the watch root looks empty or unreadable, e.g. an unmounted
-   * disk. Deletions and full syncs then wait instead of emptying every remote.
+   * Mass-delete safety (see DeletionGuard): which deletions must wait now (the watch root or a mount point of the
+   * tree looks unmounted). Held deletions wait on their own, rechecked every HOLD_RECHECK_MS; updates go on.
    */
-  readonly deletionsAllowed: () => Promise<boolean>;
+  readonly deletionGuard: () => Promise<DeletionVerdict>;
 }
 
 export interface BatchOutcome {
@@ -117,7 +119,13 @@ export class RemoteLane {
   #backoffUntil = 0;
   #backoffTimer: unknown = null;
   #stopped = false;
-  #holding = false;
+  /** Deletions (or a full sync with --delete) waiting for the guard or the operator, and why. */
+  #held: { batch: Batch; reason: string } | null = null;
+  #heldTimer: unknown = null;
+  /** An rsync stopped at <tuning maxDelete> (exit 25): every deletion waits for the operator (releaseHold). */
+  #capReached = false;
+  /** The operator released the hold: the next runs that delete do so without the maxDelete cap. */
+  #uncapped = false;
   /** A 23 of the batch in flight parks it: it is a re-plan after a 23, or the parked batch itself. */
   #parkOn23 = false;
   /** The batch that keeps ending with exit 23, retried on its own at `due` (see the class comment). */
@@ -202,6 +210,7 @@ export class RemoteLane {
     this.#aggregator.dispose();
     if (this.#backoffTimer !== null) this.#deps.clock.clearTimeout(this.#backoffTimer);
     if (this.#parkedTimer !== null) this.#deps.clock.clearTimeout(this.#parkedTimer);
+    if (this.#heldTimer !== null) this.#deps.clock.clearTimeout(this.#heldTimer);
   }
 
   abortRunning(): void {
@@ -215,7 +224,9 @@ export class RemoteLane {
 
   /** What is not yet on the remote: the in-flight batch and everything pending (for the durable queue). */
   unfinished(): Batch | null {
-    const parts = [this.#inFlight, this.#parked?.batch ?? null, this.#aggregator.take()].filter((b): b is Batch => b !== null);
+    const parts = [this.#inFlight, this.#parked?.batch ?? null, this.#held?.batch ?? null, this.#aggregator.take()].filter(
+      (b): b is Batch => b !== null,
+    );
     return parts.length === 0 ? null : merged(parts);
   }
 
@@ -244,7 +255,15 @@ export class RemoteLane {
     this.#parkedAttempts = parked?.attempts ?? 0;
     this.#inFlight = batch;
     this.#running = this.#deps.limiter
-      .add(() => this.#execute(batch))
+      .add(async () => {
+        // Whatever it reads from the disk may carry paths created meanwhile (see Aggregator.transferStarted).
+        this.#aggregator.transferStarted();
+        try {
+          await this.#execute(batch);
+        } finally {
+          this.#aggregator.transferEnded();
+        }
+      })
       .catch((err: unknown) => {
         this.#deps.log.error({ err, remote: this.remote.id }, 'internal error while syncing a batch; it will be retried');
         this.#failed(batch, 'retry', undefined, String(err));
@@ -265,13 +284,21 @@ export class RemoteLane {
     let deleted: RelPath[] = [];
     let held = false;
     let bytes = 0;
-    if (batch.full && !(await this.#deletionsAllowed())) {
-      this.#hold(batch);
+    const ctx = this.#uncapped ? { ...this.#ctx, maxDelete: null } : this.#ctx;
+    const verdict = this.#ctx.deletes ? await this.#deletionVerdict() : NOTHING_HELD;
+    if (batch.full && verdict.all) {
+      this.#hold(batch, verdict.reason);
       return;
     }
     if (batch.full) {
       const extra = await excludesForRegexes(this.#deps.rootBytes, [''], this.#deps.untranslated);
-      runs = [planFull(this.#ctx, [...extra, ...this.#deps.fullSyncFilters])];
+      // Below a mount point that is none now, the full sync sends but deletes nothing; those deletions wait.
+      const protect = verdict.below.map(protectRule);
+      runs = [planFull(ctx, [...protect, ...extra, ...this.#deps.fullSyncFilters])];
+      if (verdict.below.length > 0) {
+        const owed = verdict.below.map((path) => ({ path, tree: true, deletes: true }));
+        this.#hold({ full: false, fullReason: '', entries: owed, since: batch.since }, verdict.reason);
+      }
     } else {
       const split = await this.#splitByDisk(batch.entries);
       // A directory that only lost entries still exists: reported as updated too, so no plugin hears "deleted".
@@ -283,12 +310,13 @@ export class RemoteLane {
         runs.push(planUpdate(this.#ctx, split.updates, extra, new Set(split.trees)));
       }
       if (split.deletes.length > 0 && this.#ctx.deletes) {
-        if (await this.#deletionsAllowed()) runs.push(planDelete(this.#ctx, split.deletes));
-        else {
-          const gone = new Set(split.deletes.map((d) => d.path));
-          this.#hold({ ...batch, entries: batch.entries.filter((e) => gone.has(e.path)) });
+        const go = split.deletes.filter((d) => !isHeld(verdict, d.path));
+        if (go.length > 0) runs.push(planDelete(ctx, go));
+        if (go.length < split.deletes.length) {
+          const wait = new Set(split.deletes.filter((d) => isHeld(verdict, d.path)).map((d) => d.path));
+          this.#hold({ ...batch, entries: batch.entries.filter((e) => wait.has(e.path)) }, verdict.reason);
           held = true;
-          deleted = [];
+          deleted = deleted.filter((p) => !wait.has(p));
         }
       }
     }
@@ -341,6 +369,13 @@ export class RemoteLane {
         this.#partial(batch, run.kind, `${meaning}${stderr ? `: ${stderr}` : ''}`);
         return;
       }
+      if (result.exitCode === 25) {
+        // The run reached <tuning maxDelete>: rsync deleted that many and skipped the rest. Never retried on its own
+        // (each retry would delete as many again): every deletion of this remote waits for the operator.
+        this.#capReached = true;
+        this.#hold(batch, `more than maxDelete=${this.#ctx.maxDelete} deletions in one run (${stderr})`);
+        return;
+      }
       if (verdict !== 'ok') {
         log.warn(
           { remote: this.remote.id, run: run.kind, exitCode: result.exitCode, signal: result.signal, verdict, stderr },
@@ -357,7 +392,8 @@ export class RemoteLane {
     this.stats.degraded = (this.#parked?.attempts ?? 0) >= DEGRADED_AFTER;
     this.stats.pathsSynced += updated.length + deleted.length;
     if (batch.full) this.stats.fullSyncs++;
-    if (!held) this.#backoffUntil = 0;
+    this.#backoffUntil = 0;
+    if (this.#uncapped && runs.some((r) => r.kind !== 'update')) this.#uncapped = false;
     // Unless a crontabfilter kept some paths out of it.
     if (this.#parked && batch.full && this.#deps.fullSyncFilters.length === 0) this.#unpark('a full sync went through');
     if (this.#parkedAttempts > 0) log.info({ remote: this.remote.id }, `the paths that kept failing reached ${this.remote.id} now`);
@@ -432,32 +468,67 @@ export class RemoteLane {
     return { updates, trees, deletes, pruned };
   }
 
-  async #deletionsAllowed(): Promise<boolean> {
-    const allowed = await this.#deps.deletionsAllowed();
-    if (allowed && this.#holding) {
-      this.#holding = false;
-      this.#deps.log.warn({ remote: this.remote.id }, `watch root is back: releasing held deletions for ${this.remote.id}`);
-    }
-    return allowed;
+  async #deletionVerdict(): Promise<DeletionVerdict> {
+    if (this.#capReached) return { all: true, below: [], reason: `maxDelete=${this.#ctx.maxDelete} was reached; waiting for the operator` };
+    return this.#deps.deletionGuard();
   }
 
-  /** Keeps a batch's deletions (or full sync) pending without counting a failure, and looks again later. */
-  #hold(batch: Batch): void {
-    if (!this.#holding) {
-      this.#holding = true;
+  /**
+   * Keeps deletions (or a full sync) aside without counting a failure and without holding back newer changes; they
+   * go once the guard lets them, looked at every HOLD_RECHECK_MS, or when the operator releases the hold.
+   */
+  #hold(batch: Batch, reason: string): void {
+    if (this.#held === null) {
       this.#deps.log.error(
-        { remote: this.remote.id, held: batch.full ? 'full sync' : batch.entries.length },
-        `watch root ${this.#ctx.watch} is empty or unreadable (an unmounted disk?): holding deletions for ${this.remote.id}; ` +
-          'they go once the root has content again, or after SIGUSR1 (release the hold once)',
+        { remote: this.remote.id, held: batch.full ? 'full sync' : batch.entries.length, reason },
+        `holding deletions for ${this.remote.id}: ${reason}; they go once that is over, or after SIGUSR1 (release the hold once)`,
       );
     }
-    this.restore(batch);
-    this.#backoffUntil = this.#deps.clock.now() + HOLD_RECHECK_MS;
-    this.#scheduleRetry(HOLD_RECHECK_MS);
+    this.#held = { batch: this.#held ? mergedByPath([this.#held.batch, batch], this.#maxPendingPaths) : batch, reason };
+    this.#scheduleHoldCheck(HOLD_RECHECK_MS);
+  }
+
+  #scheduleHoldCheck(delay: number): void {
+    if (this.#stopped || this.#heldTimer !== null) return;
+    this.#heldTimer = this.#deps.clock.setTimeout(() => {
+      this.#heldTimer = null;
+      void this.#recheckHold();
+    }, delay);
+  }
+
+  async #recheckHold(): Promise<void> {
+    const held = this.#held;
+    if (held === null || this.#stopped) return;
+    const verdict = await this.#deletionVerdict();
+    if (this.#held !== held) return;
+    const free = held.batch.full ? (verdict.all ? [] : null) : held.batch.entries.filter((e) => !isHeld(verdict, e.path));
+    const still = held.batch.full ? [] : held.batch.entries.filter((e) => isHeld(verdict, e.path));
+    if (free === null || free.length > 0) {
+      this.#deps.log.warn({ remote: this.remote.id }, `releasing held deletions for ${this.remote.id}`);
+      this.#held = still.length > 0 ? { batch: { ...held.batch, entries: still }, reason: verdict.reason } : null;
+      this.restore(free === null ? held.batch : { ...held.batch, entries: free });
+      this.#pump();
+    }
+    if (this.#held !== null) this.#scheduleHoldCheck(HOLD_RECHECK_MS);
+  }
+
+  /** The operator's "yes, delete" (SIGUSR1): held deletions go now, once without the maxDelete cap. */
+  releaseHold(): void {
+    this.#capReached = false;
+    if (this.#held === null) return;
+    this.#uncapped = true;
+    if (this.#heldTimer !== null) this.#deps.clock.clearTimeout(this.#heldTimer);
+    this.#heldTimer = null;
+    void this.#recheckHold();
   }
 
   get holding(): boolean {
-    return this.#holding;
+    return this.#held !== null;
+  }
+
+  /** Why deletions are held, or null. */
+  get holdReason(): string | null {
+    return this.#held?.reason ?? null;
   }
 
   /** One timer that pumps again; never sooner than a backoff or hold already set (it would find the lane shut). */

@@ -28,6 +28,17 @@ export interface CommandContext {
   readonly defaultTimeoutSeconds: number;
   /** Update runs compare mtimes to the nanosecond (default); false once a receiver older than 3.1.3 refused it. */
   readonly nanoseconds?: boolean;
+  /** `<tuning maxDelete>`: rsync's --max-delete for runs that delete; null or absent: no cap. */
+  readonly maxDelete?: number | null;
+}
+
+function maxDelete(ctx: CommandContext): string[] {
+  return ctx.maxDelete === undefined || ctx.maxDelete === null ? [] : [`--max-delete=${ctx.maxDelete}`];
+}
+
+/** A rule that protects a path and everything below it from deletion on the receiver (held deletions). */
+export function protectRule(path: RelPath): string {
+  return `--filter=P ${escapeAll(`/${path}`)}/***`;
 }
 
 export interface UpdatePath {
@@ -92,6 +103,7 @@ export function planDelete(ctx: CommandContext, targets: readonly DeleteTarget[]
     ...baseParams(ctx),
     '--delete',
     '--force',
+    ...maxDelete(ctx),
     '--existing',
     '--ignore-existing',
     ...ctx.filters,
@@ -131,7 +143,7 @@ function nulList(items: Iterable<string>): Buffer {
 export function planFull(ctx: CommandContext, extraFilters: readonly string[] = []): RsyncInvocation {
   const args = [
     ...baseParams(ctx),
-    ...(ctx.deletes ? ['--delete', '--force'] : []),
+    ...(ctx.deletes ? ['--delete', '--force', ...maxDelete(ctx)] : []),
     '--stats',
     '--info=progress2',
     ...ctx.filters,

@@ -38,19 +38,29 @@ export interface DirWatchBackend {
    * only). Throws an Error with `code` like readdir.
    */
   readonly listDirs?: (abs: Buffer) => Buffer[];
+  /**
+   * Hands every event that happened before the call to the listeners, then resolves (before close(), so a stop or
+   * reload loses nothing the kernel already queued). At most `timeoutMs`; false when that ran out.
+   */
+  finish(timeoutMs: number): Promise<boolean>;
   close(): void;
 }
 
 export const fsWatchBackend: DirWatchBackend = {
   name: 'fs.watch',
   watch(abs, listener) {
-    const w = watch(abs, { encoding: 'buffer', persistent: true }, (type, name) => listener.event(type === 'rename' ? 'rename' : 'change', name, null));
+    const w = watch(abs, { encoding: 'buffer', persistent: true }, (type, name) =>
+      listener.event(type === 'rename' ? 'rename' : 'change', name, null),
+    );
     w.on('error', (err: unknown) => listener.error(err));
     return w;
   },
   unwatch(token) {
     if (typeof token !== 'number') token.close();
   },
+  // libuv reads the inotify queue in its poll phase: a short wait lets it deliver what the kernel holds. An
+  // approximation (libuv offers no way to ask), one of the costs of running without the native reader.
+  finish: () => new Promise((resolve) => setTimeout(() => resolve(true), 25)),
   close() {},
 };
 
@@ -58,6 +68,7 @@ interface NativeInotify {
   open(cb: (chunk: Buffer | null, errno: number | null) => void): unknown;
   addWatch(handle: unknown, path: Buffer, mask: number): number;
   rmWatch(handle: unknown, wd: number): void;
+  finish(handle: unknown): void;
   close(handle: unknown): void;
   listDirs(path: Buffer): Buffer;
 }
@@ -77,6 +88,9 @@ const IN_ONLYDIR = 0x1000000;
 const IN_ISDIR = 0x40000000;
 /** libuv's mask for fs.watch, so both backends see the same events; IN_ONLYDIR refuses a file swapped in. */
 const MASK = IN_ATTRIB | IN_CREATE | IN_MODIFY | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
+
+/** What the native reader passes as errno after finish(): everything queued before it was handed over. */
+const END_OF_EVENTS = -1;
 
 const ERRNO_CODES: Record<number, string> = {
   1: 'EPERM',
@@ -124,7 +138,12 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
   // One listener per descriptor, an array in the rare case of two (a directory watched under a new name before its
   // old one was dropped). No Set or closure per directory: this map is most of the watcher's memory on 1M files.
   const subscribers = new Map<number, DirWatchListener | DirWatchListener[]>();
+  let finished: (() => void) | null = null;
   const handle = addon.open((chunk, errno) => {
+    if (chunk === null && errno === END_OF_EVENTS) {
+      finished?.();
+      return;
+    }
     if (chunk === null) {
       onError(Object.assign(new Error(`reading inotify events failed (errno ${errno})`), { code: ERRNO_CODES[errno ?? 0] ?? 'EIO' }));
       return;
@@ -172,7 +191,10 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
         wd = addon.addWatch(handle, abs, MASK);
       } catch (err) {
         const errno = (err as { errno?: number }).errno ?? 0;
-        throw Object.assign(new Error(`watch ${fromBytes(abs)}: ${(err as Error).message}`), { code: ERRNO_CODES[errno] ?? 'EIO', cause: err });
+        throw Object.assign(new Error(`watch ${fromBytes(abs)}: ${(err as Error).message}`), {
+          code: ERRNO_CODES[errno] ?? 'EIO',
+          cause: err,
+        });
       }
       const subs = subscribers.get(wd);
       if (subs === undefined) subscribers.set(wd, listener);
@@ -201,7 +223,10 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
         names = addon.listDirs(abs);
       } catch (err) {
         const errno = (err as { errno?: number }).errno ?? 0;
-        throw Object.assign(new Error(`list ${fromBytes(abs)}: ${(err as Error).message}`), { code: ERRNO_CODES[errno] ?? 'EIO', cause: err });
+        throw Object.assign(new Error(`list ${fromBytes(abs)}: ${(err as Error).message}`), {
+          code: ERRNO_CODES[errno] ?? 'EIO',
+          cause: err,
+        });
       }
       const out: Buffer[] = [];
       for (let start = 0; start < names.length; ) {
@@ -210,6 +235,16 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
         start = end + 1;
       }
       return out;
+    },
+    finish(timeoutMs) {
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(false), timeoutMs);
+        finished = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+        addon.finish(handle);
+      });
     },
     close() {
       subscribers.clear();

@@ -21,12 +21,17 @@ export interface DirWatcherOptions {
   /** lstat calls in flight for events. Default 32. */
   readonly eventConcurrency?: number;
   /**
-   * Called once for a directory that cannot be watched or listed for lack of permission (EACCES/EPERM). The
-   * directory is skipped, not reported as `lost`: rsync could not read it either, and a full sync would not help.
-   * It is tried again when its parent reports an event for it (a chmod does), and forgotten when it is removed.
+   * Called once for a path that cannot be watched, listed or looked at (EACCES, EPERM, EIO …). It is skipped, not
+   * reported as `lost`: rsync could not read it either, and a full sync would not help. It is tried again every
+   * UNREADABLE_RETRY_MS and when its parent reports an event for it (a chmod does), and forgotten when it is removed.
    */
   readonly onUnreadable?: (path: RelPath, cause: unknown) => void;
-  /** 'auto' (default): the native inotify reader when it was built, else fs.watch. Changeable for tests. */
+  /** Called for each directory on another device than its parent (a disk mounted inside the tree). */
+  readonly onMountPoint?: (path: RelPath) => void;
+  /**
+   * 'auto' (default): the native inotify reader when it was built, else fs.watch; SERSYNC_TS_NATIVE_INOTIFY=0 in the
+   * environment chooses fs.watch too (to try the fallback). Changeable for tests.
+   */
   readonly backend?: 'auto' | 'fs.watch';
 }
 
@@ -103,6 +108,10 @@ interface PendingCheck {
 }
 
 const ROOT_LOST = 'watch root was removed or replaced';
+/** How often paths that could not be read are looked at again. */
+const UNREADABLE_RETRY_MS = 30_000;
+/** How long close() may take to hand over what the watcher still holds. */
+const CLOSE_DRAIN_MS = 3000;
 
 /**
  * A directory-only watcher: one inotify watch per directory (through the native reader, or fs.watch where it was not
@@ -127,7 +136,8 @@ const ROOT_LOST = 'watch root was removed or replaced';
  *   directory, so a remote copy of an ignored path is never deleted because of a local event.
  * - A callback without a file name (not seen on Linux) reports `dir add` for that directory, so the engine syncs it
  *   recursively, and checks its listing against the known subdirectories to watch new ones and drop vanished ones.
- * - EACCES/EPERM on a subdirectory: skipped, remembered (`unreadableDirs()`), reported once through `onUnreadable`.
+ * - EACCES, EPERM, EIO … on a subdirectory or an entry: skipped, remembered (`unreadablePaths()`), reported once
+ *   through `onUnreadable`, and tried again every UNREADABLE_RETRY_MS until it can be read or is gone.
  * - ENOSPC/EMFILE from fs.watch, or an `error` from a watcher: one `lost` per new tree; that directory stays
  *   unwatched and is not descended (a parent event for it later tries again).
  * - The root removed, moved or replaced (its inode changes): one `lost`. The watcher then keeps what it has; the
@@ -139,6 +149,7 @@ export class DirWatcher implements Watcher {
   readonly #walkLimit: number;
   readonly #eventLimit: number;
   readonly #onUnreadable: ((path: RelPath, cause: unknown) => void) | undefined;
+  readonly #onMountPoint: ((path: RelPath) => void) | undefined;
   readonly #backendChoice: 'auto' | 'fs.watch';
   #backend: DirWatchBackend = fsWatchBackend;
   readonly #entrySink: DirEventSink = {
@@ -154,10 +165,14 @@ export class DirWatcher implements Watcher {
   #rootIdentity: DirEntry | null = null;
   #rootError: unknown = null;
   #rootLost = false;
+  /** The first walk is done: a close() from then on drains what is pending. */
+  #started = false;
+  #closing = false;
   #closed = false;
 
   readonly #dirs = new Map<RelPath, DirEntry>();
   readonly #unreadable = new Set<RelPath>();
+  #retryTimer: ReturnType<typeof setInterval> | null = null;
 
   readonly #walkStack: WalkTask[] = [];
   #walkActive = 0;
@@ -171,7 +186,8 @@ export class DirWatcher implements Watcher {
     this.#walkLimit = Math.max(1, options.walkConcurrency ?? 32);
     this.#eventLimit = Math.max(1, options.eventConcurrency ?? 32);
     this.#onUnreadable = options.onUnreadable;
-    this.#backendChoice = options.backend ?? 'auto';
+    this.#onMountPoint = options.onMountPoint;
+    this.#backendChoice = options.backend ?? (process.env.SERSYNC_TS_NATIVE_INOTIFY === '0' ? 'fs.watch' : 'auto');
   }
 
   /** 'inotify' (the native reader) or 'fs.watch'. */
@@ -212,7 +228,11 @@ export class DirWatcher implements Watcher {
       const group = newGroup('', false, done);
       this.#pushWalk({ path: '', parent: null, group, stats: rootStats });
     });
-    if (this.#closed || this.#dirs.has('')) return;
+    if (this.#closed) return;
+    if (this.#dirs.has('')) {
+      this.#started = true;
+      return;
+    }
     const cause = this.#rootError;
     await this.close();
     const code = errorCode(cause);
@@ -229,13 +249,37 @@ export class DirWatcher implements Watcher {
     return this.#dirs.size;
   }
 
-  /** Directories skipped for lack of permission (see DirWatcherOptions.onUnreadable). */
-  unreadableDirs(): RelPath[] {
+  /**
+   * Looks at a directory again as if its parent had reported it (a mount or unmount there, which inotify does not
+   * report to the parent): a different directory now is watched anew and reported (`dir unlink`, `dir add`).
+   */
+  recheck(path: RelPath): void {
+    const dir = parentOf(path);
+    const parent = this.#dirs.get(dir);
+    if (parent !== undefined && !this.#closing && !this.#closed) this.#queueCheck(path, dir, parent, true, false);
+  }
+
+  /** Paths skipped because they could not be read (see DirWatcherOptions.onUnreadable). */
+  unreadablePaths(): RelPath[] {
     return [...this.#unreadable];
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops watching. First, everything the watcher already knows of reaches the sink: the events the kernel has
+   * queued, the paths still to be looked at, the walks of new directories; so a stop or a reload loses none of them.
+   * What is not done within `drainMs` is reported as one `lost` (a full sync).
+   */
+  async close(drainMs = CLOSE_DRAIN_MS): Promise<void> {
+    if (this.#closed) return;
+    if (this.#started && !this.#closing) {
+      this.#closing = true;
+      const deadline = Date.now() + drainMs;
+      const finished = await this.#backend.finish(drainMs);
+      const idle = await this.#idleBefore(deadline);
+      if (!finished || !idle) this.#emit({ kind: 'lost', reason: 'the watcher was stopped before it had looked at every change' });
+    }
     this.#closed = true;
+    if (this.#retryTimer !== null) clearInterval(this.#retryTimer);
     // The backend first: closing the native reader's descriptor drops every watch at once in the kernel, instead of
     // one inotify_rm_watch per directory (and the IN_IGNORED event each of those queues).
     this.#backend.close();
@@ -344,6 +388,7 @@ export class DirWatcher implements Watcher {
     if (path !== '') {
       const parent = this.#dirs.get(parentOf(path));
       if (parent !== undefined) (parent.children ??= new Set()).add(baseName(path));
+      if (parent !== undefined && parent.dev !== st.dev) this.#onMountPoint?.(path);
     }
     if (path === group.top) group.topEntry = entry;
     if (path === '') this.#rootIdentity = entry;
@@ -358,21 +403,38 @@ export class DirWatcher implements Watcher {
     }
     const code = errorCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') return;
-    if (code === 'EACCES' || code === 'EPERM') {
-      if (!this.#unreadable.has(path)) {
-        this.#unreadable.add(path);
-        this.#onUnreadable?.(path, err);
-      }
+    if (code !== 'ENOSPC' && code !== 'EMFILE' && code !== 'ENFILE') {
+      this.#markUnreadable(path, err);
       return;
     }
-    const key = code ?? 'unknown';
+    const key = code;
     if (group.reported.has(key)) return;
     group.reported.add(key);
-    const reason =
-      code === 'ENOSPC' || code === 'EMFILE' || code === 'ENFILE'
-        ? `${limitAdvice(code)}; ${displayPath(path)} and what is below it are not watched`
-        : `cannot watch directory ${displayPath(path)}: ${messageOf(err)}`;
-    this.#emit({ kind: 'lost', reason, cause: err });
+    this.#emit({ kind: 'lost', reason: `${limitAdvice(code)}; ${displayPath(path)} and what is below it are not watched`, cause: err });
+  }
+
+  /** A path that cannot be read: said once, looked at again every UNREADABLE_RETRY_MS until it can be or is gone. */
+  #markUnreadable(path: RelPath, err: unknown): void {
+    if (this.#unreadable.has(path)) return;
+    this.#unreadable.add(path);
+    this.#onUnreadable?.(path, err);
+    this.#retryTimer ??= setInterval(() => this.#retryUnreadable(), UNREADABLE_RETRY_MS);
+    this.#retryTimer.unref();
+  }
+
+  #retryUnreadable(): void {
+    if (this.#unreadable.size === 0 && this.#retryTimer !== null) {
+      clearInterval(this.#retryTimer);
+      this.#retryTimer = null;
+      return;
+    }
+    for (const path of this.#unreadable) {
+      const dir = parentOf(path);
+      const parent = this.#dirs.get(dir);
+      // Below another unreadable directory: that one is retried, and its walk reaches this path.
+      if (parent === undefined) continue;
+      this.#queueCheck(path, dir, parent, true, false);
+    }
   }
 
   /** Close the watchers of a directory and of everything below it. */
@@ -505,7 +567,10 @@ export class DirWatcher implements Watcher {
     } catch (err) {
       const code = errorCode(err);
       // EACCES and the like: a directory that is listable but not searchable; rsync could not read the entry either.
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') return;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+        if (this.#dirs.get(check.dir) === check.dirEntry) this.#markUnreadable(path, err);
+        return;
+      }
       st = null;
     }
     // The directory that reported it was removed or replaced meanwhile; that change covers this path.
@@ -543,6 +608,7 @@ export class DirWatcher implements Watcher {
       this.#unwatchTree(path);
       this.#emit({ kind: 'dir', op: 'unlink', path });
     }
+    if (this.#unreadable.size > 0) this.#unreadable.delete(path);
     if (this.#isIgnored(path, false)) return;
     // A file that replaced a watched directory is known to be new here. For a
     // 'rename' event the file may have replaced an existing one (mv over it): without per-file state this watcher
@@ -629,6 +695,18 @@ export class DirWatcher implements Watcher {
 
   #isIdle(): boolean {
     return this.#walkActive === 0 && this.#walkStack.length === 0 && this.#checkActive === 0;
+  }
+
+  /** Resolves true once no walk or check runs or waits, false if that is not so by `deadline` (a Date.now() time). */
+  #idleBefore(deadline: number): Promise<boolean> {
+    if (this.#isIdle()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+      this.#idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
   }
 
   #maybeIdle(): void {

@@ -29,5 +29,10 @@ export interface Watcher {
   watchCount(): number;
   /** What delivers the events, for the log ('inotify', 'fs.watch', 'chokidar'). */
   readonly backend?: string;
+  /** Paths that could not be read and so are neither watched nor synced (tried again until they can be). */
+  unreadablePaths?(): readonly RelPath[];
+  /** Looks at a directory again, as if its parent reported it (a mount or unmount there). */
+  recheck?(path: RelPath): void;
+  /** Hands over what the watcher still holds (see DirWatcher.close), then stops. */
   close(): Promise<void>;
 }

@@ -19,6 +19,7 @@ export const IDLE: RemoteStatus = {
   lastError: null,
   degraded: false,
   holdingDeletions: false,
+  holdReason: null,
   retryQueued: 0,
   nextRetryAt: null,
 };
@@ -31,7 +32,9 @@ export function statusFixture(watch: string, degradedError = 'rsync exit 12: <co
     now: '2026-11-25T12:05:30.000Z',
     watch,
     watcher: 'dirs',
+    watchBackend: 'inotify',
     watches: 1234,
+    unreadable: { count: 0, sample: [] },
     maxUserWatches: 65536,
     events: { seen: 12345, ignored: 10, counted: 12000, lost: 0 },
     retryQueue: { file: '/var/lib/sersync-ts/retry-queue.json', entries: 3 },

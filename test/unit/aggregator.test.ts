@@ -163,6 +163,25 @@ test('a path created and removed within the window vanishes', () => {
   assert.deepEqual(paths(batches[0]), ['keep.txt']);
 });
 
+test('a path created while a transfer ran, or before one started, is a removal when it goes: the remote may hold it', () => {
+  const { clock, batches, agg } = setup();
+  // Created before a transfer (a retried batch of its parent, a full sync) started: that transfer may carry it.
+  agg.add('A/Y', newDir);
+  agg.transferStarted();
+  agg.transferEnded();
+  agg.add('A/Y', { tree: true, removed: true, created: false });
+  // Created while a transfer runs.
+  agg.transferStarted();
+  agg.add('B/Z', newDir);
+  agg.transferEnded();
+  agg.add('B/Z', { tree: true, removed: true, created: false });
+  // Created after the transfer ended, removed before the next one: the remote never saw it.
+  agg.add('C/tmp', newDir);
+  agg.add('C/tmp', { tree: true, removed: true, created: false });
+  clock.advance(300);
+  assert.deepEqual(paths(batches[0]), ['A/Y/** (deletes)', 'B/Z/** (deletes)']);
+});
+
 test('a path that existed before and is removed stays, as a removal', () => {
   const { clock, batches, agg } = setup();
   agg.add('old.txt', file);

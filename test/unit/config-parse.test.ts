@@ -47,6 +47,7 @@ const DEFAULT_TUNING = {
   watcher: 'dirs',
   stateDir: null,
   progressMs: 10_000,
+  maxDelete: null,
 };
 
 test("sersync2's shipped confxml.xml, verbatim, reads as its documented meaning", () => {
@@ -257,6 +258,7 @@ test('the extensions: <tuning>, <ssh options>, local mirrors, the http plugin', 
     watcher: 'dirs',
     stateDir: '/var/lib/sersync-ts',
     progressMs: 30_000,
+    maxDelete: 500,
   });
   assert.deepEqual(config.rsync.ssh.options, ['-p', '2222', '-i', '/root/.ssh/mirror_ed25519', '-o', 'StrictHostKeyChecking yes']);
   assert.deepEqual(config.rsync.commonParams, ['-artuz', '--exclude=*.tmp', '--chmod=D755,F644']);

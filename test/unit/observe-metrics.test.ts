@@ -20,6 +20,7 @@ const REMOTE: RemoteStatus = {
   lastError: 'rsync exit 10: error in socket IO',
   degraded: true,
   holdingDeletions: false,
+  holdReason: null,
   retryQueued: 2,
   nextRetryAt: '2026-11-25T12:06:00.000Z',
 };
@@ -31,7 +32,9 @@ const STATUS: DaemonStatus = {
   now: '2026-11-25T12:05:30.500Z',
   watch: '/data/www',
   watcher: 'dirs',
+  watchBackend: 'fs.watch',
   watches: 1234,
+  unreadable: { count: 2, sample: ['private', 'bad/disk'] },
   maxUserWatches: 65536,
   events: { seen: 12345, ignored: 10, counted: 12000, lost: 1 },
   retryQueue: { file: '/var/lib/sersync-ts/retry-queue.json', entries: 3 },
@@ -54,7 +57,8 @@ test('renderMetrics: every figure of the status, exactly', () => {
     ),
   );
   assert.deepEqual(samples(text), [
-    'sersync_info{version="0.1.0",watch="/data/www",watcher="dirs"} 1',
+    'sersync_info{version="0.1.0",watch="/data/www",watcher="dirs",backend="fs.watch"} 1',
+    'sersync_unwatched_paths 2',
     'sersync_start_time_seconds 1795600800',
     'sersync_uptime_seconds 7530.5',
     'sersync_watches 1234',
@@ -121,7 +125,7 @@ test('renderMetrics: each family has HELP then TYPE, then its samples; counters 
 test('renderMetrics: label values escape backslash, double quote and line feed; invalid UTF-16 becomes U+FFFD', () => {
   const id = 'we"ird\\name\nnext\uD800end';
   const text = renderMetrics({ ...STATUS, watch: '/srv/a"b', remotes: [{ ...REMOTE, id }] });
-  assert.ok(text.includes('sersync_info{version="0.1.0",watch="/srv/a\\"b",watcher="dirs"} 1'));
+  assert.ok(text.includes('sersync_info{version="0.1.0",watch="/srv/a\\"b",watcher="dirs",backend="fs.watch"} 1'));
   assert.ok(text.includes('sersync_pending_paths{remote="we\\"ird\\\\name\\nnext\uFFFDend"} 17'), text);
   assert.ok(!/[\uD800-\uDFFF]/.test(text), 'no lone surrogate left');
   // The raw line feed never splits a sample line.

@@ -52,7 +52,8 @@ test('the page shows the figures of the daemon and of every remote', () => {
   assert.equal(field(html, 'watch'), '/data/www');
   assert.equal(field(html, 'pid'), '4242');
   assert.equal(field(html, 'uptime'), '2 h 5 min');
-  assert.equal(field(html, 'watcher'), 'dirs');
+  assert.equal(field(html, 'watcher'), 'dirs (inotify)');
+  assert.equal(field(html, 'unreadable'), 'none');
   assert.equal(field(html, 'watches'), '1,234 of 65,536 (1.9 %)');
   assert.equal(field(html, 'events-seen'), '12,345');
   assert.equal(field(html, 'events-ignored'), '10');

@@ -8,6 +8,7 @@ import pino from 'pino';
 import type { Remote, RsyncSettings } from '../../src/config/model.ts';
 import type { ProcessResult, ProcessRunner } from '../../src/sync/process-runner.ts';
 import { BATCH_EVENTS } from '../../src/aggregate/aggregator.ts';
+import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import { type AttemptReport, RemoteLane } from '../../src/sync/remote-lane.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
@@ -99,7 +100,7 @@ function lane(codes: number[], concurrency = 1) {
       retry: { baseMs: 1000, capMs: 60_000, random: () => 0.5 },
       onAttempt: (_lane, r) => void reports.push(r),
       onSynced: (_lane, _batch, r) => void synced.push({ updated: r.updated, deleted: r.deleted }),
-      deletionsAllowed: async () => true,
+      deletionGuard: async () => NOTHING_HELD,
     },
   );
   return { clock, runner, reports, synced, lane: l };

@@ -91,8 +91,12 @@ export interface SersyncProcess {
 }
 
 /** Starts `sersync-ts ARGS` and waits for its "watching" line. */
-export async function startSersync(args: string[], opts: { env?: NodeJS.ProcessEnv; waitReady?: boolean } = {}): Promise<SersyncProcess> {
-  const proc = spawnBackground(process.execPath, [BIN, ...args], { env: { ...process.env, ...opts.env } });
+export async function startSersync(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; waitReady?: boolean; /** A command to run it through, e.g. setpriv as another user. */ via?: string[] } = {},
+): Promise<SersyncProcess> {
+  const [file, ...rest] = [...(opts.via ?? []), process.execPath, BIN, ...args] as [string, ...string[]];
+  const proc = spawnBackground(file, rest, { env: { ...process.env, ...opts.env } });
   const records = () =>
     proc
       .output()
