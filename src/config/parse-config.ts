@@ -426,8 +426,11 @@ class Reader {
     const timeoutNode = child(node, 'timeout');
     const timeoutEnabled = this.#bool(timeoutNode, 'start', false);
     let timeoutOn = timeoutEnabled;
-    const seconds = this.#number(timeoutNode, 'time', SHIPPED.timeoutSeconds, SECONDS, (n, key) => {
-      if (!timeoutEnabled) return;
+    const seconds = this.#number(timeoutNode, 'time', SHIPPED.timeoutSeconds, SECONDS, (n, key, message) => {
+      if (!timeoutEnabled) {
+        this.#p.report(false, n.el.line, where(n, key), message);
+        return;
+      }
       // sersync2 passed the text to rsync: 0 turns rsync's I/O timeout off, anything else but seconds failed every sync.
       timeoutOn = false;
       this.#p.warn(

@@ -514,7 +514,9 @@ test('<timeout time>: what rsync would refuse (or 0, rsync\'s "no timeout") runs
   // Off: not read by sersync2, not used here; only a warning about the odd value.
   const off = parse(withSersync(`${REMOTE}<rsync><timeout start="false" time="abc"/></rsync>`));
   assert.deepEqual(off.rsync.timeout, { enabled: false, seconds: 100 });
-  assert.deepEqual(off.warnings, []);
+  assert.deepEqual(off.warnings, [
+    'conf.xml:4: <sersync><rsync><timeout time="abc">: expected whole seconds > 0 (only a warning while this part is not enabled)',
+  ]);
 });
 
 test('<crontab schedule>: read with atoi like sersync2; 0 or less, or no digits, is 600 minutes', () => {
