@@ -436,7 +436,7 @@ class Reader {
       this.#p.warn(
         n.el.line,
         where(n, key),
-        atoi(attr(n, key) ?? '') === 0 && /^\s*0+\s*$/.test(attr(n, key) ?? '')
+        /^\s*0+\s*$/.test(attr(n, key) ?? '')
           ? '0 turns rsync\'s I/O timeout off; sersync-ts keeps its own default I/O timeout instead, as with start="false"'
           : 'expected whole seconds > 0 (rsync would refuse this and every sync fail); using the default I/O timeout, as with start="false"',
       );
