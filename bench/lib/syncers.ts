@@ -129,7 +129,8 @@ export async function startSersyncTs(opts: {
     auth: { users: opts.rsyncd.user as string, passwordFile: opts.rsyncd.passwordFile as string },
     port: opts.rsyncd.port,
     failLog: join(opts.dir, 'state', 'rsync_fail_log.sh'),
-    tuning: opts.tuning,
+    // Its state beside the run, not in the default /var/lib/sersync-ts.
+    tuning: { stateDir: join(opts.dir, 'state'), ...opts.tuning },
   });
   const logFile = join(opts.dir, 'sersync-ts.log');
   const proc = spawnLogged(process.execPath, [BIN, '-o', conf], logFile);

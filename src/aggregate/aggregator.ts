@@ -17,12 +17,6 @@ import type { RelPath } from '../core/paths.ts';
  * A slow burst of T seconds then costs about log3(T / maxWaitMs) + 1 rsync runs while it is short and T / 18 s when
  * it is long, instead of T / maxWaitMs; a fast one one run per BATCH_EVENTS changes; and the last batch, which
  * waits for the quiet rule and decides the latency after the last write, holds at most one window.
- *
- * (With the stretch alone the lane sat idle while most of a copy piled up: a 7.4 s `cp -a /usr/share/man` onto this
- * machine's disk went in two runs, the second holding three quarters of the tree. Alternating rounds of the engine
- * bench, delay after the copy over one plain rsync's: on disk 0.83-1.76x, median 1.31x, without the count and
- * 0.65-1.65x, median 0.92x, with it (3-4 runs instead of 2-3, CPU alike); in RAM 1.16-1.28x against 0.86-1.00x.
- * 6,000 changes made five runs. Doubling instead of tripling the stretch: four runs of an 18 s copy, CPU 1.74-2.04x.)
  */
 
 /** Each batch that a burst's cap cut off multiplies the next cap by this. */
@@ -107,7 +101,7 @@ export class Aggregator {
   #timer: unknown = null;
   /** Set by an immediate full-sync request: due without waiting for quiet. */
   #dueNow = false;
-  /** The cap of this window is maxWaitMs times this (1, 2, 4 … MAX_STRETCH): see the class comment. */
+  /** The cap of this window is maxWaitMs times this (1, 3, 9 = MAX_STRETCH): see the class comment. */
   #stretch = 1;
   /** Changes added in this window. */
   #changes = 0;

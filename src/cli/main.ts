@@ -1,4 +1,5 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { loadConfig } from '../config/load-config.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
@@ -6,6 +7,7 @@ import { DEFAULT_IO_TIMEOUT_SECONDS, startDaemon } from '../daemon/daemon.ts';
 import { CHILD_ENV, detach, shouldDetach, tellParent } from '../daemon/detach.ts';
 import { createLogger } from '../observe/logger.ts';
 import { startStandalone } from '../plugins/standalone.ts';
+import { PidFile } from '../recovery/pid-file.ts';
 import { checkReport } from './check-report.ts';
 import { parseCommandLine, parseStatusCommandLine } from './options.ts';
 import { statusCommand } from './status-command.ts';
@@ -14,6 +16,7 @@ import { statusCommand } from './status-command.ts';
 export async function main(argv: readonly string[]): Promise<number> {
   const version = readVersion();
   const out = { log: (s: string) => console.log(s), err: (s: string) => console.error(s) };
+  let pidFile: PidFile | null = null;
   try {
     if (argv[0] === 'status') {
       const parsed = parseStatusCommandLine(argv.slice(1), out);
@@ -31,13 +34,21 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (shouldDetach(opts.daemon)) return await detach(argv, opts.logFile);
     const log = createLogger({ level: opts.logLevel ?? (config.debug ? 'debug' : 'info') });
     for (const w of config.warnings) log.warn(w);
+    // Absolute before -d leaves the working directory; taken before the start, so two daemons cannot both own it.
+    const pid = opts.pidFile ? PidFile.acquire(resolve(opts.pidFile), '--pid-file') : null;
+    pidFile = pid;
+    let persist = () => {};
+    exitOnFatal(log, () => {
+      persist();
+      pid?.release();
+    });
     // Before the (possibly long) start: a SIGTERM then stops the daemon as soon as it runs, a SIGHUP is not fatal,
     // and a SIGUSR1 never reaches Node's default handler, which would open the inspector on 127.0.0.1:9229.
-    const signals = signalHub(log, opts.pidFile);
+    const signals = signalHub(log, pid);
     if (opts.module) {
       // sersync2's -m: the plugin alone on the watched directory, no rsync.
       const standalone = await startStandalone(config, opts.module, { log });
-      announce(opts.pidFile);
+      announce();
       return await signals.attach({
         stop: async (signal) => {
           log.info({ reason: `received ${signal}` }, 'stopping');
@@ -47,7 +58,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       });
     }
     const daemon = await startDaemon({ config, log, initialSync: opts.initialSync, workers: opts.threads, version });
-    announce(opts.pidFile);
+    persist = () => daemon.persistForCrash();
+    announce();
     return await signals.attach({
       stop: (signal) => daemon.stop(`received ${signal}`),
       // A broken new config is reported and the running one goes on.
@@ -63,6 +75,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       releaseHold: () => daemon.releaseHold(),
     });
   } catch (err) {
+    pidFile?.release();
     if (err instanceof SersyncError) {
       tellParent({ kind: 'error', message: err.message, exitCode: err.exitCode });
       console.error(prefixLines(err.message));
@@ -77,9 +90,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-/** Running: the pid file is written, a detached child's parent is told, and the working directory is left. */
-function announce(pidFile: string | null): void {
-  if (pidFile) writeFileSync(pidFile, `${process.pid}\n`);
+/** Running: a detached child's parent is told, and the working directory is left. */
+function announce(): void {
   if (process.env[CHILD_ENV]) process.chdir('/');
   tellParent({ kind: 'ready', pid: process.pid });
 }
@@ -96,7 +108,7 @@ interface SignalTarget {
  * `on`, not `once`: execa's cleanup (signal-exit) re-raises a signal it believes nobody else handles, and a `once`
  * listener is already gone when it looks, so a daemon stopped while an rsync ran died mid-flush.
  */
-function signalHub(log: Logger, pidFile: string | null): { attach(target: SignalTarget): Promise<number> } {
+function signalHub(log: Logger, pidFile: PidFile | null): { attach(target: SignalTarget): Promise<number> } {
   let target: SignalTarget | null = null;
   let early: NodeJS.Signals | null = null;
   let stopping: Promise<number> | null = null;
@@ -115,13 +127,7 @@ function signalHub(log: Logger, pidFile: string | null): { attach(target: Signal
       return ExitCode.Failure;
     });
     void stopping.then((code) => {
-      if (pidFile) {
-        try {
-          rmSync(pidFile, { force: true });
-        } catch (err) {
-          log.warn({ err, pidFile }, 'cannot remove the pid file');
-        }
-      }
+      pidFile?.release();
       finish(code);
     });
   };
@@ -142,6 +148,33 @@ function signalHub(log: Logger, pidFile: string | null): { attach(target: Signal
       return finished;
     },
   };
+}
+
+/**
+ * An error that nobody caught is a bug, and carrying on in an unknown state could lose changes silently: its stack
+ * is logged, what the lanes still owe is saved as far as the disk lets it, and the process ends with 70 (systemd
+ * restarts it; the retry queue stays marked running, so the next start does a full sync).
+ */
+export function exitOnFatal(log: Logger, persist: () => void): void {
+  let dying = false;
+  const die = (origin: string) => (reason: unknown) => {
+    if (dying) return;
+    dying = true;
+    const message = reason instanceof Error ? reason.message : String(reason);
+    log.fatal(
+      reason instanceof Error ? { err: reason, origin } : { reason: message, origin },
+      `${origin}: ${message}; saving the retry queue and exiting with ${ExitCode.Software} (a bug: please report it with this line)`,
+    );
+    try {
+      persist();
+    } catch (err) {
+      log.error({ err }, 'could not save everything before exiting');
+    }
+    tellParent({ kind: 'error', message: `internal error: ${message}`, exitCode: ExitCode.Software });
+    process.exit(ExitCode.Software);
+  };
+  process.on('uncaughtException', die('uncaughtException'));
+  process.on('unhandledRejection', die('unhandledRejection'));
 }
 
 function prefixLines(message: string): string {

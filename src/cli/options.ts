@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ExitCode, SersyncError } from '../core/errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../observe/logger.ts';
+import { loadNativeInotify } from '../watch/dir-watch-backend.ts';
 
 /** sersync2's command line (getopt "hdro:n:m:", clustering included: `-dro conf.xml`) plus long forms. */
 export interface CliOptions {
@@ -51,7 +52,7 @@ export function parseCommandLine(
     .option('--pid-file <file>', "write the daemon's pid here while it runs")
     .option('--log-file <file>', 'with -d outside systemd: append logs here (default: /dev/null)')
     .addOption(new Option('--log-level <level>', 'log level (default: info, or debug with <debug start="true">)').choices(LOG_LEVELS))
-    .version(version, '--version', 'print the version and exit')
+    .option('--version', 'print the version and which inotify reader this build carries, then exit')
     .helpOption('-h, --help', 'print this help and exit')
     .allowExcessArguments(false)
     .exitOverride()
@@ -76,6 +77,7 @@ export function parseCommandLine(
     throw err;
   }
   const o = program.opts<{
+    version?: boolean;
     config: string;
     initialSync: boolean;
     daemon: boolean;
@@ -87,6 +89,10 @@ export function parseCommandLine(
     logFile?: string;
     pidFile?: string;
   }>();
+  if (o.version) {
+    out.log(`sersync-ts ${version} (${loadNativeInotify() ? 'native inotify reader' : 'fs.watch fallback'})`);
+    return { kind: 'exit', code: ExitCode.Ok };
+  }
   if (o.config === '') {
     throw new SersyncError('USAGE', 'option -o needs a file name, got an empty string', { exitCode: ExitCode.Usage });
   }

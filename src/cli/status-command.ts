@@ -102,7 +102,11 @@ function describeStatus(st: DaemonStatus, base: string): string {
       'events',
       `${count(st.events.seen)} seen, ${count(st.events.ignored)} ignored, ${count(st.events.counted)} counted, ${count(st.events.lost)} lost`,
     ],
-    ['retry', `${count(st.retryQueue.entries)} ${st.retryQueue.entries === 1 ? 'entry' : 'entries'} in ${printable(st.retryQueue.file)}`],
+    [
+      'retry',
+      `${count(st.retryQueue.entries)} ${st.retryQueue.entries === 1 ? 'entry' : 'entries'} in ${printable(st.retryQueue.file)}` +
+        (st.retryQueue.writeError === null ? '' : ` (DEGRADED: cannot write it: ${printable(st.retryQueue.writeError)})`),
+    ],
     ['crontab', st.crontab.enabled ? (st.crontab.nextAt === null ? 'on' : `next full sync ${within(st.crontab.nextAt)}`) : 'off'],
   ];
   const lines = head.map(([k, v]) => `${k.padEnd(9)}${v}`);

@@ -1,7 +1,7 @@
 import { constants, type Stats } from 'node:fs';
 import { access, lstat, open, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ExitCode, SersyncError } from '../core/errors.ts';
+import { errorCode, ExitCode, SersyncError } from '../core/errors.ts';
 import type { Config } from './model.ts';
 import { analyzeConfig, MAX_CONFIG_BYTES, type ParseOptions } from './parse-config.ts';
 
@@ -134,6 +134,3 @@ async function passwordFileProblem(file: string): Promise<string | null> {
   return null;
 }
 
-function errorCode(err: unknown): string | undefined {
-  return err !== null && typeof err === 'object' && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-}

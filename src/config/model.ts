@@ -95,7 +95,7 @@ export interface Tuning {
   /** More pending paths than this (per remote) becomes a full sync. */
   readonly maxPendingPaths: number;
   readonly watcher: 'chokidar' | 'dirs';
-  /** Where the retry queue and other state live; default: the failLog's directory. */
+  /** Where the retry queue and the instance lock live; default: see src/recovery/state-dir.ts. */
   readonly stateDir: string | null;
   /** How often a running full sync logs its progress (a terminal gets a live line besides). */
   readonly progressMs: number;

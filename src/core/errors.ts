@@ -35,6 +35,12 @@ export type ErrorCode =
   | 'ALREADY_RUNNING'
   | 'INTERNAL';
 
+/** The `code` of a Node system error (ENOENT, EACCES …), if it has one. */
+export function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
 /** The one error class of the project: a string code, a message that says what to do, and the exit code. */
 export class SersyncError extends Error {
   readonly code: ErrorCode;

@@ -2,7 +2,7 @@
  * Paths inside the daemon are "byte strings": every char is one byte of the file name (latin1), so a name that is
  * not valid UTF-8 survives from the watcher to rsync's stdin unchanged. A RelPath is relative to the watch root,
  * '/'-separated, without a leading or trailing slash; '' is the root itself. Convert only at the edges: names from
- * the file system (toBytePath), paths to fs calls and rsync's stdin (toBuffer), text for people (displayPath).
+ * the file system (fromBytes, fromUtf8), paths to fs calls and rsync's stdin (toBuffer), text for people (displayPath).
  */
 export type RelPath = string;
 

@@ -1,9 +1,10 @@
 import { stat } from 'node:fs/promises';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
+import type { Batch, PendingEntry } from '../aggregate/aggregator.ts';
 import type { Config } from '../config/model.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
-import { ExitCode, SersyncError } from '../core/errors.ts';
+import { errorCode, ExitCode, SersyncError } from '../core/errors.ts';
 import { displayPath, fromUtf8 } from '../core/paths.ts';
 import { Crontab } from '../recovery/crontab.ts';
 import { FailQueue } from '../recovery/fail-queue.ts';
@@ -11,7 +12,7 @@ import { raiseInotifyLimits } from '../recovery/inotify-limits.ts';
 import { type ProcessRunner, execaRunner } from '../sync/process-runner.ts';
 import { type AttemptReport, RemoteLane, type LaneDeps } from '../sync/remote-lane.ts';
 import { type CommandContext, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
-import { changeHintFor } from '../watch/change-hint.ts';
+import { CloseWriteFilter, stillOpenMessage } from '../watch/close-write.ts';
 import { ChokidarWatcher } from '../watch/chokidar-watcher.ts';
 import { DirWatcher } from '../watch/dir-watcher.ts';
 import { DeletionGuard } from '../sync/deletion-guard.ts';
@@ -55,6 +56,8 @@ export interface RunningDaemon extends StatusSource {
   reload(config: Config): Promise<void>;
   /** Lets held deletions go once, even though the watch root looks empty (SIGUSR1). */
   releaseHold(): void;
+  /** After a fatal error: stores what every lane still owes, synchronously, as far as the disk lets it. */
+  persistForCrash(): void;
   /** Stops watching, sends what is pending within `graceMs`, persists the rest. Resolves with the exit code. */
   stop(reason: string, graceMs?: number): Promise<number>;
 }
@@ -75,14 +78,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const limits = await raiseInotifyLimits();
   for (const m of limits.messages) log[m.level](m.text);
 
-  const queue = FailQueue.open(opts.config.failLog.path, opts.config.tuning.stateDir);
+  const queue = FailQueue.open({
+    failLogPath: opts.config.failLog.path,
+    stateDir: opts.config.tuning.stateDir,
+    watch: opts.config.watch,
+    remoteIds: opts.config.remotes.map((r) => r.id),
+    clock,
+    log,
+  });
   if (queue.setAside) log.error({ file: queue.setAside }, 'the retry queue file was unreadable and was set aside; doing a full sync');
-  if (opts.config.failLog.path.endsWith('.sh')) {
-    log.info(
-      { failLog: opts.config.failLog.path, queue: queue.file },
-      'failed transfers are kept as data in the retry queue, never as a script',
-    );
-  }
+  log.info(
+    { failLog: opts.config.failLog.path, queue: queue.file },
+    'failed transfers are kept as data in the retry queue, never as a script',
+  );
   const crashed = queue.previousRunCrashed;
   const stored = { ...queue.remotes };
   queue.markRunning(true);
@@ -175,7 +183,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
     const onUnreadable = (path: string, cause: unknown) =>
       log.warn(
-        { path: displayPath(path), code: (cause as { code?: string } | null)?.code },
+        { path: displayPath(path), code: errorCode(cause) },
         `cannot read ${displayPath(path)}: not watched or synced until it can be (looked at again every 30 s)`,
       );
     const mounts = new Map<string, boolean>();
@@ -192,6 +200,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       for (const lane of lanes) lane.requestFull(reason);
     };
     const started = clock.now();
+    const closeWrites = new CloseWriteFilter(config.inotify, {
+      clock,
+      onDue: (path, hint) => {
+        for (const lane of lanes) lane.add(path, hint);
+      },
+      onStillOpen: (path, seconds) => log.info({ path: displayPath(path), seconds }, stillOpenMessage(path, seconds)),
+    });
+    core.closeWrites = closeWrites;
     await core.watcher.start(
       root,
       (event) => {
@@ -203,9 +219,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
           followRoot(core, event.reason).catch((err: unknown) => log.error({ err }, 'following the watch root failed'));
           return;
         }
-        const change = changeHintFor(event, config.inotify);
-        if (log.isLevelEnabled('debug'))
-          log.debug({ event: event.kind, op: event.op, path: displayPath(event.path), counted: change !== null }, 'watch event');
+        const change = closeWrites.change(event);
+        if (log.isLevelEnabled('debug')) {
+          const how = event.kind === 'file' ? event.how : undefined;
+          log.debug({ event: event.kind, op: event.op, how, path: displayPath(event.path), counted: change !== null }, 'watch event');
+        }
         if (change === null) {
           events.ignored++;
           return;
@@ -231,7 +249,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       log.warn(
         'watching with fs.watch: the native inotify reader is not built or cannot load (npm run build; it needs make, g++ and python3). ' +
           'Costs: an inotify queue overflow goes unnoticed (no full sync follows it), a stop or reload hands over pending events ' +
-          'by waiting briefly instead of exactly, and about twice the memory on large trees',
+          'by waiting briefly instead of exactly, a file is taken as complete once it has had no event for 1 s (there is no close-write), ' +
+          'and about twice the memory on large trees',
       );
     }
     if (limits.maxUserWatches !== null && watches > limits.maxUserWatches * 0.8) {
@@ -334,6 +353,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const retire = async (core: Core, graceMs: number) => {
     core.crontab?.stop();
     await core.watcher.close();
+    core.closeWrites?.dispose();
     const flushed = Promise.all(core.lanes.map((l) => l.flush()));
     const timedOut = await Promise.race([flushed.then(() => false), sleep(graceMs).then(() => true)]);
     for (const lane of core.lanes) lane.stop();
@@ -343,7 +363,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     }
     await Promise.all(core.lanes.map((l) => l.whenIdle()));
     await core.afterSync?.close();
-    return core.lanes.map((l) => ({ id: l.remote.id, rest: l.unfinished() }));
+    // Files still open for writing were not sent; they are owed all the same (a stop keeps them in the queue).
+    const open = (core.closeWrites?.openPaths() ?? []).map((path) => ({ path, tree: false, deletes: false }));
+    return core.lanes.map((l) => ({ id: l.remote.id, rest: withEntries(l.unfinished(), open, clock.now()) }));
   };
 
   const swapCore = async (config: Config, initialSync: boolean) => {
@@ -360,6 +382,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       if (lane) lane.restore(rest);
       else log.warn({ remote: id }, 'remote removed from the config; its pending changes are dropped');
     }
+    for (const id of Object.keys(queue.remotes)) if (!next.lanes.some((l) => l.remote.id === id)) queue.clear(id);
   };
 
   let endpoint: StatusServer | null = null;
@@ -374,6 +397,23 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         `no status endpoint: ${err instanceof Error ? err.message : String(err)}; syncing goes on (give each config its own <host port>)`,
       );
     }
+  };
+
+  /** Stores what a lane still owes a remote, keeping the record of earlier failures. */
+  const keep = (id: string, rest: Batch, why: string) => {
+    const prev = queue.remotes[id];
+    const now = new Date(clock.now()).toISOString();
+    queue.put(id, {
+      full: rest.full,
+      fullReason: rest.fullReason,
+      entries: rest.full ? [] : rest.entries,
+      attempts: prev?.attempts ?? 0,
+      lastExitCode: prev?.lastExitCode ?? null,
+      lastError: prev?.lastError ?? why,
+      firstFailedAt: prev?.firstFailedAt ?? now,
+      lastAttemptAt: prev?.lastAttemptAt ?? now,
+      nextAttemptAt: null,
+    });
   };
 
   const daemon: RunningDaemon = {
@@ -403,7 +443,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         unreadable: unreadableSummary(current.watcher.unreadablePaths?.() ?? []),
         maxUserWatches: limits.maxUserWatches,
         events: { ...events },
-        retryQueue: { file: queue.file, entries: queue.size },
+        retryQueue: { file: queue.file, entries: queue.size, writeError: queue.writeError },
         crontab: { enabled: current.crontab !== null, nextAt: iso(current.crontab?.nextAt ?? null) },
         remotes: current.lanes.map((lane): RemoteStatus => {
           const s = lane.stats;
@@ -458,6 +498,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         (err: unknown) => log.error({ err }, 'releasing the hold failed'),
       );
     },
+    persistForCrash: () => {
+      // The queue stays marked running, so the next start also does a full sync.
+      for (const lane of current.lanes) {
+        const rest = lane.unfinished();
+        if (rest) keep(lane.remote.id, rest, 'pending at a crash');
+      }
+    },
     stop: (reason, graceMs = 10_000) => {
       // After a reload or root follow in progress, never beside it.
       stopping ??= serially(async () => {
@@ -470,21 +517,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
             continue;
           }
           left += rest.full ? 1 : rest.entries.length;
-          const prev = queue.remotes[id];
-          const now = new Date(clock.now()).toISOString();
-          queue.put(id, {
-            full: rest.full,
-            fullReason: rest.fullReason,
-            entries: rest.entries,
-            attempts: prev?.attempts ?? 0,
-            lastExitCode: prev?.lastExitCode ?? null,
-            lastError: prev?.lastError ?? 'pending at shutdown',
-            firstFailedAt: prev?.firstFailedAt ?? now,
-            lastAttemptAt: prev?.lastAttemptAt ?? now,
-            nextAttemptAt: null,
-          });
+          keep(id, rest, 'pending at shutdown');
         }
         queue.markRunning(false);
+        queue.close();
         await endpoint?.close();
         if (left > 0) log.warn({ left, queue: queue.file }, 'stopped with changes not yet on every remote; they are in the retry queue');
         log.info('stopped');
@@ -505,8 +541,16 @@ interface Core {
   readonly rootId: string | null;
   readonly afterSync: AfterSync | null;
   following?: boolean;
+  closeWrites?: CloseWriteFilter;
   /** Whether each mount point of the tree was mounted at the last poll. */
   readonly mounts: Map<string, boolean>;
+}
+
+/** A lane's unfinished batch with more entries (a full sync covers them). */
+function withEntries(batch: Batch | null, entries: readonly PendingEntry[], now: number): Batch | null {
+  if (entries.length === 0) return batch;
+  if (batch === null) return { full: false, fullReason: '', entries, since: now };
+  return batch.full ? batch : { ...batch, entries: [...batch.entries, ...entries] };
 }
 
 function unreadableSummary(paths: readonly string[]): DaemonStatus['unreadable'] {

@@ -72,6 +72,11 @@ function families(st: DaemonStatus): Family[] {
       one(st.events.lost),
     ),
     gauge('retry_queue_entries', 'Entries in the durable retry queue file, all remotes together.', one(st.retryQueue.entries)),
+    gauge(
+      'retry_queue_write_failing',
+      '1 while the retry queue cannot be written (full disk, I/O error): it is kept in memory and written again.',
+      one(flag(st.retryQueue.writeError !== null)),
+    ),
     gauge('crontab_enabled', '1 if the periodic full sync (<crontab>) is on.', one(flag(st.crontab.enabled))),
     gauge(
       'crontab_next_timestamp_seconds',

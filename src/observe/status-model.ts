@@ -45,7 +45,8 @@ export interface DaemonStatus {
   readonly maxUserWatches: number | null;
   /** Watcher events: all seen, dropped by the toggles, sent to the remotes' aggregators, "events may be lost". */
   readonly events: { readonly seen: number; readonly ignored: number; readonly counted: number; readonly lost: number };
-  readonly retryQueue: { readonly file: string; readonly entries: number };
+  /** `writeError`: why the file is behind what is in memory (a full disk); the daemon is degraded while set. */
+  readonly retryQueue: { readonly file: string; readonly entries: number; readonly writeError: string | null };
   readonly crontab: { readonly enabled: boolean; readonly nextAt: string | null };
   readonly remotes: readonly RemoteStatus[];
 }

@@ -76,8 +76,11 @@ export function renderStatusPage(st: DaemonStatus): string {
     [
       'retry-queue',
       'Retry queue',
-      `${count(st.retryQueue.entries)} ${plural(st.retryQueue.entries, 'entry', 'entries')} <span class="dim">in <code>${escapeHtml(st.retryQueue.file)}</code></span>`,
-      false,
+      `${count(st.retryQueue.entries)} ${plural(st.retryQueue.entries, 'entry', 'entries')} <span class="dim">in <code>${escapeHtml(st.retryQueue.file)}</code></span>` +
+        (st.retryQueue.writeError === null
+          ? ''
+          : ` · <span data-field="retry-queue-error">cannot write: ${escapeHtml(st.retryQueue.writeError)}</span>`),
+      st.retryQueue.writeError !== null,
     ],
     ['crontab', 'Crontab', crontab, false],
   ];

@@ -1,9 +1,9 @@
 import { isUtf8 } from 'node:buffer';
 import type { CommandPluginConfig } from '../config/model.ts';
 import { displayPath, toBuffer } from '../core/paths.ts';
-import { execaRunner } from '../sync/process-runner.ts';
-import { DEFAULT_CLOSE_GRACE_MS, type Plugin, type PluginDeps, type PluginEvent } from './plugin.ts';
-import { type PluginLimits, PluginQueue } from './plugin-queue.ts';
+import { execaRunner, lastLines } from '../sync/process-runner.ts';
+import type { Plugin, PluginDeps, PluginEvent } from './plugin.ts';
+import { DEFAULT_CLOSE_GRACE_MS, type PluginLimits, PluginQueue } from './plugin-queue.ts';
 
 export const COMMAND_LIMITS: PluginLimits = { concurrency: 4, maxQueued: 10_000, timeoutMs: 60_000 };
 
@@ -76,8 +76,4 @@ export function createCommandPlugin(cfg: CommandPluginConfig, deps: PluginDeps):
     notify: (events) => queue.push(events),
     close: (graceMs = DEFAULT_CLOSE_GRACE_MS) => queue.close(graceMs),
   };
-}
-
-function lastLines(text: string, n: number): string {
-  return text.split('\n').filter(Boolean).slice(-n).join(' | ');
 }

@@ -3,6 +3,9 @@ import type { Logger } from 'pino';
 import { displayPath } from '../core/paths.ts';
 import type { PluginEvent } from './plugin.ts';
 
+/** How long a plugin's close() waits for its queued events by default. */
+export const DEFAULT_CLOSE_GRACE_MS = 5000;
+
 /** How much work a plugin may have at once; every plugin has defaults, tests shrink them. */
 export interface PluginLimits {
   /** Hooks running at once (sersync2 ran one per worker thread, up to -n). */

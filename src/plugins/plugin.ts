@@ -39,8 +39,6 @@ export interface PluginDeps {
   readonly limits?: Partial<PluginLimits>;
 }
 
-export const DEFAULT_CLOSE_GRACE_MS = 5000;
-
 /**
  * The plugin `name` configured in `config.plugins[name]`. Throws when that block is missing; parseConfig already
  * refuses such a config when the plugin is enabled or chosen with -m.

@@ -1,84 +1,111 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import type { PendingEntry } from '../aggregate/aggregator.ts';
+import { renameSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
+import { findEarlierQueue } from './earlier-queue.ts';
+import { PidFile } from './pid-file.ts';
+import { type QueueFile, type StoredBatch, lockFileOf, queueFileFor, readQueueFile, writeQueueFile } from './queue-file.ts';
+import { ensureStateDir, stateDirFor } from './state-dir.ts';
 
 /**
  * The durable retry queue: what has not reached a remote yet, stored as data (never as a script, unlike sersync2's
  * world-writable rsync_fail_log.sh), one JSON file written atomically (temp file, fsync, rename, fsync of the
- * directory), mode 0600, in a directory only the daemon's user can write. It also remembers whether the last run
- * ended cleanly: a start after a crash must assume that pending events were lost.
+ * directory), mode 0600, in the private state directory. It belongs to one instance (the watch path and the
+ * remotes), so copies of one config with the same failLog run side by side; a lock file keeps a second daemon of the
+ * same instance out. It also remembers whether the last run ended cleanly: a start after a crash must assume that
+ * pending events were lost. A write that fails (full disk, EIO, read-only) never stops the daemon: the queue stays
+ * in memory, the failure is reported, and the write is tried again.
  */
 
-export interface StoredBatch {
-  readonly full: boolean;
-  readonly fullReason: string;
-  /** Byte-string paths (src/core/paths.ts); JSON keeps them exactly. */
-  readonly entries: readonly PendingEntry[];
-  readonly attempts: number;
-  readonly lastExitCode: number | null;
-  readonly lastError: string;
-  readonly firstFailedAt: string;
-  readonly lastAttemptAt: string;
-  readonly nextAttemptAt: string | null;
+export interface FailQueueOptions {
+  /** `<failLog path>`: its base name makes the file name readable. */
+  readonly failLogPath: string;
+  /** `<tuning stateDir>`, or null for the default (src/recovery/state-dir.ts). */
+  readonly stateDir: string | null;
+  /** The instance: the watch path and the remote ids. */
+  readonly watch: string;
+  readonly remoteIds: readonly string[];
+  readonly clock: Clock;
+  readonly log: Pick<Logger, 'error' | 'warn' | 'info'>;
 }
 
-interface QueueFile {
-  readonly format: 'sersync-ts retry queue';
-  readonly version: 1;
-  /** True while a daemon runs; a start that finds it true knows the last run crashed. */
-  running: boolean;
-  pid: number;
-  updatedAt: string;
-  remotes: Record<string, StoredBatch>;
-}
+/** How long a failed write waits before it is tried again (any change tries it sooner). */
+export const WRITE_RETRY_MS = 5000;
 
 export class FailQueue {
   readonly file: string;
   /** Where an unreadable queue file was moved at open, if it was. */
   setAside: string | null = null;
   #data: QueueFile;
+  #crashed: boolean;
+  #lock: PidFile;
+  #opts: FailQueueOptions;
+  #writeError: { message: string; since: number; failures: number } | null = null;
+  #retryTimer: unknown = null;
 
-  private constructor(file: string, data: QueueFile) {
+  private constructor(file: string, data: QueueFile, lock: PidFile, opts: FailQueueOptions) {
     this.file = file;
     this.#data = data;
+    this.#lock = lock;
+    this.#opts = opts;
+    this.#crashed = data.running || lock.stalePid !== null;
   }
 
-  /**
-   * Opens (or creates) the queue for a failLog path: `x.sh` keeps its data in `x.queue.json` in `stateDir`, or
-   * beside the failLog when that directory is private, else in a private directory for this user.
-   */
-  static open(failLogPath: string, stateDir: string | null): FailQueue {
-    const file = queueFileFor(failLogPath, stateDir);
-    const empty = (running: boolean): QueueFile => ({ format: 'sersync-ts retry queue', version: 1, running, pid: 0, updatedAt: '', remotes: {} });
-    let text: string;
+  /** Opens (or creates) this instance's queue, and takes its lock (exit 75 when another daemon holds it). */
+  static open(opts: FailQueueOptions): FailQueue {
+    const dir = stateDirFor(opts.stateDir);
+    ensureStateDir(dir);
+    const file = queueFileFor(opts.failLogPath, dir, opts.watch, opts.remoteIds);
+    const lock = PidFile.acquire(lockFileOf(file), `the lock of this instance (watch ${opts.watch}, the same remotes)`);
     try {
-      text = readFileSync(file, 'utf8');
+      return FailQueue.#read(file, lock, opts);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      return new FailQueue(file, empty(false));
+      lock.release();
+      throw err;
     }
-    const data = parseQueue(text);
-    if (data?.running && data.pid !== process.pid && isSersyncProcess(data.pid)) {
-      throw new SersyncError(
-        'ALREADY_RUNNING',
-        `another sersync-ts (pid ${data.pid}) is running with the retry queue ${file}: stop it first, or give this config its own <failLog path> or <tuning stateDir>`,
-        { exitCode: ExitCode.TempFail },
-      );
+  }
+
+  static #read(file: string, lock: PidFile, opts: FailQueueOptions): FailQueue {
+    const empty = (running: boolean): QueueFile => ({
+      format: 'sersync-ts retry queue',
+      version: 1,
+      running,
+      pid: 0,
+      updatedAt: '',
+      remotes: {},
+    });
+    const data = readQueueFile(file);
+    if (data === null) {
+      const earlier = findEarlierQueue(opts, dirname(file), file);
+      const queue = new FailQueue(file, earlier?.data ?? empty(false), lock, opts);
+      if (earlier) queue.#takeOver(earlier.file);
+      return queue;
     }
-    if (data) return new FailQueue(file, data);
+    if (data !== 'unreadable') return new FailQueue(file, data, lock, opts);
     // Unreadable content (a foreign file, a disk error): keep it for the operator and assume the worst, so the
     // start does a full sync instead of trusting nothing was pending.
     const aside = `${file}.unreadable-${Date.now()}`;
-    renameSync(file, aside);
-    const queue = new FailQueue(file, empty(true));
+    try {
+      renameSync(file, aside);
+    } catch (err) {
+      throw new SersyncError(
+        'STATE_DIR',
+        `the retry queue ${file} is unreadable and cannot be set aside: ${(err as Error).message}; move it away`,
+        {
+          exitCode: ExitCode.CantCreate,
+          cause: err,
+        },
+      );
+    }
+    const queue = new FailQueue(file, empty(true), lock, opts);
     queue.setAside = aside;
     return queue;
   }
 
-  /** Whether the previous daemon on this queue stopped without a clean shutdown. */
+  /** Whether the previous daemon of this instance stopped without a clean shutdown. */
   get previousRunCrashed(): boolean {
-    return this.#data.running;
+    return this.#crashed;
   }
 
   get remotes(): Readonly<Record<string, StoredBatch>> {
@@ -89,7 +116,13 @@ export class FailQueue {
     return Object.values(this.#data.remotes).reduce((n, b) => n + (b.full ? 1 : b.entries.length), 0);
   }
 
+  /** Why the file does not hold what is in memory right now (a full disk...), or null when it does. */
+  get writeError(): string | null {
+    return this.#writeError?.message ?? null;
+  }
+
   markRunning(running: boolean): void {
+    this.#data.watch = this.#opts.watch;
     this.#data.running = running;
     this.#data.pid = process.pid;
     this.#save();
@@ -107,81 +140,75 @@ export class FailQueue {
     this.#save();
   }
 
-  #save(): void {
-    this.#data.updatedAt = new Date().toISOString();
-    writeAtomically(this.file, `${JSON.stringify(this.#data, null, 1)}\n`);
-  }
-}
-
-export function queueFileFor(failLogPath: string, stateDir: string | null): string {
-  const name = `${basename(failLogPath).replace(/\.sh$/, '') || 'rsync_fail_log'}.queue.json`;
-  const dir = stateDir ?? privateDirFor(dirname(failLogPath));
-  ensurePrivateDir(dir);
-  return join(dir, name);
-}
-
-/** The failLog's directory when only we can write it; /tmp (sersync2's default) is not, so use a subdirectory. */
-function privateDirFor(dir: string): string {
-  try {
-    const st = statSync(dir);
-    if (st.isDirectory() && (st.mode & 0o022) === 0 && st.uid === process.getuid?.()) return dir;
-  } catch {
-    // Missing: it will be created private.
-    return dir;
-  }
-  return join(dir, `sersync-ts-${process.getuid?.() ?? 'user'}`);
-}
-
-function ensurePrivateDir(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const st = statSync(dir);
-    if (!st.isDirectory()) throw new Error('not a directory');
-    if (st.uid !== process.getuid?.() || (st.mode & 0o022) !== 0) {
-      throw new Error(`owned by uid ${st.uid} with mode ${(st.mode & 0o777).toString(8)}; it must belong to us and not be group- or world-writable`);
+  /**
+   * Stops retrying and gives up the lock, except while the file is behind: then the lock stays, so the next start
+   * takes this run for a crashed one and does a full sync instead of trusting a file that missed changes.
+   */
+  close(): void {
+    if (this.#retryTimer !== null) this.#opts.clock.clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    if (this.#writeError) {
+      this.#opts.log.error(
+        { queue: this.file, error: this.#writeError.message },
+        'the retry queue could not be written; the next start will do a full sync of every remote',
+      );
+      return;
     }
-  } catch (err) {
-    throw new SersyncError('STATE_DIR', `cannot use ${dir} for the retry queue: ${(err as Error).message}; set <tuning stateDir="..."> or fix the directory`, {
-      exitCode: ExitCode.CantCreate,
-      cause: err,
-    });
+    this.#lock.release();
   }
-}
 
-/** A live process that is a sersync-ts (not a recycled pid). */
-function isSersyncProcess(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sersync-ts');
-  } catch {
-    return false;
+  #save(): void {
+    this.#data.updatedAt = new Date(this.#opts.clock.now()).toISOString();
+    try {
+      writeQueueFile(this.file, this.#data);
+    } catch (err) {
+      this.#writeFailed(err);
+      return;
+    }
+    if (this.#writeError) {
+      const { since, failures } = this.#writeError;
+      this.#writeError = null;
+      this.#opts.log.info(
+        { queue: this.file, failedWrites: failures, seconds: (this.#opts.clock.now() - since) / 1000 },
+        'the retry queue is written again',
+      );
+    }
   }
-}
 
-function writeAtomically(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+  /** Logged once per episode, not per write; the data stays in memory and the write is tried again. */
+  #writeFailed(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    if (this.#writeError) {
+      this.#writeError.failures++;
+      this.#writeError.message = message;
+    } else {
+      this.#writeError = { message, since: this.#opts.clock.now(), failures: 1 };
+      this.#opts.log.error(
+        { queue: this.file, error: message, retryMs: WRITE_RETRY_MS },
+        'cannot write the retry queue; syncing goes on and it is kept in memory, written again every few seconds and at the next change',
+      );
+    }
+    if (this.#retryTimer === null) {
+      this.#retryTimer = this.#opts.clock.setTimeout(() => {
+        this.#retryTimer = null;
+        this.#save();
+      }, WRITE_RETRY_MS);
+    }
   }
-  renameSync(tmp, file);
-  const dirFd = openSync(dirname(file), 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
-}
 
-function parseQueue(text: string): QueueFile | null {
-  try {
-    const data = JSON.parse(text) as Partial<QueueFile>;
-    const ok = data.format === 'sersync-ts retry queue' && data.version === 1 && typeof data.remotes === 'object' && data.remotes !== null;
-    return ok ? (data as QueueFile) : null;
-  } catch {
-    return null;
+  /** Moves an earlier queue file into this instance's one: written first, then the old file and its lock go. */
+  #takeOver(earlier: string): void {
+    this.#data.watch = this.#opts.watch;
+    this.#save();
+    if (this.#writeError) return;
+    for (const f of [earlier, lockFileOf(earlier)]) {
+      try {
+        unlinkSync(f);
+      } catch {}
+    }
+    this.#opts.log.warn(
+      { from: earlier, queue: this.file, remotes: Object.keys(this.#data.remotes) },
+      'took over an earlier retry queue of this watch path (an earlier version, or a config whose remotes changed); it is replayed now',
+    );
   }
 }

@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 /**
  * inotify limits: sersync2 raised them unconditionally at every start (SPEC §1.4). As root we raise them to the same
  * values when they are lower, and say so; otherwise we say which sysctl lines to run. No Node watcher reports
- * queue overflow, so a generous max_queued_events matters (TRAPS.md).
+ * queue overflow, so a generous max_queued_events matters.
  */
 const WANTED = { max_user_watches: 50_000_000, max_queued_events: 327_679 } as const;
 type Limit = keyof typeof WANTED;

@@ -28,6 +28,11 @@ export interface ProcessRunner {
 
 const TAIL_LIMIT = 64 * 1024;
 
+/** The last `n` non-empty lines of a program's output, joined with ' | ' (for one log line). */
+export function lastLines(text: string, n: number): string {
+  return text.split('\n').filter(Boolean).slice(-n).join(' | ');
+}
+
 /**
  * The real runner: execa with an argv array (no shell), the input written to stdin (an EPIPE from a child that died
  * early becomes part of the result, not a crash). Output is not buffered whole: a verbose rsync over a million files

@@ -3,12 +3,15 @@ import type { Logger } from 'pino';
 import { Aggregator, type AggregatorLimits, type Batch, type ChangeHint, type PendingEntry } from '../aggregate/aggregator.ts';
 import type { FilterRegex, Remote } from '../config/model.ts';
 import type { Clock } from '../core/clock.ts';
-import { lstatFast } from '../core/lstat.ts';
-import { displayPath, toBuffer, type RelPath } from '../core/paths.ts';
+import { displayPath, type RelPath } from '../core/paths.ts';
 import type { ProgressSink } from '../observe/progress.ts';
 import { type DeletionVerdict, isHeld, NOTHING_HELD } from './deletion-guard.ts';
-import { excludesForRegexes } from './excluded-walk.ts';
-import type { ProcessRunner } from './process-runner.ts';
+import { type DiskProbe, realDisk } from './disk-probe.ts';
+import { writeExcludeFile } from './exclude-file.ts';
+import { excludedByRegexes } from './excluded-walk.ts';
+import { withoutLinkedAncestors } from './linked-ancestors.ts';
+import { splitByDisk } from './split-by-disk.ts';
+import { lastLines, type ProcessRunner } from './process-runner.ts';
 import {
   bytesSentFromStats,
   type CommandContext,
@@ -19,7 +22,7 @@ import {
   planUpdate,
   protectRule,
 } from './rsync-command.ts';
-import { classifyRsyncExit, type RsyncVerdict } from './rsync-exit.ts';
+import { classifyRsyncExit, type RsyncVerdict, spawnFailure } from './rsync-exit.ts';
 
 /**
  * One remote's lane: its own aggregator and at most one rsync at a time, so a slow remote never holds back the
@@ -58,6 +61,13 @@ export interface LaneDeps {
    * tree looks unmounted). Held deletions wait on their own, rechecked every HOLD_RECHECK_MS; updates go on.
    */
   readonly deletionGuard: () => Promise<DeletionVerdict>;
+  /**
+   * Changeable for tests: runs after a batch was planned from the disk and before its rsyncs start, so a test can
+   * change the disk in that window (a directory swapped for a symlink). Unset in the daemon.
+   */
+  readonly afterPlan?: (batch: Batch) => Promise<void>;
+  /** The disk the batches are planned from; the real one when unset (unit tests script it). */
+  readonly disk?: DiskProbe;
 }
 
 export interface BatchOutcome {
@@ -279,7 +289,12 @@ export class RemoteLane {
   async #execute(batch: Batch): Promise<void> {
     const started = this.#deps.clock.now();
     const log = this.#deps.log;
+    const disk = this.#deps.disk ?? realDisk;
     let runs: RsyncInvocation[];
+    /** The update run is planned last, after the ancestor check right before it runs. */
+    let update: { paths: RelPath[]; trees: RelPath[]; pruned: RelPath[] } | null = null;
+    /** Paths the untranslated filter regexes keep out of the update or full run. */
+    let excluded: RelPath[] = [];
     let updated: RelPath[] = [];
     let deleted: RelPath[] = [];
     let held = false;
@@ -291,23 +306,17 @@ export class RemoteLane {
       return;
     }
     if (batch.full) {
-      const extra = await excludesForRegexes(this.#deps.rootBytes, [''], this.#deps.untranslated);
-      // Below a mount point that is none now, the full sync sends but deletes nothing; those deletions wait.
-      const protect = verdict.below.map(protectRule);
-      runs = [planFull(ctx, [...protect, ...extra, ...this.#deps.fullSyncFilters])];
-      if (verdict.below.length > 0) {
-        const owed = verdict.below.map((path) => ({ path, tree: true, deletes: true }));
-        this.#hold({ full: false, fullReason: '', entries: owed, since: batch.since }, verdict.reason);
-      }
+      excluded = await excludedByRegexes(disk, this.#deps.rootBytes, [''], this.#deps.untranslated);
+      runs = [];
     } else {
-      const split = await this.#splitByDisk(batch.entries);
+      const split = await splitByDisk(disk, this.#deps.rootBytes, batch.entries);
       // A directory that only lost entries still exists: reported as updated too, so no plugin hears "deleted".
       updated = [...split.updates, ...split.pruned];
       deleted = split.deletes.map((d) => d.path);
       runs = [];
       if (split.updates.length > 0) {
-        const extra = await excludesForRegexes(this.#deps.rootBytes, split.trees, this.#deps.untranslated);
-        runs.push(planUpdate(this.#ctx, split.updates, extra, new Set(split.trees)));
+        excluded = await excludedByRegexes(disk, this.#deps.rootBytes, split.trees, this.#deps.untranslated);
+        update = { paths: split.updates, trees: split.trees, pruned: split.pruned };
       }
       if (split.deletes.length > 0 && this.#ctx.deletes) {
         const go = split.deletes.filter((d) => !isHeld(verdict, d.path));
@@ -321,7 +330,31 @@ export class RemoteLane {
       }
     }
     // Only held deletions: nothing ran, so nothing succeeded, and the hold's recheck delay must stand.
-    if (held && runs.length === 0) return;
+    if (held && runs.length === 0 && update === null) return;
+    await this.#deps.afterPlan?.(batch);
+    if (update !== null) {
+      const checked = await withoutLinkedAncestors(disk, this.#deps.rootBytes, update.paths, update.trees);
+      if (checked.links.length > 0) {
+        log.warn(
+          { remote: this.remote.id, links: checked.links.map(displayPath), dropped: checked.dropped },
+          `a directory of the tree became a symlink since the batch was planned: sending the link itself to ${this.remote.id}, nothing below it`,
+        );
+        updated = [...checked.paths, ...update.pruned];
+      }
+      update = { ...update, paths: checked.paths, trees: checked.trees };
+    }
+    // Removed right after the run that reads it (the first), and after the loop in case that run never started.
+    const excludeFile = await writeExcludeFile(excluded);
+    const excludeFrom = excludeFile?.path ?? null;
+    if (batch.full) {
+      // Below a mount point that is none now, the full sync sends but deletes nothing; those deletions wait.
+      runs = [planFull(ctx, [...verdict.below.map(protectRule), ...this.#deps.fullSyncFilters], excludeFrom)];
+      if (verdict.below.length > 0) {
+        const owed = verdict.below.map((path) => ({ path, tree: true, deletes: true }));
+        this.#hold({ full: false, fullReason: '', entries: owed, since: batch.since }, verdict.reason);
+      }
+    }
+    if (update !== null) runs.unshift(planUpdate(ctx, update.paths, [], new Set(update.trees), excludeFrom));
     this.stats.batches++;
     let recheck = false;
     for (const run of runs) {
@@ -330,9 +363,12 @@ export class RemoteLane {
       const progress = run.kind === 'full' ? this.#deps.progress?.(this.remote.id) : undefined;
       const result = await this.#deps.runner
         .run(this.#deps.rsyncPath, run.args, { input: run.input, signal: this.#abort.signal, onStdout: progress?.update })
-        .finally(() => progress?.done());
+        .finally(async () => {
+          progress?.done();
+          await excludeFile?.remove();
+        });
       const { verdict, meaning } = result.spawnError
-        ? { verdict: 'config' as const, meaning: `cannot run ${this.#deps.rsyncPath}: ${result.spawnError}` }
+        ? { verdict: 'config' as const, meaning: spawnFailure(this.#deps.rsyncPath, result.spawnError) }
         : classifyRsyncExit(result);
       this.stats.runsByVerdict[verdict]++;
       const sent = bytesSentFromStats(result.stdout);
@@ -385,6 +421,7 @@ export class RemoteLane {
         return;
       }
     }
+    await excludeFile?.remove();
     const seconds = (this.#deps.clock.now() - started) / 1000;
     const wasFailing = this.stats.consecutiveFailures > 0;
     this.stats.consecutiveFailures = 0;
@@ -430,42 +467,6 @@ export class RemoteLane {
     });
     this.#deps.onSynced?.(this, batch, { updated, deleted, seconds });
     if (recheck) this.restore({ full: false, entries: batch.entries.filter((e) => !e.tree) });
-  }
-
-  /** Looks at the disk now: what exists is sent, what is gone is deleted. */
-  async #splitByDisk(entries: readonly PendingEntry[]) {
-    const updates: RelPath[] = [];
-    const trees: RelPath[] = [];
-    const deletes: { path: RelPath; tree: boolean }[] = [];
-    /** Existing directories that get a delete run only (removalsOnly). */
-    const pruned: RelPath[] = [];
-    const root = this.#deps.rootBytes;
-    const kinds = await mapLimit(entries, 64, async (e) => {
-      try {
-        const st = await lstatFast(toBuffer(`${root}/${e.path}`));
-        return st.isDirectory() ? 'dir' : 'file';
-      } catch {
-        return 'gone';
-      }
-    });
-    entries.forEach((e, i) => {
-      const kind = kinds[i];
-      if (kind === 'gone') {
-        // We cannot know what the remote holds there: delete it with anything below it.
-        deletes.push({ path: e.path, tree: true });
-        return;
-      }
-      if (kind === 'dir' && e.removalsOnly) {
-        // Only removals pending in it (a tree being removed): nothing to send, its delete run does it all.
-        deletes.push({ path: e.path, tree: true });
-        pruned.push(e.path);
-        return;
-      }
-      updates.push(e.path);
-      if (kind === 'dir') trees.push(e.path);
-      if (kind === 'dir' && e.deletes) deletes.push({ path: e.path, tree: true });
-    });
-    return { updates, trees, deletes, pruned };
   }
 
   async #deletionVerdict(): Promise<DeletionVerdict> {
@@ -687,19 +688,3 @@ function merged(parts: readonly Batch[]): Batch {
   };
 }
 
-function lastLines(text: string, n: number): string {
-  return text.split('\n').filter(Boolean).slice(-n).join(' | ');
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}

@@ -7,7 +7,7 @@ import { toBuffer, type RelPath } from '../core/paths.ts';
  * or include rules when that is cheaper, see planUpdate) and, when something was removed, a delete-only run
  * (lsyncd-style include rules with `--delete --existing --ignore-existing`, which deletes and transfers nothing).
  * Neither needs `--delete-missing-args`, which misbehaves with -R on receivers before 3.2.3 and on 3.4.3
- * (ANCHORS.md), so any receiver from 3.1 on is fine.
+ * (rsync's own changelog and our measurements), so any receiver from 3.1 on is fine.
  */
 
 export interface RsyncInvocation {
@@ -41,10 +41,6 @@ export function protectRule(path: RelPath): string {
   return `--filter=P ${escapeAll(`/${path}`)}/***`;
 }
 
-export interface UpdatePath {
-  readonly path: RelPath;
-}
-
 /** rsync's `--stats` line "Total bytes sent: 1,234" (digits grouped by the locale) → bytes, or 0. */
 export function bytesSentFromStats(stdout: string): number {
   const m = /Total bytes sent: ([\d,.' ]+)/.exec(stdout);
@@ -53,7 +49,7 @@ export function bytesSentFromStats(stdout: string): number {
 
 /**
  * Above this many include rules, a batch with directories goes as `--files-from` after all: rsync matches every file
- * it visits against every rule (about 30 ns each here), and the walk it saves costs about 12 µs per file.
+ * it visits against every rule, and past a few hundred rules that costs more than the per-file walk it saves.
  */
 export const MAX_TREE_RULES = 200;
 
@@ -73,21 +69,26 @@ export function planUpdate(
   paths: readonly RelPath[],
   extraFilters: readonly string[] = [],
   trees: ReadonlySet<RelPath> = new Set(),
+  /** A NUL-separated file of further exclude rules (exclude-file.ts), or null. */
+  excludeFrom: string | null = null,
 ): RsyncInvocation {
   const head = [
     ...baseParams(ctx),
     ...(ctx.deletes ? ['--force'] : []),
     ...(ctx.nanoseconds === false ? [] : nanosecondQuickCheck(ctx.rsync.commonParams)),
     '--stats',
+    // Before any *-from option: rsync reads such a file as it parses that option.
+    '--from0',
   ];
+  const filters = [...ctx.filters, ...extraFilters, ...excludeFromArgs(excludeFrom)];
   // At least one rule per path: a longer list never becomes rules, so its rules are not built either.
   const asRules = trees.size > 0 && paths.length <= MAX_TREE_RULES;
   const rules = asRules ? includeRules(paths.map((p) => ({ path: p, tree: trees.has(p) }))) : null;
   if (rules !== null && rules.size <= MAX_TREE_RULES) {
-    const args = [...head, ...ctx.filters, ...extraFilters, '--from0', '--include-from=-', '--exclude=*', ...endpoints(ctx)];
+    const args = [...head, ...filters, '--include-from=-', '--exclude=*', ...endpoints(ctx)];
     return { kind: 'update', args, input: nulList(rules) };
   }
-  const args = [...head, '--from0', '--files-from=-', ...ctx.filters, ...extraFilters, ...endpoints(ctx)];
+  const args = [...head, '--files-from=-', ...filters, ...endpoints(ctx)];
   return { kind: 'update', args, input: nulList(paths.map((p) => `/${p}`)) };
 }
 
@@ -140,17 +141,24 @@ function nulList(items: Iterable<string>): Buffer {
  * The whole tree, with `--delete` when removals propagate (sersync2's `-r` and crontab sync). `--info=progress2`
  * (whole-transfer progress, read by the sender only) lets a long full sync report files, bytes, rate and ETA.
  */
-export function planFull(ctx: CommandContext, extraFilters: readonly string[] = []): RsyncInvocation {
+export function planFull(ctx: CommandContext, extraFilters: readonly string[] = [], excludeFrom: string | null = null): RsyncInvocation {
   const args = [
     ...baseParams(ctx),
     ...(ctx.deletes ? ['--delete', '--force', ...maxDelete(ctx)] : []),
     '--stats',
     '--info=progress2',
+    ...(excludeFrom === null ? [] : ['--from0']),
     ...ctx.filters,
     ...extraFilters,
+    ...excludeFromArgs(excludeFrom),
     ...endpoints(ctx),
   ];
   return { kind: 'full', args, input: null };
+}
+
+/** The file's rules go after the path filter's and the crontab's, as the single excludes did (first match wins). */
+function excludeFromArgs(file: string | null): string[] {
+  return file === null ? [] : [`--exclude-from=${file}`];
 }
 
 const NUL = Buffer.from([0]);
@@ -182,7 +190,7 @@ export function withoutUpdateFlag(params: readonly string[]): { params: string[]
   return { params: out, dropped };
 }
 
-/** commonParams (without -u), plus `-r` where they lack it: with --files-from, even -a does not recurse (TRAPS.md). */
+/** commonParams (without -u), plus `-r` where they lack it: with --files-from, even -a does not recurse. */
 function baseParams(ctx: CommandContext): string[] {
   const params = withoutUpdateFlag(ctx.rsync.commonParams).params;
   if (!params.some(isRecursiveFlag)) params.push('-r');

@@ -46,3 +46,14 @@ export function classifyRsyncExit(outcome: RsyncOutcome): { verdict: RsyncVerdic
   if (known) return { verdict: known[0], meaning: known[1] };
   return { verdict: 'retry', meaning: `unknown exit code ${code}` };
 }
+
+/**
+ * Why rsync could not be started at all, for the log and the retry queue; always a configuration error. E2BIG (the
+ * command line is longer than the kernel allows) no longer depends on the batch: paths go on stdin and the regex
+ * walk's excludes into a file, so only the config's own arguments (commonParams, filters, crontabfilter) are left.
+ */
+export function spawnFailure(rsyncPath: string, error: string): string {
+  if (/E2BIG/.test(error))
+    return `cannot run ${rsyncPath}: its command line is too long for the kernel (E2BIG): shorten commonParams, the filter or the crontabfilter list`;
+  return `cannot run ${rsyncPath}: ${error}`;
+}

@@ -1,12 +1,14 @@
-import { existsSync } from 'node:fs';
-import { watch } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, mkdtempSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getRawAsset, isSea } from 'node:sea';
+import { fileURLToPath } from 'node:url';
 import { fromBytes } from '../core/paths.ts';
 
 /**
  * How DirWatcher subscribes to one directory. Two backends: Node's fs.watch, and a small native inotify reader
  * (native/inotify.c, built by `npm test`/`npm run demo` when a C compiler and Node's headers are there). The native
- * one holds no JavaScript object per directory (100,100 fs.watch handles alone hold 213 MB here), says whether an
+ * one holds no JavaScript object per directory (fs.watch handles cost about 2 kB each), says whether an
  * entry is a directory (so created files need no lstat), and reports inotify queue overflow, which libuv drops.
  */
 
@@ -18,7 +20,16 @@ export interface DirEventHint {
   readonly isDir: boolean;
   readonly gone: boolean;
   readonly self: boolean;
+  /** Which inotify event it was (see FileHow); null for removals and the directory's own events. */
+  readonly how: FileHow | null;
 }
+
+/**
+ * What happened to an entry that exists, as inotify tells it: created (IN_CREATE), written to (IN_MODIFY), closed
+ * after writing (IN_CLOSE_WRITE), moved in (IN_MOVED_TO), its attributes changed (IN_ATTRIB). sersync2's toggles
+ * are about these; fs.watch and chokidar cannot tell them apart.
+ */
+export type FileHow = 'create' | 'write' | 'closeWrite' | 'moveTo' | 'attrib';
 
 export interface DirWatchListener {
   event(type: 'rename' | 'change', name: Buffer | null, hint: DirEventHint | null): void;
@@ -75,6 +86,7 @@ interface NativeInotify {
 
 const IN_MODIFY = 0x2;
 const IN_ATTRIB = 0x4;
+const IN_CLOSE_WRITE = 0x8;
 const IN_MOVED_FROM = 0x40;
 const IN_MOVED_TO = 0x80;
 const IN_CREATE = 0x100;
@@ -86,8 +98,12 @@ const IN_Q_OVERFLOW = 0x4000;
 const IN_IGNORED = 0x8000;
 const IN_ONLYDIR = 0x1000000;
 const IN_ISDIR = 0x40000000;
-/** libuv's mask for fs.watch, so both backends see the same events; IN_ONLYDIR refuses a file swapped in. */
-const MASK = IN_ATTRIB | IN_CREATE | IN_MODIFY | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
+/**
+ * libuv's mask for fs.watch, so both backends see the same events, and IN_CLOSE_WRITE, which libuv leaves out: a
+ * file is sent once it is closed after writing, not while it is written. IN_ONLYDIR refuses a file swapped in.
+ */
+const MASK =
+  IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_MODIFY | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
 
 /** What the native reader passes as errno after finish(): everything queued before it was handed over. */
 const END_OF_EVENTS = -1;
@@ -105,19 +121,50 @@ const ERRNO_CODES: Record<number, string> = {
 
 let native: NativeInotify | null | undefined;
 
-/** The compiled addon, or null when it was not built here (then DirWatcher uses fs.watch). */
+/**
+ * The compiled addon, or null when it is not there (then DirWatcher uses fs.watch, and a warning says what that
+ * costs). The single executable (npm run release) carries it as an asset; the npm package builds it at install.
+ */
 export function loadNativeInotify(): NativeInotify | null {
   if (native !== undefined) return native;
   native = null;
-  const file = new URL('../../native/build/Release/inotify.node', import.meta.url);
-  if (process.platform === 'linux' && existsSync(file)) {
-    try {
-      native = createRequire(import.meta.url)(file.pathname) as NativeInotify;
-    } catch {
-      native = null;
+  if (process.platform !== 'linux') return native;
+  try {
+    if (isSea()) {
+      native = dlopenAsset('inotify.node');
+    } else {
+      const built = fileURLToPath(new URL('../../native/build/Release/inotify.node', import.meta.url));
+      if (!existsSync(built)) throw new Error(`${built} was not built: install make, g++ and python3, then npm rebuild sersync-ts`);
+      native = dlopen(built);
     }
+  } catch (err) {
+    // Said on stderr when the reader is first wanted (the daemon's start, --version), as there is no logger yet.
+    console.error(
+      `sersync-ts: the native inotify reader is not available: ${err instanceof Error ? err.message : String(err)}.\n` +
+        'sersync-ts: watching with fs.watch instead: about 2 KB more memory per directory, and an inotify queue overflow goes unnoticed (no full sync after it)',
+    );
   }
   return native;
+}
+
+function dlopen(file: string): NativeInotify {
+  const addon = { exports: {} };
+  process.dlopen(addon, file);
+  return addon.exports as NativeInotify;
+}
+
+/** dlopen loads only files: the asset goes to a private directory, removed at once (the loaded mapping stays). */
+function dlopenAsset(key: string): NativeInotify {
+  const dir = mkdtempSync(join(tmpdir(), 'sersync-ts-'));
+  try {
+    const file = join(dir, key);
+    writeFileSync(file, new Uint8Array(getRawAsset(key)), { mode: 0o500 });
+    return dlopen(file);
+  } catch (err) {
+    throw new Error(`loading it from ${dir} failed (${err instanceof Error ? err.message : String(err)}; a noexec TMPDIR?)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -125,14 +172,19 @@ export function loadNativeInotify(): NativeInotify | null {
  * watched before the old one is dropped) gives the same watch descriptor, so subscribers are counted per descriptor
  * as libuv does; the watch is removed with the last one.
  */
-/** The four hints there are, shared, so that an event allocates none. */
-const HINTS: readonly DirEventHint[] = [
-  { isDir: false, gone: false, self: false },
-  { isDir: false, gone: true, self: false },
-  { isDir: true, gone: false, self: false },
-  { isDir: true, gone: true, self: false },
-];
-const SELF_HINT: DirEventHint = { isDir: true, gone: false, self: true };
+/** The hints there are, shared, so that an event allocates none: [isDir][how], and the removals. */
+const HOWS: readonly FileHow[] = ['create', 'write', 'closeWrite', 'moveTo', 'attrib'];
+const HINTS = [false, true].map((isDir) => new Map(HOWS.map((how) => [how, { isDir, gone: false, self: false, how } as DirEventHint])));
+const GONE_HINTS: readonly DirEventHint[] = [false, true].map((isDir) => ({ isDir, gone: true, self: false, how: null }));
+const SELF_HINT: DirEventHint = { isDir: true, gone: false, self: true, how: null };
+
+function howOf(mask: number): FileHow {
+  if (mask & IN_CLOSE_WRITE) return 'closeWrite';
+  if (mask & IN_MODIFY) return 'write';
+  if (mask & IN_ATTRIB) return 'attrib';
+  if (mask & IN_MOVED_TO) return 'moveTo';
+  return 'create';
+}
 
 export function createInotifyBackend(addon: NativeInotify, onOverflow: () => void, onError: (err: unknown) => void): DirWatchBackend {
   // One listener per descriptor, an array in the rare case of two (a directory watched under a new name before its
@@ -169,16 +221,17 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
         subscribers.delete(wd);
         continue;
       }
-      const type = mask & (IN_ATTRIB | IN_MODIFY) ? 'change' : 'rename';
+      const type = mask & (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE) ? 'change' : 'rename';
       const self = name === null || (mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) !== 0;
       const gone = (mask & (IN_DELETE | IN_MOVED_FROM)) !== 0;
-      // A 'change' right after an event for the same existing entry adds nothing: `cp -a` gives IN_CREATE, IN_MODIFY
-      // and IN_ATTRIB for each file, one after the other (82,837 events for /usr/share/man's 24,002 entries). Skipping
-      // them here took this thread's CPU for that copy from 0.24 s to 0.17 s.
-      if (type === 'change' && !self && wd === lastWd && lastName !== null && name?.equals(lastName) === true) continue;
+      // A write or attribute change right after an event for the same existing entry adds nothing: `cp -a` gives
+      // IN_CREATE, IN_MODIFY, IN_CLOSE_WRITE and IN_ATTRIB for each file, one after the other. Skipping them here
+      // keeps this thread's CPU down in a burst. IN_CLOSE_WRITE is never skipped: it says the file is complete.
+      if (mask & (IN_ATTRIB | IN_MODIFY) && !self && wd === lastWd && lastName !== null && name?.equals(lastName) === true) continue;
       lastWd = wd;
       lastName = self || gone ? null : name;
-      const hint = self ? SELF_HINT : (HINTS[((mask & IN_ISDIR) !== 0 ? 2 : 0) + (gone ? 1 : 0)] as DirEventHint);
+      const isDir = (mask & IN_ISDIR) !== 0;
+      const hint = self ? SELF_HINT : gone ? (GONE_HINTS[isDir ? 1 : 0] as DirEventHint) : (HINTS[isDir ? 1 : 0]?.get(howOf(mask)) as DirEventHint);
       // `name` is a view into this chunk (a fresh copy per read), so it needs no copy of its own.
       for (const s of Array.isArray(subs) ? [...subs] : [subs]) s.event(type, self ? null : name, hint);
     }

@@ -1,7 +1,7 @@
 import { type BigIntStats, type Dirent, lstatSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { ExitCode, SersyncError } from '../core/errors.ts';
+import { errorCode, ExitCode, SersyncError } from '../core/errors.ts';
 import { lstatFast } from '../core/lstat.ts';
 import { baseName, displayPath, fromBytes, fromUtf8, joinRel, parentOf, toBuffer, type RelPath } from '../core/paths.ts';
 import {
@@ -142,7 +142,7 @@ const CLOSE_DRAIN_MS = 3000;
  *   unwatched and is not descended (a parent event for it later tries again).
  * - The root removed, moved or replaced (its inode changes): one `lost`. The watcher then keeps what it has; the
  *   daemon decides whether to stop or restart it.
- * - Queue overflow (IN_Q_OVERFLOW): one `lost`, with the native reader only; libuv drops it (TRAPS.md), so on
+ * - Queue overflow (IN_Q_OVERFLOW): one `lost`, with the native reader only; libuv drops it, so on
  *   fs.watch an overflow goes unnoticed.
  */
 export class DirWatcher implements Watcher {
@@ -488,17 +488,34 @@ export class DirWatcher implements Watcher {
     const unwatchedDir = hint?.isDir === true && !this.#dirs.has(path);
     if (type !== 'rename' && !self && !unwatchedDir && !this.#checks.has(path) && !this.#unreadable.has(path)) {
       if (this.#dirs.has(path) || this.#isIgnored(path, false)) return;
-      this.#emit({ kind: 'file', op: 'change', path });
+      this.#emit(hint?.how ? { kind: 'file', op: 'change', path, how: hint.how } : { kind: 'file', op: 'change', path });
       return;
     }
     // The native backend says what a 'rename' was: a non-directory created, moved in, removed or moved away needs
     // no lstat either (the batch looks at the disk), unless the name was a watched directory a moment ago.
     if (hint !== null && !hint.isDir && !self && !this.#checks.has(path) && !this.#dirs.has(path) && !this.#unreadable.has(path)) {
       if (this.#isIgnored(path, false)) return;
-      this.#emit({ kind: 'file', op: hint.gone ? 'unlink' : 'change', path });
+      if (hint.gone) this.#emit({ kind: 'file', op: 'unlink', path });
+      else this.#emit({ kind: 'file', op: 'change', path, how: hint.how === 'create' ? this.#createdHow(path, entry) : (hint.how ?? 'create') });
       return;
     }
     this.#queueCheck(path, dir, entry, type === 'rename', self);
+  }
+
+  /**
+   * A non-directory was created: a regular file being written ('create': a close-write follows), or something that
+   * gets none ('link': a symlink, a hard link to an existing file, a FIFO or device). One lstat, synchronous on the
+   * root's own device.
+   */
+  #createdHow(path: RelPath, dir: DirEntry): 'create' | 'link' {
+    // Below another mount point an lstat could block on a hung file system: sent at once, as before.
+    if (dir.dev !== this.#rootIdentity?.dev) return 'link';
+    try {
+      const st = lstatSync(this.#abs(path), { bigint: true });
+      return st.isFile() && st.nlink === 1n ? 'create' : 'link';
+    } catch {
+      return 'create';
+    }
   }
 
   #onWatcherError(path: RelPath, entry: DirEntry, err: unknown): void {
@@ -674,9 +691,8 @@ export class DirWatcher implements Watcher {
   /**
    * lstat of an entry of a directory on device `dev`. Synchronous on the root's own file system: an asynchronous
    * lstat is a round trip through libuv's thread pool, and in a burst (one per created file) those hand-offs cost
-   * more CPU than the lstat itself (3.1 s of the daemon's CPU for a `cp -a /usr/share/man` here, against about 0.1 s
-   * for 24k synchronous calls). Asynchronous below another mount point, where a hung network file system must block
-   * one pool thread, not the daemon.
+   * many times the CPU of the lstat itself. Asynchronous below another mount point, where a hung network file system
+   * must block one pool thread, not the daemon.
    */
   #lstat(path: RelPath, dev: bigint | undefined): Promise<BigIntStats> | BigIntStats {
     const abs = this.#abs(path);
@@ -724,11 +740,6 @@ function sameDir(entry: DirEntry, st: BigIntStats): boolean {
 
 function newGroup(top: RelPath, reportAdd: boolean, done: () => void): WalkGroup {
   return { top, reportAdd, pending: 0, topEntry: null, topUnwatchable: false, reported: new Set(), done };
-}
-
-function errorCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
 }
 
 function messageOf(err: unknown): string {

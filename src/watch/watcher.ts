@@ -1,4 +1,5 @@
 import type { RelPath } from '../core/paths.ts';
+import type { FileHow } from './dir-watch-backend.ts';
 
 /**
  * What a watcher tells the daemon. Events are hints, not truth: the sync engine looks at the disk when a batch goes,
@@ -6,7 +7,16 @@ import type { RelPath } from '../core/paths.ts';
  * error, a watch limit, a root that was replaced): the daemon answers it with a full sync.
  */
 export type WatchEvent =
-  | { readonly kind: 'file'; readonly op: 'add' | 'change' | 'unlink'; readonly path: RelPath }
+  | {
+      readonly kind: 'file';
+      readonly op: 'add' | 'change' | 'unlink';
+      readonly path: RelPath;
+      /**
+       * Which inotify event it was, where the watcher knows (the native reader): see FileHow. `link`: created, but
+       * no regular file being written (a symlink, a hard link, a FIFO), so no close-write will follow.
+       */
+      readonly how?: FileHow | 'link';
+    }
   /**
    * `changed`: something below the directory changed that the watcher cannot name (a name it cannot decode, an
    * event without a name): sync the directory recursively, deletions included.

@@ -37,7 +37,7 @@ export function statusFixture(watch: string, degradedError = 'rsync exit 12: <co
     unreadable: { count: 0, sample: [] },
     maxUserWatches: 65536,
     events: { seen: 12345, ignored: 10, counted: 12000, lost: 0 },
-    retryQueue: { file: '/var/lib/sersync-ts/retry-queue.json', entries: 3 },
+    retryQueue: { file: '/var/lib/sersync-ts/retry-queue.json', entries: 3, writeError: null },
     crontab: { enabled: true, nextAt: '2026-11-25T12:17:30.000Z' },
     remotes: [
       IDLE,

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runProcess } from '../helpers/processes.ts';
+import { freePort } from '../helpers/ports.ts';
+import { runProcess, spawnBackground } from '../helpers/processes.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
-import { waitForIdenticalTrees } from '../helpers/wait.ts';
-import { BIN, runSersync } from './support/sersync.ts';
+import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
+import { BIN, runSersync, writeConf } from './support/sersync.ts';
 
 /** The command line as an operator meets it: real binary, real files; never a stack trace. */
 
@@ -30,7 +31,7 @@ function assertNoStackTrace(out: string): void {
 }
 
 describe('command line', () => {
-  test('--help and -h print the flags and exit 0; --version prints the version', async () => {
+  test('--help and -h print the flags and exit 0; --version prints the version and the reader', async () => {
     for (const flag of ['--help', '-h']) {
       const r = await runSersync([flag]);
       assert.equal(r.code, 0);
@@ -40,7 +41,36 @@ describe('command line', () => {
     }
     const v = await runSersync(['--version']);
     assert.equal(v.code, 0);
-    assert.equal(v.stdout.trim(), JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')).version);
+    const version = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')).version;
+    // npm test builds the reader, so this build has it (unless the machine cannot build it and says so, as the unit
+    // test of the reader allows); --version says which one it watches with.
+    const optional = process.env.SERSYNC_NATIVE_INOTIFY_OPTIONAL === '1' && !/\(native inotify reader\)$/.test(v.stdout.trim());
+    assert.equal(v.stdout.trim(), `sersync-ts ${version} (${optional ? 'fs.watch fallback' : 'native inotify reader'})`);
+  });
+
+  test('without the native reader, --version and the start say so and what fs.watch costs', async () => {
+    // What an npm install that could not compile the reader leaves: the package without native/build/.
+    const repo = join(import.meta.dirname, '..', '..');
+    const pkg = await makeTempDir('cli-no-reader-');
+    for (const part of ['bin', 'dist', 'package.json']) cpSync(join(repo, part), join(pkg, part), { recursive: true });
+    symlinkSync(join(repo, 'node_modules'), join(pkg, 'node_modules'));
+    const bin = join(pkg, 'bin', 'sersync-ts.cjs');
+    const cost = /native inotify reader is not available: .*inotify\.node was not built.*\n.*fs\.watch instead: about 2 KB more memory per directory/;
+    const v = await runProcess(process.execPath, [bin, '--version']);
+    assert.equal(v.code, 0);
+    assert.match(v.stdout, / \(fs\.watch fallback\)\n$/);
+    assert.match(v.stderr, cost);
+
+    const mirror = await makeTempDir('cli-no-reader-mirror-');
+    const conf = await writeConf(pkg, { watch, remotes: [{ name: mirror }], host: { ip: '127.0.0.1', port: await freePort() }, failLog: join(pkg, 'fail.sh') });
+    const daemon = spawnBackground(process.execPath, [bin, '-o', conf]);
+    try {
+      await waitFor(async () => daemon.output().includes('"msg":"watching ') || !daemon.running(), { what: 'the "watching" line', timeoutMs: 20_000 });
+      assert.match(daemon.output(), /"backend":"fs\.watch"/);
+      assert.match(daemon.output(), cost);
+    } finally {
+      await daemon.stop();
+    }
   });
 
   test('an unknown option or a bad value is a usage error: exit 64, one line naming it', async () => {
@@ -127,7 +157,7 @@ describe('command line', () => {
     try {
       const second = await runSersync(['-o', conf]);
       assert.equal(second.code, 75, `a second instance on the same config is refused: ${second.stderr}`);
-      assert.match(second.stderr, new RegExp(`another sersync-ts \\(pid ${pid}\\) is running`));
+      assert.match(second.stderr, new RegExp(`another sersync-ts \\(pid ${pid}\\) holds the lock of this instance`));
       writeFileSync(join(watch, 'detached.txt'), 'hello');
       await waitForIdenticalTrees(watch, mirror, { ignoreRootAttrs: true });
       assert.match(readFileSync(logFile, 'utf8'), /"msg":"watching /);

@@ -357,6 +357,7 @@ test('signals during start-up: SIGUSR1 opens no inspector, SIGHUP is not fatal, 
     proc.records().some((r) => r.msg === 'stopped'),
     'it started, then stopped cleanly',
   );
-  const queue = JSON.parse(await readFile(join(dir, 'state', 'fail.log.queue.json'), 'utf8')) as { running: boolean };
+  const file = proc.records().find((r) => typeof r.queue === 'string')?.queue as string;
+  const queue = JSON.parse(await readFile(file, 'utf8')) as { running: boolean };
   assert.equal(queue.running, false, 'a clean stop: the next start does not take it for a crash');
 });

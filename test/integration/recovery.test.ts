@@ -22,7 +22,8 @@ import { type Sshd, startSshd } from '../helpers/sshd.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
 import { compareTrees, generateTree, writeOddFiles } from '../helpers/trees.ts';
 import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
-import { type ConfSpec, type SersyncProcess, startSersync, writeConf } from './support/sersync.ts';
+import { queueFileFor } from '../../src/recovery/queue-file.ts';
+import { type ConfSpec, type SersyncProcess, startSersync, testStateDir, writeConf } from './support/sersync.ts';
 
 const PASSWORD = 's3cret pass';
 const MODULES = ['outage', 'crash-r', 'crash-norm', 'term', 'slow', 'root', 'usr1', 'odd'];
@@ -130,7 +131,8 @@ function firstArrival(dir: string, what: string, timeoutMs = 60_000): Promise<tr
 
 /**
  * A fresh watched directory for one module of the shared rsync daemon, with its config written. `start` runs a
- * sersync-ts on it (again and again, for restarts); the queue file lives beside the failLog unless told otherwise.
+ * sersync-ts on it (again and again, for restarts); the queue file lives in the tests' state directory (or in
+ * `<tuning stateDir>`), named after the failLog and the instance.
  */
 async function daemonScenario(
   module: string,
@@ -156,7 +158,7 @@ async function daemonScenario(
     src,
     dest: rsyncd.modules[module] as string,
     id: `127.0.0.1::${module}`,
-    queueFile: join(typeof stateDir === 'string' ? stateDir : failLogDir, 'rsync_fail_log.queue.json'),
+    queueFile: queueFileFor(failLog, typeof stateDir === 'string' ? stateDir : testStateDir(), src, [`127.0.0.1::${module}`]),
     async start(args: string[] = [], env?: NodeJS.ProcessEnv): Promise<SersyncProcess> {
       const proc = await startSersync([...args, '-o', conf], { env });
       running.push(proc);
@@ -191,6 +193,7 @@ describe('recovery', { concurrency: true }, () => {
       running.push(proc);
       const bad = '127.0.0.1::pw';
       const dest = pwDaemon.modules.pw as string;
+      const queueFile = queueFileFor(join(dir, 'state', 'rsync_fail_log.sh'), testStateDir(), src, [bad, mirror]);
 
       await generateTree(join(src, 'site'), { dirs: 5, filesPerDir: 10 });
       const failure = await proc.waitForLog(isFailure(bad), 'the failed login', 30_000);
@@ -202,7 +205,7 @@ describe('recovery', { concurrency: true }, () => {
       await writeFile(join(src, 'while-degraded.txt'), 'the mirror must not wait for the bad remote');
       await identical(src, mirror);
       assert.equal(proc.proc.running(), true, 'the daemon must survive an authentication failure');
-      const queue = await readQueue(join(dir, 'state', 'rsync_fail_log.queue.json'));
+      const queue = await readQueue(queueFile);
       assert.equal(queue.remotes[bad]?.lastExitCode, 5, JSON.stringify(queue.remotes[bad]));
       assert.equal(queue.remotes[mirror], undefined, 'the healthy remote has nothing pending');
       assert.deepEqual(await readdir(dest), [], 'nothing can have reached the remote with the wrong password');
@@ -211,7 +214,7 @@ describe('recovery', { concurrency: true }, () => {
       // (timeToExecute="1": 60 s, +-25 % jitter) before the next attempt.
       await writeFile(passwordFile, 'the right one\n');
       await identical(src, dest, 100_000);
-      await waitFor(async () => Object.keys((await readQueue(join(dir, 'state', 'rsync_fail_log.queue.json'))).remotes).length === 0, {
+      await waitFor(async () => Object.keys((await readQueue(queueFile)).remotes).length === 0, {
         what: 'the retry queue to empty after the recovery',
       });
       assert.equal(proc.proc.running(), true);
@@ -299,12 +302,13 @@ describe('recovery', { concurrency: true }, () => {
     }
 
     test('SIGTERM sends what is still pending within the grace period', async () => {
-      // A failLog in a world-writable directory, like sersync2's /tmp default: the queue goes into a private subdir.
+      // A failLog in a world-writable directory, like sersync2's /tmp default: nothing goes there, the queue lives
+      // in the state directory.
       const shared = join(await makeTempDir('recovery-shared-tmp'), 'tmp');
       await mkdir(shared);
       await chmod(shared, 0o1777);
       const s = await daemonScenario('term', { tuning: { quietMs: 5000, maxWaitMs: 10000 }, failLogDir: shared });
-      const queueFile = join(shared, `sersync-ts-${UID}`, 'rsync_fail_log.queue.json');
+      const queueFile = s.queueFile;
       let proc = await s.start(['--log-level', 'debug']);
       await writeFile(join(s.src, 'a.txt'), 'pending at SIGTERM');
       await mkdir(join(s.src, 'sub'));
@@ -315,6 +319,7 @@ describe('recovery', { concurrency: true }, () => {
       assert.deepEqual(await differences(s.src, s.dest), []);
       assert.deepEqual((await readQueue(queueFile)).remotes, {});
       await assertPrivate(queueFile);
+      assert.deepEqual(await readdir(shared), [], 'nothing is written beside the failLog in a world-writable directory');
 
       // Now the remote is down at SIGTERM: what cannot be sent is kept in the queue, and sent by the next start.
       proc = await s.start(['--log-level', 'debug']);

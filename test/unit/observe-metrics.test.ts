@@ -37,7 +37,7 @@ const STATUS: DaemonStatus = {
   unreadable: { count: 2, sample: ['private', 'bad/disk'] },
   maxUserWatches: 65536,
   events: { seen: 12345, ignored: 10, counted: 12000, lost: 1 },
-  retryQueue: { file: '/var/lib/sersync-ts/retry-queue.json', entries: 3 },
+  retryQueue: { file: '/var/lib/sersync-ts/retry-queue.json', entries: 3, writeError: null },
   crontab: { enabled: true, nextAt: '2026-11-25T12:17:30.000Z' },
   remotes: [REMOTE],
 };
@@ -68,6 +68,7 @@ test('renderMetrics: every figure of the status, exactly', () => {
     'sersync_events_counted_total 12000',
     'sersync_events_lost_total 1',
     'sersync_retry_queue_entries 3',
+    'sersync_retry_queue_write_failing 0',
     'sersync_crontab_enabled 1',
     'sersync_crontab_next_timestamp_seconds 1795609050',
     'sersync_remote_info{remote="10.0.0.2::www",kind="daemon"} 1',

@@ -101,10 +101,11 @@ test('everything from the status is escaped: markup, quotes, ampersands, invalid
     ...STATUS,
     watch: evil,
     version: '<i>1</i>',
-    retryQueue: { file: `${evil}/q.json`, entries: 1 },
+    retryQueue: { file: `${evil}/q.json`, entries: 1, writeError: `ENOSPC ${evil}` },
     remotes: [{ ...IDLE, id: `${evil}"><script>alert(1)</script>`, lastError: 'rsync: <script>alert(2)</script>\nsecond line' }],
   });
   assert.ok(!html.includes('<script'), 'no script element');
+  assert.ok(html.includes('data-field="retry-queue-error">cannot write: ENOSPC /srv/&#60;b&#62;'), 'the write error is shown, escaped');
   assert.ok(!html.includes('<b>') && !html.includes('<i>'), 'no markup from the status');
   assert.ok(!/[\uD800-\uDFFF]/.test(html), 'no lone surrogate');
   assert.ok(!html.includes('\x1b'), 'no escape character');

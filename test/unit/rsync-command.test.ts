@@ -58,14 +58,30 @@ test('update run with directories: include rules on stdin instead of --files-fro
     '--force',
     '--modify-window=-1',
     '--stats',
-    '--exclude=*~',
     '--from0',
+    '--exclude=*~',
     '--include-from=-',
     '--exclude=*',
     '/data/www/',
     '10.0.0.2::www',
   ]);
   assert.deepEqual(stdinItems(run.input), ['/new dir', '/new dir/***', '/a/', '/a/w\\[1]', '/a/w\\[1]/***', '/a/#x.txt', '/;y']);
+});
+
+test('an exclude file goes after the other excludes, and --from0 comes before it (rsync reads it as it parses it)', () => {
+  const forms = [
+    planUpdate(ctx(), ['f'], [], new Set(), '/tmp/x/excludes'),
+    planUpdate(ctx(), ['d'], [], new Set(['d']), '/tmp/x/excludes'),
+    planFull(ctx(), ['--exclude=*.php'], '/tmp/x/excludes'),
+  ];
+  for (const { args } of forms) {
+    const at = args.indexOf('--exclude-from=/tmp/x/excludes');
+    assert.ok(at > 0, args.join(' '));
+    assert.ok(args.indexOf('--from0') >= 0 && args.indexOf('--from0') < at, args.join(' '));
+    assert.ok(args.indexOf('--exclude=*~') < at, 'the path filter first');
+    assert.ok(!args.slice(at + 1).some((a) => a.startsWith('--exclude=') && a !== '--exclude=*'), 'then nothing but the rules');
+  }
+  assert.ok(!planFull(ctx()).args.includes('--from0'), 'a full sync without the file reads no list');
 });
 
 test('update run with directories keeps --files-from when rules would cost more', () => {

@@ -1,4 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BackgroundProcess, type RunResult, runProcess, spawnBackground } from '../../helpers/processes.ts';
 import { waitFor } from '../../helpers/wait.ts';
@@ -90,13 +92,29 @@ export interface SersyncProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+let stateHome: string | null = null;
+
+/**
+ * Where test daemons keep their state unless a test says otherwise: a private directory of this test process, handed
+ * over as systemd's StateDirectory= would (`$STATE_DIRECTORY`), so that tests run as root leave nothing in
+ * /var/lib/sersync-ts. Removed when the test process exits.
+ */
+export function testStateDir(): string {
+  if (stateHome === null) {
+    const dir = mkdtempSync(join(tmpdir(), 'sersync-ts-state-'));
+    stateHome = dir;
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return stateHome;
+}
+
 /** Starts `sersync-ts ARGS` and waits for its "watching" line. */
 export async function startSersync(
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; waitReady?: boolean; /** A command to run it through, e.g. setpriv as another user. */ via?: string[] } = {},
 ): Promise<SersyncProcess> {
   const [file, ...rest] = [...(opts.via ?? []), process.execPath, BIN, ...args] as [string, ...string[]];
-  const proc = spawnBackground(file, rest, { env: { ...process.env, ...opts.env } });
+  const proc = spawnBackground(file, rest, { env: { STATE_DIRECTORY: testStateDir(), ...process.env, ...opts.env } });
   const records = () =>
     proc
       .output()
@@ -133,5 +151,8 @@ export async function startSersync(
 
 /** Runs `sersync-ts ARGS` to completion (for --check, errors). */
 export function runSersync(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
-  return runProcess(process.execPath, [BIN, ...args], { env: { ...process.env, ...opts.env }, timeoutMs: opts.timeoutMs ?? 30_000 });
+  return runProcess(process.execPath, [BIN, ...args], {
+    env: { STATE_DIRECTORY: testStateDir(), ...process.env, ...opts.env },
+    timeoutMs: opts.timeoutMs ?? 30_000,
+  });
 }
