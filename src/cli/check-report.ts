@@ -1,19 +1,53 @@
+import { opendir } from 'node:fs/promises';
 import type { Config } from '../config/model.ts';
-import { planDelete, planFull, planUpdate, type CommandContext, type RsyncInvocation, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
-import { createPathFilter } from '../watch/path-filter.ts';
+import { displayPath, fromBytes, fromUtf8, joinRel, type RelPath, toBuffer } from '../core/paths.ts';
+import {
+  planDelete,
+  planFull,
+  planUpdate,
+  type CommandContext,
+  type RsyncInvocation,
+  UPDATE_FLAG_NOTE,
+  withoutUpdateFlag,
+} from '../sync/rsync-command.ts';
+import { createPathFilter, filterRulesOf, type PathFilter } from '../watch/path-filter.ts';
 
-/** `--check`: what the config means, as a person reads it: warnings, then each remote's exact rsync argv. */
-export function checkReport(config: Config, opts: { initialSync: boolean; defaultTimeoutSeconds: number }): string {
-  const filter = createPathFilter({ dotFiles: config.tuning.dotFiles, regexes: config.filter.enabled ? config.filter.excludes : [] });
+/** How deep `--check` looks for directories the filter keeps out, and how many directories it lists at most. */
+const KEPT_OUT_DEPTH = 3;
+const KEPT_OUT_SCAN_LIMIT = 20_000;
+
+/**
+ * `--check`: what the config means, as a person reads it: warnings, the directories the filter keeps out, then each
+ * remote's exact rsync argv (built as the daemon builds them).
+ */
+export async function checkReport(config: Config, opts: { initialSync: boolean; defaultTimeoutSeconds: number }): Promise<string> {
+  const filter = createPathFilter(filterRulesOf(config));
   const lines: string[] = [`config ${config.file}: valid`];
   for (const w of config.warnings) lines.push(`warning: ${w}`);
   for (const r of filter.untranslated) {
-    lines.push(`note: filter regex ${JSON.stringify(r.source)} has no rsync pattern: directory and full syncs walk the tree and exclude matching paths by name`);
+    lines.push(
+      `note: filter regex ${JSON.stringify(r.source)} has no rsync pattern: directory and full syncs walk the tree and exclude matching paths by name`,
+    );
   }
   if (withoutUpdateFlag(config.rsync.commonParams).dropped) lines.push(UPDATE_FLAG_NOTE);
   lines.push(`watch: ${config.watch}`);
-  lines.push(`realtime deletions: ${config.inotify.delete ? 'on' : 'off (<delete start="false">)'}; dot-files: ${config.tuning.dotFiles ? 'synced' : 'skipped (sersync2 rule)'}`);
-  lines.push(`batches: quiet ${config.tuning.quietMs} ms, at most ${config.tuning.maxWaitMs} ms; crontab: ${config.crontab.enabled ? `every ${config.crontab.scheduleMinutes} min ±25%` : 'off'}`);
+  if (config.filter.enabled && config.filter.excludes.length > 0) {
+    const out = await keptOut(config.watch, filter);
+    const shown = out.dirs.map((d) => displayPath(d)).join(', ');
+    const more = out.truncated ? ` (stopped looking after ${KEPT_OUT_SCAN_LIMIT} directories)` : '';
+    lines.push(
+      `directories the filter keeps out (not watched, not synced; first ${KEPT_OUT_DEPTH} levels): ${shown === '' ? 'none' : shown}${more}`,
+    );
+  }
+  lines.push(
+    `realtime deletions: ${config.inotify.delete ? 'on' : 'off (<delete start="false">)'}; dot-files: ${config.tuning.dotFiles ? 'synced' : 'skipped (sersync2 rule)'}`,
+  );
+  lines.push(
+    `temporary files, never synced (<tuning tempGlobs> sets all but 4913 and *~): 4913 *~ ${config.tuning.tempGlobs.join(' ')}`.trimEnd(),
+  );
+  lines.push(
+    `batches: quiet ${config.tuning.quietMs} ms, at most ${config.tuning.maxWaitMs} ms; crontab: ${config.crontab.enabled ? `every ${config.crontab.scheduleMinutes} min ±25%` : 'off'}`,
+  );
   const crontabFilters =
     config.crontab.enabled && config.crontab.filter.enabled ? config.crontab.filter.excludes.map((e) => `--exclude=${e}`) : [];
   for (const remote of config.remotes) {
@@ -26,13 +60,44 @@ export function checkReport(config: Config, opts: { initialSync: boolean; defaul
       defaultTimeoutSeconds: opts.defaultTimeoutSeconds,
     };
     lines.push('', `remote ${remote.id} (${remote.kind}):`);
-    lines.push(`  full sync${opts.initialSync ? ' (-r, crontab, recovery)' : ' (crontab, recovery)'}:`, `    ${show(planFull(ctx, crontabFilters))}`);
+    const full = planFull(ctx, crontabFilters);
+    lines.push(`  full sync${opts.initialSync ? ' (-r, crontab, recovery)' : ' (crontab, recovery)'}:`, `    ${show(full)}`);
     lines.push('  sample batch, update run:', `    ${show(planUpdate(ctx, ['index.html', 'img/logo.png']))}`);
     const withDir = planUpdate(ctx, ['index.html', 'img/new-dir'], [], new Set(['img/new-dir']));
     lines.push('  sample batch with a new directory, update run:', `    ${show(withDir)}`);
     lines.push('  sample batch, delete run:', `    ${show(planDelete(ctx, [{ path: 'old/page.html', tree: true }]))}`);
   }
   return lines.join('\n');
+}
+
+/** Existing directories the filter keeps out, breadth first: an excluded one is listed, not descended. */
+async function keptOut(watch: string, filter: PathFilter): Promise<{ dirs: RelPath[]; truncated: boolean }> {
+  const root = fromUtf8(watch);
+  const dirs: RelPath[] = [];
+  let level: RelPath[] = [''];
+  let scanned = 0;
+  for (let depth = 1; depth <= KEPT_OUT_DEPTH && level.length > 0; depth++) {
+    const next: RelPath[] = [];
+    for (const dir of level) {
+      let handle: Awaited<ReturnType<typeof opendir>>;
+      try {
+        handle = await opendir(toBuffer(dir === '' ? root : `${root}/${dir}`) as unknown as string, {
+          encoding: 'buffer' as BufferEncoding,
+        });
+      } catch {
+        continue; // unreadable or gone: the daemon says so when it walks
+      }
+      for await (const entry of handle) {
+        if (!entry.isDirectory()) continue;
+        const path = joinRel(dir, fromBytes(entry.name as unknown as Buffer));
+        if (filter.isExcluded(path, true)) dirs.push(path);
+        else next.push(path);
+        if (++scanned >= KEPT_OUT_SCAN_LIMIT) return { dirs, truncated: true };
+      }
+    }
+    level = next;
+  }
+  return { dirs: dirs.sort(), truncated: false };
 }
 
 function show(run: RsyncInvocation): string {

@@ -28,8 +28,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     const opts = parsed.options;
     const config = await loadConfig(opts.config, opts.module ? { standalonePlugin: opts.module } : {});
     if (opts.check) {
-      console.log(checkReport(config, { initialSync: opts.initialSync, defaultTimeoutSeconds: DEFAULT_IO_TIMEOUT_SECONDS }));
-      return ExitCode.Ok;
+      console.log(await checkReport(config, { initialSync: opts.initialSync, defaultTimeoutSeconds: DEFAULT_IO_TIMEOUT_SECONDS }));
+      return opts.strict && config.warnings.length > 0 ? ExitCode.ConfigWarnings : ExitCode.Ok;
     }
     if (shouldDetach(opts.daemon)) return await detach(argv, opts.logFile);
     const log = createLogger({ level: opts.logLevel ?? (config.debug ? 'debug' : 'info') });
@@ -64,7 +64,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       stop: (signal) => daemon.stop(`received ${signal}`),
       // A broken new config is reported and the running one goes on.
       reload: () =>
-        loadConfig(opts.config).then(
+        loadConfig(opts.config, { cwd: opts.cwd }).then(
           (next) => {
             for (const w of next.warnings) log.warn(w);
             return daemon.reload(next);

@@ -6,12 +6,17 @@ import { loadNativeInotify } from '../watch/dir-watch-backend.ts';
 
 /** sersync2's command line (getopt "hdro:n:m:", clustering included: `-dro conf.xml`) plus long forms. */
 export interface CliOptions {
+  /** As the user gave it, for messages; relative paths are resolved against `cwd`. */
   readonly config: string;
+  /** The directory sersync-ts was started in: a reload after `-d` left it still reads the same files. */
+  readonly cwd: string;
   readonly initialSync: boolean;
   readonly daemon: boolean;
   readonly threads: number;
   readonly module: 'command' | 'socket' | 'refreshCDN' | 'http' | null;
   readonly check: boolean;
+  /** With --check: exit ExitCode.ConfigWarnings when the config has warnings. */
+  readonly strict: boolean;
   readonly logLevel: LogLevel | null;
   readonly logFile: string | null;
   readonly pidFile: string | null;
@@ -21,7 +26,11 @@ export type ParsedCommand = { kind: 'run'; options: CliOptions } | { kind: 'exit
 
 const MODULES = ['command', 'socket', 'refreshCDN', 'http'] as const;
 
-export function parseCommandLine(argv: readonly string[], version: string, out: { log: (s: string) => void; err: (s: string) => void }): ParsedCommand {
+export function parseCommandLine(
+  argv: readonly string[],
+  version: string,
+  out: { log: (s: string) => void; err: (s: string) => void },
+): ParsedCommand {
   const program = new Command('sersync-ts')
     .description(
       'Real-time mirroring daemon: watches a directory and pushes every change to rsync remotes.\n' +
@@ -32,13 +41,15 @@ export function parseCommandLine(argv: readonly string[], version: string, out: 
     .option('-d, --daemon', 'run in the background (stays in the foreground under systemd)', false)
     .addOption(
       new Option('-n, --threads <n>', 'rsync processes at once, over all remotes').default(10).argParser((v: string) => {
-        if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1000) throw new InvalidArgumentError('expected a whole number from 1 to 1000.');
+        if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1000)
+          throw new InvalidArgumentError('expected a whole number from 1 to 1000.');
         return Number(v);
       }),
     )
     .addOption(new Option('-m, --module <name>', 'run one plugin module alone, without rsync').choices(MODULES))
     .option('--check', 'validate the config, print warnings and the rsync commands each remote would get, then exit', false)
-    .option('--pid-file <file>', 'write the daemon\'s pid here while it runs')
+    .option('--strict', 'with --check: exit 65 when the config has warnings (for CI)', false)
+    .option('--pid-file <file>', "write the daemon's pid here while it runs")
     .option('--log-file <file>', 'with -d outside systemd: append logs here (default: /dev/null)')
     .addOption(new Option('--log-level <level>', 'log level (default: info, or debug with <debug start="true">)').choices(LOG_LEVELS))
     .option('--version', 'print the version and which inotify reader this build carries, then exit')
@@ -48,8 +59,9 @@ export function parseCommandLine(argv: readonly string[], version: string, out: 
     .configureOutput({ writeOut: (s) => out.log(s.trimEnd()), writeErr: (s) => out.err(s.trimEnd()) });
   program.addHelpText(
     'after',
-    '\nExit codes: 0 ok, 1 runtime failure, 64 usage, 66 config file missing or unreadable, 69 rsync missing,\n' +
-      '70 internal error, 73 state directory not writable, 75 inotify limit, 78 config invalid.\n' +
+    '\nExit codes: 0 ok, 1 runtime failure, 64 usage, 65 warnings (--check --strict), 66 config file missing or\n' +
+      'unreadable, 69 rsync missing, 70 internal error, 73 state directory not writable, 75 inotify limit,\n' +
+      '78 config invalid.\n' +
       'Example: sersync-ts -r -d -o /etc/sersync/confxml.xml\n' +
       'Status of a running daemon: sersync-ts status [-o FILE] [--json]',
   );
@@ -72,6 +84,7 @@ export function parseCommandLine(argv: readonly string[], version: string, out: 
     threads: number;
     module?: CliOptions['module'];
     check: boolean;
+    strict: boolean;
     logLevel?: LogLevel;
     logFile?: string;
     pidFile?: string;
@@ -83,15 +96,18 @@ export function parseCommandLine(argv: readonly string[], version: string, out: 
   if (o.config === '') {
     throw new SersyncError('USAGE', 'option -o needs a file name, got an empty string', { exitCode: ExitCode.Usage });
   }
+  if (o.strict && !o.check) throw new SersyncError('USAGE', '--strict goes with --check', { exitCode: ExitCode.Usage });
   return {
     kind: 'run',
     options: {
       config: o.config,
+      cwd: process.cwd(),
       initialSync: o.initialSync,
       daemon: o.daemon,
       threads: o.threads,
       module: o.module ?? null,
       check: o.check,
+      strict: o.strict,
       logLevel: o.logLevel ?? null,
       logFile: o.logFile ?? null,
       pidFile: o.pidFile === undefined ? null : resolve(o.pidFile),
@@ -102,9 +118,12 @@ export function parseCommandLine(argv: readonly string[], version: string, out: 
 export type ParsedStatusCommand = { kind: 'run'; options: { config: string; json: boolean } } | { kind: 'exit'; code: number };
 
 /** `sersync-ts status [-o FILE] [--json]`: asks the running daemon of that config for its status. */
-export function parseStatusCommandLine(argv: readonly string[], out: { log: (s: string) => void; err: (s: string) => void }): ParsedStatusCommand {
+export function parseStatusCommandLine(
+  argv: readonly string[],
+  out: { log: (s: string) => void; err: (s: string) => void },
+): ParsedStatusCommand {
   const program = new Command('sersync-ts status')
-    .description("Prints the status of the daemon running with this config (from its <host hostip port> endpoint).")
+    .description('Prints the status of the daemon running with this config (from its <host hostip port> endpoint).')
     .option('-o, --config <file>', 'config file of the running daemon', 'confxml.xml')
     .option('--json', 'print the status as JSON, as /status serves it', false)
     .helpOption('-h, --help', 'print this help and exit')

@@ -16,7 +16,10 @@ export async function loadConfig(file: string, options: ParseOptions = {}): Prom
   const bytes = await readConfigFile(file, path.resolve(cwd, file));
   const { config, problems, diskChecks } = analyzeConfig(bytes, file, { ...options, cwd });
   for (const check of diskChecks) {
-    const message = check.kind === 'directory' ? await directoryProblem(check.path) : await passwordFileProblem(check.path);
+    const message =
+      check.kind === 'passwordFile'
+        ? await passwordFileProblem(check.path)
+        : await directoryProblem(check.path, check.kind === 'watchDirectory');
     if (message !== null) problems.error(check.line, check.where, message);
   }
   problems.throwIfAny();
@@ -89,13 +92,17 @@ function tooLarge(file: string, size: number): SersyncError {
   );
 }
 
-async function directoryProblem(dir: string): Promise<string | null> {
+async function directoryProblem(dir: string, watched: boolean): Promise<string | null> {
   try {
     const st = await stat(dir);
     return st.isDirectory() ? null : `${dir} is not a directory; fix the path`;
   } catch (err) {
     const code = errorCode(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return 'directory does not exist; create it or fix the path';
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      // sersync2 printed "inotify_add_watch error" here and then sat idle, syncing nothing, with no exit code to see.
+      const why = watched ? ', so there is nothing to watch (sersync2 started anyway and never synced)' : '';
+      return `directory does not exist${why}; create it or fix the path`;
+    }
     return `directory cannot be checked (${code ?? String(err)})`;
   }
 }

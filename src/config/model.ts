@@ -81,6 +81,11 @@ export type PluginName = 'command' | 'socket' | 'refreshCDN' | 'http';
 export interface Tuning {
   /** Sync dot-files in real time (default true). false restores sersync2's rule: non-directories named `.*` skip. */
   readonly dotFiles: boolean;
+  /**
+   * Temporary-file globs besides sersync2's own (`4913`, `*~`): their events are dropped, and runs that follow
+   * events exclude them; full syncs carry them. Default: watch/path-filter.ts EXTRA_TEMPORARY_GLOBS.
+   */
+  readonly tempGlobs: readonly string[];
   /** A batch goes once its changes have been quiet this long. */
   readonly quietMs: number;
   /** ...and never later than this while writes go on. */

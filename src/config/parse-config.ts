@@ -14,6 +14,7 @@ import type {
   Tuning,
 } from './model.ts';
 import { ConfigProblems } from './problems.ts';
+import { EXTRA_TEMPORARY_GLOBS, tempGlobProblem } from '../watch/path-filter.ts';
 import { splitShellWords } from './shell-words.ts';
 import { checkStructure } from './structure.ts';
 import { decodeConfigBytes, parseXmlTree, type XmlElement } from './xml-tree.ts';
@@ -33,7 +34,7 @@ export interface ParseOptions {
 
 /** Something only the file system can confirm; loadConfig checks it and blames the element named here. */
 interface DiskCheck {
-  readonly kind: 'directory' | 'passwordFile';
+  readonly kind: 'watchDirectory' | 'directory' | 'passwordFile';
   readonly path: string;
   readonly line: number;
   readonly where: string;
@@ -130,6 +131,7 @@ const SHIPPED = {
 
 const TUNING_DEFAULTS: Tuning = {
   dotFiles: true,
+  tempGlobs: EXTRA_TEMPORARY_GLOBS,
   quietMs: 100,
   maxWaitMs: 2000,
   maxChildrenPerDir: 100,
@@ -268,7 +270,7 @@ class Reader {
       if (own !== null && own.watch !== null) {
         const block = pluginBlock(head, standalone);
         const lp = child(block, 'localpath');
-        if (lp !== undefined) this.#diskDir(own.watch, lp, 'watch');
+        if (lp !== undefined) this.#diskDir(own.watch, lp, 'watch', 'watchDirectory');
         return { path: own.watch };
       }
     }
@@ -295,7 +297,7 @@ class Reader {
       this.#p.error(lp.el.line, where(lp, 'watch'), 'watching / is not supported (sersync2 refused it too); name a directory');
       return null;
     }
-    this.#diskDir(resolved, lp, 'watch');
+    this.#diskDir(resolved, lp, 'watch', 'watchDirectory');
     return { path: resolved };
   }
 
@@ -353,8 +355,13 @@ class Reader {
           }
         }
         if (ip.includes(':') && !/^(?:[^@]*@)?\[[^\]]*\]$/.test(ip)) {
-          this.#p.error(line, where(node, 'ip'), 'an IPv6 address must be written in brackets, e.g. ip="[2001:db8::1]"');
-          bad = true;
+          // sersync2 wrote `2001:db8::1::module`, which rsync cannot parse; brackets are the nearest thing that works.
+          if (/^[0-9A-Fa-f:.]+$/.test(ip)) {
+            this.#p.warn(line, where(node, 'ip'), `an IPv6 address without brackets; sersync-ts connects to [${ip}]`);
+          } else {
+            this.#p.error(line, where(node, 'ip'), 'an IPv6 address must be written in brackets, e.g. ip="[2001:db8::1]"');
+            bad = true;
+          }
         }
         if (bad) continue;
         remote = ssh ? { kind: 'ssh', ip, name, id: `${ip}:${name}`, line } : { kind: 'daemon', ip, name, id: `${ip}::${name}`, line };
@@ -418,7 +425,22 @@ class Reader {
 
     const timeoutNode = child(node, 'timeout');
     const timeoutEnabled = this.#bool(timeoutNode, 'start', false);
-    const seconds = this.#number(timeoutNode, 'time', SHIPPED.timeoutSeconds, SECONDS, this.#reportIf(timeoutEnabled));
+    let timeoutOn = timeoutEnabled;
+    const seconds = this.#number(timeoutNode, 'time', SHIPPED.timeoutSeconds, SECONDS, (n, key, message) => {
+      if (!timeoutEnabled) {
+        this.#p.report(false, n.el.line, where(n, key), message);
+        return;
+      }
+      // sersync2 passed the text to rsync: 0 turns rsync's I/O timeout off, anything else but seconds failed every sync.
+      timeoutOn = false;
+      this.#p.warn(
+        n.el.line,
+        where(n, key),
+        /^\s*0+\s*$/.test(attr(n, key) ?? '')
+          ? '0 turns rsync\'s I/O timeout off; sersync-ts keeps its own default I/O timeout instead, as with start="false"'
+          : 'expected whole seconds > 0 (rsync would refuse this and every sync fail); using the default I/O timeout, as with start="false"',
+      );
+    });
 
     const rawOptions = attr(sshNode, 'options');
     const sshOptions = rawOptions === undefined ? [] : (this.#words(sshNode, 'options', rawOptions, sshEnabled) ?? []);
@@ -427,7 +449,7 @@ class Reader {
       commonParams,
       auth: { enabled: authEnabled, users, passwordFile },
       port: { enabled: portEnabled, port },
-      timeout: { enabled: timeoutEnabled, seconds },
+      timeout: { enabled: timeoutOn, seconds },
       ssh: { enabled: sshEnabled, options: sshOptions },
     };
   }
@@ -440,16 +462,28 @@ class Reader {
     }
     if (node !== undefined) file = this.#absolute(node, 'path', file);
     const raw = attr(node, 'timeToExecute');
-    const retryCapMinutes =
-      raw !== undefined && raw.trim() === ''
-        ? SHIPPED.failLog.minutesWhenEmpty
-        : this.#number(node, 'timeToExecute', SHIPPED.failLog.minutes, MINUTES, this.#reportIf(true));
+    let retryCapMinutes: number = SHIPPED.failLog.minutes;
+    if (raw !== undefined && node !== undefined) {
+      if (raw.trim() === '') retryCapMinutes = SHIPPED.failLog.minutesWhenEmpty;
+      else {
+        // sersync2: atoi(value) minutes; at 0 or less it replayed its failLog at every idle minute.
+        retryCapMinutes = this.#minutes(node, 'timeToExecute', raw, {
+          atMostZero: 1,
+          meaning: 'sersync2 replayed its failLog every idle minute',
+        });
+      }
+    }
     return { path: file, retryCapMinutes };
   }
 
   #crontab(node: Node | undefined): Config['crontab'] {
     const enabled = this.#bool(node, 'start', false);
-    const scheduleMinutes = this.#number(node, 'schedule', SHIPPED.crontabMinutes, MINUTES, this.#reportIf(enabled));
+    const rawSchedule = attr(node, 'schedule');
+    // sersync2: atoi(value) minutes, and 0 or less (a word too) meant 600.
+    const scheduleMinutes =
+      rawSchedule === undefined || node === undefined
+        ? SHIPPED.crontabMinutes
+        : this.#minutes(node, 'schedule', rawSchedule, { atMostZero: SHIPPED.crontabMinutes, meaning: 'as sersync2 did' });
     const filterNode = child(node, 'crontabfilter');
     const filterEnabled = this.#bool(filterNode, 'start', false);
     const excludes: string[] = [];
@@ -631,6 +665,7 @@ class Reader {
     }
     return {
       dotFiles: this.#bool(node, 'dotFiles', d.dotFiles),
+      tempGlobs: this.#tempGlobs(node),
       quietMs,
       maxWaitMs,
       maxChildrenPerDir: this.#number(node, 'maxChildrenPerDir', d.maxChildrenPerDir, counts, bad),
@@ -648,6 +683,19 @@ class Reader {
     };
   }
 
+  /** `tempGlobs="*.part *.crdownload"`: the extra temporary-file globs, separated by blanks; "" clears them. */
+  #tempGlobs(node: Node): readonly string[] {
+    const raw = attr(node, 'tempGlobs');
+    if (raw === undefined) return TUNING_DEFAULTS.tempGlobs;
+    const globs: string[] = [];
+    for (const glob of raw.split(/\s+/).filter(Boolean)) {
+      const problem = tempGlobProblem(glob);
+      if (problem === null) globs.push(glob);
+      else this.#p.warn(node.el.line, where(node, 'tempGlobs'), `"${glob}" ${problem}; ignored`);
+    }
+    return globs;
+  }
+
   /** A regex list (`exclude`, `include`), anchored like boost::regex_match and compiled over byte strings. */
   #regexList(node: Node | undefined, tag: string, enabled: boolean): FilterRegex[] {
     const list: FilterRegex[] = [];
@@ -662,7 +710,10 @@ class Reader {
       // Checked alone first: `a)|(b` is invalid, but would compile once wrapped in ^(?:...)$ and match wrongly.
       const problem = regexProblem(bytes);
       if (problem !== null) {
-        this.#p.report(enabled, line, where(item, 'expression'), `invalid regular expression: ${problem}`);
+        // sersync2 printed "regular expression error" and went on without the pattern; so does sersync-ts.
+        const skipped = enabled ? 'skipped as sersync2 skipped it, so it excludes nothing' : 'not used while this part is off';
+        const glob = /^\*[^*()|+{}\\]*$/.test(source) ? `; a file pattern ${source} is the regex ${globAsRegex(source)}` : '';
+        this.#p.warn(line, where(item, 'expression'), `invalid regular expression: ${problem}; ${skipped}${glob}`);
         continue;
       }
       if (/\\[AZz<>`']/.test(source)) {
@@ -680,7 +731,17 @@ class Reader {
           line,
           where(item, 'expression'),
           `matches nothing in sersync2, which tests a top-level entry as "name", without a leading slash (deeper ones as "/dir/name"); ` +
-            `sersync-ts excludes the top-level "${name}" (rsync --exclude=/${name} in every run), as "^${name}" would`,
+            `sersync-ts excludes the top-level "${name}" (rsync exclude /${name} in every run), as "^${name}" would`,
+        );
+      }
+      const part = String.raw`(?:[^/\\.*+?()[\]{}|^$]|\\[^A-Za-z0-9/])+`;
+      if (tag === 'exclude' && new RegExp(`^\\^?${part}(?:/${part})+\\$?$`).test(source)) {
+        const dir = source.replace(/^\^/, '').replace(/\$$/, '');
+        this.#p.warn(
+          line,
+          where(item, 'expression'),
+          `matches nothing in sersync2 (an event below the top level is tested as "/${dir}", a directory at start-up as "${dir}/"), so it excludes nothing; ` +
+            `"^${dir}/*" keeps the directory ${dir} out`,
         );
       }
       list.push({ source, regex: new RegExp(`^(?:${bytes})$`), line });
@@ -714,6 +775,25 @@ class Reader {
     return fallback;
   }
 
+  /**
+   * A count of minutes read as sersync2 read it, with C's atoi: leading digits count, the rest is ignored, and no
+   * digits at all is 0. Anything atoi had to bend earns a warning saying what the value became.
+   */
+  #minutes(node: Node, key: string, raw: string, zero: { atMostZero: number; meaning: string }): number {
+    const value = atoi(raw);
+    const at = where(node, key);
+    if (value <= 0) {
+      this.#p.warn(node.el.line, at, `not a number of minutes > 0, read as ${zero.atMostZero} (${zero.meaning})`);
+      return zero.atMostZero;
+    }
+    if (value > MINUTES.max) {
+      this.#p.warn(node.el.line, at, `more than a year, read as ${MINUTES.max} minutes`);
+      return MINUTES.max;
+    }
+    if (!/^\s*\+?\d+\s*$/.test(raw)) this.#p.warn(node.el.line, at, `not a whole number, read as ${value} as sersync2 did (atoi)`);
+    return value;
+  }
+
   /** The onBad callback of #number for an element whose `start` decides between error and warning. */
   #reportIf(enabled: boolean): (node: Node, key: string, message: string) => void {
     return (node, key, message) => this.#p.report(enabled, node.el.line, where(node, key), message);
@@ -744,8 +824,8 @@ class Reader {
     return resolved;
   }
 
-  #diskDir(dir: string, node: Node, key: string): void {
-    this.diskChecks.push({ kind: 'directory', path: dir, line: node.el.line, where: where(node, key) });
+  #diskDir(dir: string, node: Node, key: string, kind: 'watchDirectory' | 'directory' = 'directory'): void {
+    this.diskChecks.push({ kind, path: dir, line: node.el.line, where: where(node, key) });
   }
 }
 
@@ -758,6 +838,19 @@ type PluginBlocks = {
 
 function isPluginName(name: string): name is PluginName {
   return (PLUGIN_NAMES as readonly string[]).includes(name);
+}
+
+/** `*.gz` → `.*\.gz`: the regex a shell-style pattern means, for a hint. */
+function globAsRegex(glob: string): string {
+  return glob.replace(/[.^$]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+}
+
+/** C's atoi: optional blanks and sign, then digits; whatever follows is ignored, and no digits at all is 0. */
+export function atoi(text: string): number {
+  const m = /^[ \t\n\v\f\r]*([+-]?)(\d+)/.exec(text);
+  if (m === null) return 0;
+  const digits = Number((m[2] as string).slice(0, 16));
+  return m[1] === '-' ? -digits : digits;
 }
 
 function regexProblem(source: string): string | null {

@@ -74,7 +74,18 @@ const HEAD = el(
       ],
     ),
     el('plugin', ['name'], [], true),
-    el('tuning', ['dotFiles', 'quietMs', 'maxWaitMs', 'maxChildrenPerDir', 'maxPendingPaths', 'watcher', 'stateDir', 'progressMs', 'maxDelete']),
+    el('tuning', [
+      'dotFiles',
+      'tempGlobs',
+      'quietMs',
+      'maxWaitMs',
+      'maxChildrenPerDir',
+      'maxPendingPaths',
+      'watcher',
+      'stateDir',
+      'progressMs',
+      'maxDelete',
+    ]),
   ],
 );
 

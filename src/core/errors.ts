@@ -8,6 +8,8 @@ export const ExitCode = {
   Failure: 1,
   /** Unknown option, missing or bad option value. */
   Usage: 64,
+  /** `--check --strict`: the config is valid, but it has warnings. */
+  ConfigWarnings: 65,
   /** The config file is missing or unreadable. */
   NoInput: 66,
   /** A program we need is missing (rsync), or Node.js is too old. */

@@ -16,7 +16,7 @@ import { CloseWriteFilter, stillOpenMessage } from '../watch/close-write.ts';
 import { ChokidarWatcher } from '../watch/chokidar-watcher.ts';
 import { DirWatcher } from '../watch/dir-watcher.ts';
 import { DeletionGuard } from '../sync/deletion-guard.ts';
-import { createPathFilter } from '../watch/path-filter.ts';
+import { createPathFilter, filterRulesOf } from '../watch/path-filter.ts';
 import type { Watcher } from '../watch/watcher.ts';
 import type { DaemonStatus, RemoteStatus, StatusSource } from '../observe/status-model.ts';
 import { FullSyncProgress } from '../observe/progress.ts';
@@ -138,7 +138,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     if (root !== current?.config.watch && current !== undefined) guard = await DeletionGuard.create(root);
     const deletionGuard = guard;
     if (withoutUpdateFlag(config.rsync.commonParams).dropped) log.info(UPDATE_FLAG_NOTE.replace(/^note: /, ''));
-    const filter = createPathFilter({ dotFiles: config.tuning.dotFiles, regexes: config.filter.enabled ? config.filter.excludes : [] });
+    const filter = createPathFilter(filterRulesOf(config));
     if (filter.untranslated.length > 0) {
       log.info(
         { regexes: filter.untranslated.map((r) => r.source) },

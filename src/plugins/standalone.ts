@@ -3,7 +3,7 @@ import { type Clock, systemClock } from '../core/clock.ts';
 import { displayPath, fromUtf8 } from '../core/paths.ts';
 import { changeHintFor } from '../watch/change-hint.ts';
 import { DirWatcher } from '../watch/dir-watcher.ts';
-import { createPathFilter } from '../watch/path-filter.ts';
+import { createPathFilter, filterRulesOf } from '../watch/path-filter.ts';
 import type { Watcher } from '../watch/watcher.ts';
 import { createPlugin, type PluginDeps, type PluginEvent } from './plugin.ts';
 
@@ -38,7 +38,7 @@ export async function startStandalone(config: Config, name: PluginName, deps: St
   const root = own ?? config.watch;
   const rootBytes = fromUtf8(root);
   const plugin = createPlugin(name, config, deps);
-  const filter = createPathFilter({ dotFiles: config.tuning.dotFiles, regexes: config.filter.enabled ? config.filter.excludes : [] });
+  const filter = createPathFilter(filterRulesOf(config));
   const watcher = deps.createWatcher?.() ?? new DirWatcher();
   const burst = new Burst(deps.clock ?? systemClock, config.tuning, (events) => plugin.notify(events));
   try {

@@ -5,6 +5,7 @@ import type { Config } from '../../src/config/model.ts';
 import { type ParseOptions, parseConfig } from '../../src/config/parse-config.ts';
 import { ExitCode, SersyncError } from '../../src/core/errors.ts';
 import { fromUtf8 } from '../../src/core/paths.ts';
+import { EXTRA_TEMPORARY_GLOBS } from '../../src/watch/path-filter.ts';
 
 const FIXTURES = new URL('../fixtures/config/', import.meta.url);
 
@@ -38,6 +39,7 @@ const REMOTE = '<localpath watch="/data/www"><remote ip="10.0.0.2" name="www"/><
 
 const DEFAULT_TUNING = {
   dotFiles: true,
+  tempGlobs: EXTRA_TEMPORARY_GLOBS,
   quietMs: 100,
   maxWaitMs: 2000,
   maxChildrenPerDir: 100,
@@ -208,7 +210,7 @@ test('tutorial copy 2: BOM, blank line before the declaration, upper-case names,
   const config = parse(fixture('tutorial-ssh.xml'));
   assert.deepEqual(config.warnings, [
     'conf.xml:24: <inotify><attrib start="TRUE">: only the exact value "true" turns this on; read as false',
-    'conf.xml:47: <sersync><crontab schedule="abc">: expected whole minutes > 0 (at most 525600, a year) (only a warning while this part is not enabled)',
+    'conf.xml:47: <sersync><crontab schedule="abc">: not a number of minutes > 0, read as 600 (as sersync2 did)',
   ]);
   assert.equal(config.inotify.delete, false);
   assert.equal(config.inotify.attrib, false);
@@ -248,6 +250,7 @@ test('the extensions: <tuning>, <ssh options>, local mirrors, the http plugin', 
   assert.deepEqual(config.warnings, []);
   assert.deepEqual(config.tuning, {
     dotFiles: false,
+    tempGlobs: ['*.part', '*.tmp'],
     quietMs: 150,
     maxWaitMs: 5000,
     maxChildrenPerDir: 8,
@@ -346,21 +349,28 @@ test('a <filter> exclude "/name" is flagged: sersync2 never matched it (a top-le
     ),
   );
   const says = (n: string) =>
-    `matches nothing in sersync2, which tests a top-level entry as "name", without a leading slash (deeper ones as "/dir/name"); sersync-ts excludes the top-level "${n}" (rsync --exclude=/${n} in every run), as "^${n}" would`;
+    `matches nothing in sersync2, which tests a top-level entry as "name", without a leading slash (deeper ones as "/dir/name"); sersync-ts excludes the top-level "${n}" (rsync exclude /${n} in every run), as "^${n}" would`;
   assert.deepEqual(config.warnings, [
     `conf.xml:3: <filter><exclude expression="/logs">: ${says('logs')}`,
     `conf.xml:3: <filter><exclude expression="/tmp/*">: ${says('tmp')}`,
   ]);
 });
 
-test('an invalid regex in an enabled filter is an error naming the expression; an empty one is skipped', () => {
-  assert.deepEqual(
-    problemsOf(withSersync(REMOTE, '<filter start="true">\n<exclude expression="(.*\\.gz"/>\n<exclude expression="a)|(b"/>\n</filter>')),
-    [
-      'conf.xml:3: <filter><exclude expression="(.*\\.gz">: invalid regular expression: Unterminated group',
-      'conf.xml:4: <filter><exclude expression="a)|(b">: invalid regular expression: Unmatched \')\'',
-    ],
+test('an invalid regex in an enabled filter is skipped with a warning naming it, as sersync2 skipped it; so is an empty one', () => {
+  const bad = parse(
+    withSersync(
+      REMOTE,
+      '<filter start="true">\n<exclude expression="(.*\\.gz"/>\n<exclude expression="a)|(b"/>\n<exclude expression="^x"/>\n</filter>',
+    ),
   );
+  assert.deepEqual(
+    bad.filter.excludes.map((r) => r.source),
+    ['^x'],
+  );
+  assert.deepEqual(bad.warnings, [
+    'conf.xml:3: <filter><exclude expression="(.*\\.gz">: invalid regular expression: Unterminated group; skipped as sersync2 skipped it, so it excludes nothing',
+    'conf.xml:4: <filter><exclude expression="a)|(b">: invalid regular expression: Unmatched \')\'; skipped as sersync2 skipped it, so it excludes nothing',
+  ]);
   const config = parse(withSersync(REMOTE, '<filter start="true"><exclude expression=""/><exclude/></filter>'));
   assert.deepEqual(config.filter, { enabled: true, excludes: [] });
   assert.equal(config.warnings.length, 2);
@@ -398,6 +408,7 @@ test('bad remotes are errors; a duplicate is a warning and dropped', () => {
 <remote ip="-e sh" name="m"/>
 <remote ip="h" name="--delete"/>
 <remote ip="::1" name="m"/>
+<remote ip="u@::1" name="m"/>
 <remote name="/"/>
 <remote name="/d/mirror"/>
 <remote name="/"/>
@@ -410,10 +421,10 @@ test('bad remotes are errors; a duplicate is a warning and dropped', () => {
     'conf.xml:7: <sersync><localpath><remote>: empty name; write the rsync module (the remote path with ssh), or an absolute directory without ip for a local mirror',
     'conf.xml:8: <sersync><localpath><remote ip="-e sh">: starts with "-", so rsync would read it as an option',
     'conf.xml:9: <sersync><localpath><remote name="--delete">: starts with "-", so rsync would read it as an option',
-    'conf.xml:10: <sersync><localpath><remote ip="::1">: an IPv6 address must be written in brackets, e.g. ip="[2001:db8::1]"',
-    'conf.xml:11: <sersync><localpath><remote name="/">: mirroring into / is refused',
-    'conf.xml:12: <sersync><localpath><remote name="/d/mirror">: the mirror and the watch directory /d contain one another; the mirror would sync into itself or delete the source',
-    'conf.xml:13: <sersync><localpath><remote name="/">: mirroring into / is refused',
+    'conf.xml:11: <sersync><localpath><remote ip="u@::1">: an IPv6 address must be written in brackets, e.g. ip="[2001:db8::1]"',
+    'conf.xml:12: <sersync><localpath><remote name="/">: mirroring into / is refused',
+    'conf.xml:13: <sersync><localpath><remote name="/d/mirror">: the mirror and the watch directory /d contain one another; the mirror would sync into itself or delete the source',
+    'conf.xml:14: <sersync><localpath><remote name="/">: mirroring into / is refused',
   ]);
   const dup = parse(withSersync('<localpath watch="/d"><remote ip="h" name="m"/>\n<remote ip="h" name="m"/></localpath>'));
   assert.equal(dup.remotes.length, 1);
@@ -475,47 +486,72 @@ test('unknown elements and attributes are warnings naming their path; repeated e
   ]);
 });
 
-test('numbers: a bad value in an enabled element is an error, in a disabled one a warning', () => {
-  const rsync = (start: string) =>
-    withSersync(
-      `${REMOTE}
-<rsync>
-<userDefinedPort start="${start}" port="70000"/>
-<timeout start="${start}" time="abc"/>
-</rsync>
-<crontab start="${start}" schedule="-5"/>`,
-    );
+test('numbers: a bad port in an enabled element is an error, in a disabled one a warning', () => {
+  const rsync = (start: string) => withSersync(`${REMOTE}\n<rsync>\n<userDefinedPort start="${start}" port="70000"/>\n</rsync>`);
   assert.deepEqual(problemsOf(rsync('true')), [
     'conf.xml:6: <sersync><rsync><userDefinedPort port="70000">: expected a port number 1-65535',
-    'conf.xml:7: <sersync><rsync><timeout time="abc">: expected whole seconds > 0',
-    'conf.xml:9: <sersync><crontab schedule="-5">: expected whole minutes > 0 (at most 525600, a year)',
   ]);
   const off = parse(rsync('false'));
   assert.deepEqual(off.warnings, [
     'conf.xml:6: <sersync><rsync><userDefinedPort port="70000">: expected a port number 1-65535 (only a warning while this part is not enabled)',
-    'conf.xml:7: <sersync><rsync><timeout time="abc">: expected whole seconds > 0 (only a warning while this part is not enabled)',
-    'conf.xml:9: <sersync><crontab schedule="-5">: expected whole minutes > 0 (at most 525600, a year) (only a warning while this part is not enabled)',
   ]);
   assert.equal(off.rsync.port.port, 874);
-  assert.equal(off.rsync.timeout.seconds, 100);
-  assert.equal(off.crontab.scheduleMinutes, 600);
-  for (const bad of ['0', '1.5', '1e3', '12s', '']) {
-    assert.deepEqual(problemsOf(withSersync(`${REMOTE}<rsync><timeout start="true" time="${bad}"/></rsync>`)), [
-      `conf.xml:4: <sersync><rsync><timeout time="${bad}">: expected whole seconds > 0`,
-    ]);
-  }
-  assert.equal(parse(withSersync(`${REMOTE}<rsync><timeout start="true" time=" 30 "/></rsync>`)).rsync.timeout.seconds, 30);
 });
 
-test('failLog: minutes; an empty timeToExecute means 120 like sersync2; always validated', () => {
+test('<timeout time>: what rsync would refuse (or 0, rsync\'s "no timeout") runs with the default I/O timeout, with a warning', () => {
+  const timeout = (time: string) => parse(withSersync(`${REMOTE}<rsync><timeout start="true" time="${time}"/></rsync>`));
+  for (const bad of ['abc', '1.5', '1e3', '12s', '', '-5']) {
+    const config = timeout(bad);
+    assert.equal(config.rsync.timeout.enabled, false, bad);
+    assert.deepEqual(config.warnings, [
+      `conf.xml:4: <sersync><rsync><timeout time="${bad}">: expected whole seconds > 0 (rsync would refuse this and every sync fail); using the default I/O timeout, as with start="false"`,
+    ]);
+  }
+  const zero = timeout('0');
+  assert.equal(zero.rsync.timeout.enabled, false);
+  assert.match(zero.warnings[0] ?? '', /time="0">: 0 turns rsync's I\/O timeout off; sersync-ts keeps its own default I\/O timeout/);
+  assert.deepEqual(timeout(' 30 ').rsync.timeout, { enabled: true, seconds: 30 });
+  // Off: not read by sersync2, not used here; only a warning about the odd value.
+  const off = parse(withSersync(`${REMOTE}<rsync><timeout start="false" time="abc"/></rsync>`));
+  assert.deepEqual(off.rsync.timeout, { enabled: false, seconds: 100 });
+  assert.deepEqual(off.warnings, [
+    'conf.xml:4: <sersync><rsync><timeout time="abc">: expected whole seconds > 0 (only a warning while this part is not enabled)',
+  ]);
+});
+
+test('<crontab schedule>: read with atoi like sersync2; 0 or less, or no digits, is 600 minutes', () => {
+  const crontab = (schedule: string) => parse(withSersync(`${REMOTE}<crontab start="true" schedule="${schedule}"/>`));
+  for (const [raw, minutes, warning] of [
+    ['30', 30, null],
+    [' 45', 45, null],
+    ['0', 600, 'not a number of minutes > 0, read as 600 (as sersync2 did)'],
+    ['-5', 600, 'not a number of minutes > 0, read as 600 (as sersync2 did)'],
+    ['abc', 600, 'not a number of minutes > 0, read as 600 (as sersync2 did)'],
+    ['', 600, 'not a number of minutes > 0, read as 600 (as sersync2 did)'],
+    ['10min', 10, 'not a whole number, read as 10 as sersync2 did (atoi)'],
+    ['1.5', 1, 'not a whole number, read as 1 as sersync2 did (atoi)'],
+    ['99999999', 525600, 'more than a year, read as 525600 minutes'],
+  ] as const) {
+    const config = crontab(raw);
+    assert.equal(config.crontab.scheduleMinutes, minutes, raw);
+    assert.deepEqual(config.warnings, warning === null ? [] : [`conf.xml:4: <sersync><crontab schedule="${raw}">: ${warning}`], raw);
+  }
+});
+
+test('failLog: minutes; an empty timeToExecute means 120 like sersync2; 0 or junk is 1 minute (sersync2 replayed every idle minute)', () => {
   assert.equal(parse(withSersync(`${REMOTE}<failLog path="/var/tmp/f.sh" timeToExecute=""/>`)).failLog.retryCapMinutes, 120);
   assert.deepEqual(parse(withSersync(`${REMOTE}<failLog path="/var/tmp/f.sh" timeToExecute="15"/>`)).failLog, {
     path: '/var/tmp/f.sh',
     retryCapMinutes: 15,
   });
-  assert.deepEqual(problemsOf(withSersync(`${REMOTE}<failLog timeToExecute="0"/>`)), [
-    'conf.xml:4: <sersync><failLog timeToExecute="0">: expected whole minutes > 0 (at most 525600, a year)',
-  ]);
+  for (const raw of ['0', 'abc', '-3']) {
+    const config = parse(withSersync(`${REMOTE}<failLog timeToExecute="${raw}"/>`));
+    assert.equal(config.failLog.retryCapMinutes, 1);
+    assert.deepEqual(config.warnings, [
+      `conf.xml:4: <sersync><failLog timeToExecute="${raw}">: not a number of minutes > 0, read as 1 (sersync2 replayed its failLog every idle minute)`,
+    ]);
+  }
+  assert.equal(parse(withSersync(`${REMOTE}<failLog timeToExecute="60 # an hour"/>`)).failLog.retryCapMinutes, 60);
   const rel = parse(withSersync(`${REMOTE}<failLog path="logs/fail.sh"/>`), { cwd: '/srv' });
   assert.equal(rel.failLog.path, '/srv/logs/fail.sh');
   assert.deepEqual(rel.warnings, [
@@ -612,7 +648,7 @@ test('plugins: the enabled one is validated strictly, the others only warn', () 
   const inactive = parse(withSersync(REMOTE, blocks));
   assert.deepEqual(inactive.warnings, [
     'conf.xml:3: <plugin name="socket"><localpath><deshost port="x">: expected a port number 1-65535 (only a warning while this part is not enabled)',
-    'conf.xml:6: <plugin name="command"><filter><include expression="(bad">: invalid regular expression: Unterminated group (only a warning while this part is not enabled)',
+    'conf.xml:6: <plugin name="command"><filter><include expression="(bad">: invalid regular expression: Unterminated group; not used while this part is off',
   ]);
   assert.deepEqual(inactive.plugins.socket, { watch: '/s', hosts: [] });
   assert.deepEqual(problemsOf(withSersync(`${REMOTE}<plugin start="true" name="socket"/>`, blocks)), [
@@ -700,7 +736,7 @@ test('every problem is reported at once, in file order, with exit code 78', () =
 <filter start="true"><exclude expression="[z-a]"/></filter>
 <sersync>
 <localpath watch="/d"><remote ip="" name="x"/></localpath>
-<rsync><timeout start="true" time="0"/></rsync>
+<rsync><userDefinedPort start="true" port="0"/></rsync>
 </sersync>
 </head>`;
   let caught: unknown;
@@ -716,9 +752,8 @@ test('every problem is reported at once, in file order, with exit code 78', () =
     caught.message,
     [
       'conf.xml:2: <tuning watcher="inotify">: expected "chokidar" or "dirs"',
-      'conf.xml:3: <filter><exclude expression="[z-a]">: invalid regular expression: Range out of order in character class',
       'conf.xml:5: <sersync><localpath><remote name="x">: no ip, and the name is not an absolute directory; write ip="host" for an rsync daemon, or name="/abs/dir" for a local mirror',
-      'conf.xml:6: <sersync><rsync><timeout time="0">: expected whole seconds > 0',
+      'conf.xml:6: <sersync><rsync><userDefinedPort port="0">: expected a port number 1-65535',
     ].join('\n'),
   );
 });

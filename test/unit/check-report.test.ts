@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { checkReport } from '../../src/cli/check-report.ts';
+import { parseConfig } from '../../src/config/parse-config.ts';
+
+const config = (excludes: string[], tuning = '') =>
+  parseConfig(
+    Buffer.from(
+      `<head><filter start="${excludes.length > 0}">${excludes.map((e) => `<exclude expression="${e}"/>`).join('')}</filter>${tuning}
+<sersync><localpath watch="/nonexistent/www"><remote ip="10.0.0.2" name="www"/></localpath></sersync></head>`,
+    ),
+    'conf.xml',
+    { cwd: '/' },
+  );
+
+/** The full-sync line of the first remote in a --check report. */
+const fullSync = (report: string) => report.split('\n')[report.split('\n').findIndex((l) => l.startsWith('  full sync')) + 1] ?? '';
+
+test('--check: every run excludes the temporaries and the filter', async () => {
+  const report = await checkReport(config(['(.*)\\.gz']), { initialSync: true, defaultTimeoutSeconds: 300 });
+  assert.match(fullSync(report), /'--filter=-p \*\.part' .*'--filter=-p \*\.gz' /);
+  assert.match(report, /sample batch, update run:\n {4}rsync .*'--filter=-p \*\.part'.*'--filter=-p \*\.gz'/);
+  assert.match(
+    report,
+    /^temporary files, never synced \(<tuning tempGlobs> sets all but 4913 and \*~\): 4913 \*~ \.\*\.sw\[a-px\] .* \*\.crdownload$/m,
+  );
+});
+
+test('--check: tempGlobs="" leaves only sersync2\'s own temporaries, in full syncs too', async () => {
+  const report = await checkReport(config([], '<tuning tempGlobs=""/>'), { initialSync: false, defaultTimeoutSeconds: 300 });
+  assert.match(report, /^temporary files, never synced .*: 4913 \*~$/m);
+  assert.doesNotMatch(report, /\*\.part/);
+  assert.match(fullSync(report), /'--filter=-p \*~' /);
+});
