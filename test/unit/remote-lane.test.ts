@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import PQueue from 'p-queue';
 import pino from 'pino';
 import type { Remote, RsyncSettings } from '../../src/config/model.ts';
+import type { DiskEntryKind, DiskProbe } from '../../src/sync/disk-probe.ts';
 import type { ProcessResult, ProcessRunner } from '../../src/sync/process-runner.ts';
 import { BATCH_EVENTS } from '../../src/aggregate/aggregator.ts';
 import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
@@ -13,20 +11,23 @@ import { type AttemptReport, RemoteLane } from '../../src/sync/remote-lane.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
 /**
- * The lane's retry timing with a fake clock and a scripted runner (no rsync): exponential backoff with jitter up to
- * the cap, configuration errors at the cap at once, degraded after three failures, exit 24, an old receiver.
- * The engine and recovery integration tests prove the same against a real rsync daemon.
+ * The lane's retry timing with a fake clock, a scripted runner (no rsync) and a scripted disk (no directory): no
+ * real sleeps, so the timing is exact however loaded the machine is. Exponential backoff with jitter up to the cap,
+ * configuration errors at the cap at once, degraded after three failures, exit 24, an old receiver. The engine and
+ * recovery integration tests prove the same against a real rsync daemon.
  */
 
-const root = mkdtempSync(join(tmpdir(), 'sersync-lane-'));
-writeFileSync(join(root, 'a.txt'), 'a');
-writeFileSync(join(root, 'b.txt'), 'b');
-mkdirSync(join(root, 'site'));
-for (const d of ['p', 'q', 'r']) {
-  mkdirSync(join(root, d));
-  for (let i = 0; i < 70; i++) writeFileSync(join(root, d, `f${i}`), 'x');
-}
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = '/w';
+/** The tree the batches are planned from: a.txt, b.txt, site/, and p/, q/, r/ with 70 files each. */
+const disk: DiskProbe = {
+  async kind(path: string): Promise<DiskEntryKind> {
+    const rel = path.slice(root.length + 1);
+    if (['site', 'p', 'q', 'r'].includes(rel)) return 'dir';
+    if (['a.txt', 'b.txt'].includes(rel) || /^[pqr]\/f\d+$/.test(rel)) return 'other';
+    return 'gone';
+  },
+  async *entries() {},
+};
 
 const rsync: RsyncSettings = {
   commonParams: ['-artz'],
@@ -36,7 +37,10 @@ const rsync: RsyncSettings = {
   ssh: { enabled: false, options: [] },
 };
 const remote: Remote = { kind: 'daemon', ip: '10.0.0.2', name: 'www', id: '10.0.0.2::www', line: 1 };
-const settle = () => new Promise((r) => setTimeout(r, 30));
+/** Lets the lane's promises run (the scripted disk and runner answer at once): no time passes. */
+const settle = async () => {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+};
 
 class ScriptedRunner implements ProcessRunner {
   readonly starts: number[] = [];
@@ -95,6 +99,7 @@ function lane(codes: number[], concurrency = 1) {
       log: pino({ level: 'silent' }),
       rsyncPath: 'rsync',
       rootBytes: root,
+      disk,
       untranslated: [],
       fullSyncFilters: [],
       retry: { baseMs: 1000, capMs: 60_000, random: () => 0.5 },
