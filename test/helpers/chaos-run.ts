@@ -77,12 +77,34 @@ export function describeChaos(r: ChaosResult): string {
   const lines = [head, `replay: CHAOS_SEED=${r.seed} (bench: --seed ${r.seed} --ops ${r.operations})`];
   for (const p of r.problems) lines.push(`problem: ${p}`);
   if (r.differences.length > 0) {
-    lines.push(`${r.differences.length} difference(s) (a = source, b = mirror):`);
-    lines.push(...r.differences.slice(0, 40).map((d) => `  ${d}`));
+    lines.push(`${r.differences.length} difference(s) (a = source, b = mirror), each with the last operation on it or above it:`);
+    for (const d of r.differences.slice(0, 40)) lines.push(`  ${d}`, ...lastTouch(r, d).map((l) => `      ${l}`));
     if (r.differences.length > 40) lines.push(`  ... and ${r.differences.length - 40} more`);
   }
   lines.push(`faults: ${r.faults.map((f) => `${f.kind}@op${f.atOp}/${(f.atMs / 1000).toFixed(1)}s`).join(' ')}`);
   return lines.join('\n');
+}
+
+/** Faults this many operations around an operation are named beside it. */
+const NEAR_OPS = 300;
+
+/**
+ * The last operation of the churn that named the differing path (or, failing that, its nearest ancestor), and the
+ * faults within NEAR_OPS operations of it: most losses sit right beside the fault that caused them.
+ */
+function lastTouch(r: ChaosResult, difference: string): string[] {
+  const quoted = /^("(?:[^"\\]|\\.)*")/.exec(difference)?.[1];
+  if (quoted === undefined) return [];
+  for (let path = quoted.slice(1, -1); path !== ''; path = path.slice(0, Math.max(0, path.lastIndexOf('/')))) {
+    const needle = `"${path}"`;
+    const needleDir = `"${path}/`;
+    const op = r.recentOps.findLast((o) => o.includes(needle) || o.includes(needleDir));
+    if (op === undefined) continue;
+    const at = Number(/^#(\d+)/.exec(op)?.[1]);
+    const near = r.faults.filter((f) => Math.abs(f.atOp - at) <= NEAR_OPS).map((f) => `${f.kind}@op${f.atOp}`);
+    return [`${op.length > 200 ? `${op.slice(0, 200)}...` : op}${near.length > 0 ? `  [near: ${near.join(' ')}]` : ''}`];
+  }
+  return ['(no operation on it among the last ones kept)'];
 }
 
 const MODULE = 'chaos';
