@@ -8,15 +8,18 @@
  *                                           [--seed S] [--ops N] [--entries 3000]
  *
  * `--seed S` makes S the first round's seed (later rounds draw new ones); with `--ops N` that round stops after
- * exactly N operations, which replays a failed round up to the same operation. Exit code 1 when any round failed.
+ * exactly N operations, which replays a failed round up to the same operation. `--trace --seed S --ops N` runs only
+ * the churn of that seed (no daemons, a scratch directory) and prints every operation, to follow a differing path
+ * back through its renames. Exit code 1 when any round failed.
  */
 import { randomInt } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseSeed } from '../test/helpers/chaos-random.ts';
+import { ChaosChurn } from '../test/helpers/chaos-churn.ts';
+import { parseSeed, SeededRandom } from '../test/helpers/chaos-random.ts';
 import { type ChaosResult, describeChaos, ok, runChaos } from '../test/helpers/chaos-run.ts';
-import { removeTempDirs } from '../test/helpers/tmp.ts';
+import { makeTempDir, removeTempDirs } from '../test/helpers/tmp.ts';
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +30,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     ops: { type: 'string' },
     entries: { type: 'string', default: '3000' },
+    trace: { type: 'boolean', default: false },
   },
 });
 
@@ -64,7 +68,28 @@ interface RoundRecord extends Omit<ChaosResult, 'recentOps' | 'differences'> {
   recentOps?: readonly string[];
 }
 
+/** Every operation of a seed's churn, on a scratch tree, one per line on stdout. */
+async function trace(seed: number, ops: number): Promise<number> {
+  const dir = await makeTempDir('chaos-trace');
+  const root = join(dir, 'src');
+  const staging = join(dir, 'staging');
+  await Promise.all([mkdir(root), mkdir(staging)]);
+  const churn = new ChaosChurn(new SeededRandom(seed), { root, staging, targetEntries, recentLimit: Number.POSITIVE_INFINITY });
+  await churn.prepare();
+  while (churn.operations < ops) await churn.step();
+  for (const line of churn.recent()) console.log(line);
+  await removeTempDirs();
+  return 0;
+}
+
 async function main(): Promise<number> {
+  if (values.trace) {
+    if (firstSeed === undefined || maxOps === undefined) {
+      console.error('bench/chaos.ts: --trace needs --seed and --ops');
+      return 64;
+    }
+    return trace(firstSeed, maxOps);
+  }
   const startedAt = new Date();
   const deadline = minutes === undefined ? Number.POSITIVE_INFINITY : startedAt.getTime() + minutes * 60_000;
   const records: RoundRecord[] = [];

@@ -51,6 +51,8 @@ export interface ChurnOptions {
   readonly staging: string;
   /** Entries the tree tends towards; past it removals win. Default 3000. */
   readonly targetEntries?: number;
+  /** How many of the last operations `recent()` keeps. Default 2000. */
+  readonly recentLimit?: number;
 }
 
 const MARKER = '.chaos-keep';
@@ -120,13 +122,14 @@ export class ChaosChurn {
   #done = 0;
   /** The last operations, newest last, for a failure report. */
   readonly #recent: string[] = [];
-  readonly #recentLimit = 2000;
+  readonly #recentLimit: number;
 
   constructor(rng: SeededRandom, opts: ChurnOptions) {
     this.#rng = rng;
     this.#rootBytes = Buffer.from(opts.root);
     this.#staging = opts.staging;
     this.#target = opts.targetEntries ?? 3000;
+    this.#recentLimit = opts.recentLimit ?? 2000;
   }
 
   /** Writes the marker file that keeps the root from ever being empty. */
