@@ -12,6 +12,7 @@
  * Names matching the built-in temporary-file rules (src/watch/path-filter.ts) are never made; the marker file
  * `.chaos-keep` at the root is never touched (an empty root makes sersync-ts hold deletions, by design).
  */
+import { writeFileSync } from 'node:fs';
 import { appendFile, chmod, link, mkdir, rename, rm, symlink, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { SeededRandom } from './chaos-random.ts';
@@ -41,6 +42,7 @@ export const CHURN_OPS = [
   'utimes',
   'oddName',
   'cpBurst',
+  'flurry',
 ] as const;
 export type ChurnOp = (typeof CHURN_OPS)[number];
 
@@ -159,10 +161,36 @@ export class ChaosChurn {
     const op = this.#chooseOp();
     const what = (await this.#perform(op)) ?? (await this.#perform('create'));
     if (what === null) throw new Error(`chaos churn: operation ${op} found nothing to do, not even a create`);
+    this.#record(what.op, what.text);
+  }
+
+  /**
+   * One `flurry` operation: 20-80 new files written at once, in a tight loop, as a tar extraction does. The chaos run also puts one right before a SIGTERM and around a SIGHUP, so that the daemon holds many
+   * unchecked events when the signal comes.
+   */
+  flurry(): void {
+    this.#record('flurry', this.#flurry());
+  }
+
+  #record(op: ChurnOp, text: string): void {
     this.#done++;
-    this.#counts[what.op]++;
-    this.#recent.push(`#${this.#done} ${what.op} ${what.text}`);
+    this.#counts[op]++;
+    this.#recent.push(`#${this.#done} ${op} ${text}`);
     if (this.#recent.length > this.#recentLimit) this.#recent.splice(0, this.#recent.length - this.#recentLimit);
+  }
+
+  #flurry(): string {
+    const writes: [Key, Buffer][] = [];
+    const count = this.#rng.int(20, 80);
+    for (let i = 0; i < count; i++) {
+      const key = joinKey(this.#pickDir(), this.#newName('y'));
+      const size = this.#rng.int(0, 8192);
+      writes.push([key, this.#rng.bytes(size)]);
+      this.#add(key, this.#newFile(size));
+    }
+    // Synchronous on purpose: all of them land within a millisecond or two, faster than a watcher reads them.
+    for (const [key, data] of writes) writeFileSync(this.#abs(key), data);
+    return `${count} files at once: ${writes.map(([key]) => showKey(key)).join(', ')}`;
   }
 
   #chooseOp(): ChurnOp {
@@ -189,6 +217,7 @@ export class ChaosChurn {
       utimes: 3,
       oddName: 3,
       cpBurst: big ? 0 : small ? 2 : 0.4,
+      flurry: big ? 0 : 1,
     });
   }
 
@@ -390,6 +419,8 @@ export class ChaosChurn {
       }
       case 'cpBurst':
         return this.#cpBurst();
+      case 'flurry':
+        return this.#flurry();
     }
   }
 

@@ -8,9 +8,10 @@ import { SeededRandom } from './chaos-random.ts';
 /**
  * - `rsyncdStop` / `rsyncdStart`: the receiving rsync daemon goes away (its connections too) and comes back.
  * - `kill` / `start`: sersync-ts is SIGKILLed (with its rsync children) and later started again without `-r`.
- * - `hup`: SIGHUP, a reload of the same config.
- * - `termRestart`: SIGTERM to sersync-ts alone (as systemd's KillMode=mixed sends it), then a start without `-r`;
- *   the churn waits meanwhile, since what changes while no daemon runs is seen by nobody.
+ * - `hup`: SIGHUP, a reload of the same config, sent right after a flurry of writes.
+ * - `termRestart`: SIGTERM to sersync-ts alone (as systemd's KillMode=mixed sends it) right after a flurry of
+ *   writes, then a start without `-r`; the churn waits meanwhile, since what changes while no daemon runs
+ *   is seen by nobody.
  */
 export const FAULT_KINDS = ['rsyncdStop', 'rsyncdStart', 'kill', 'start', 'hup', 'termRestart'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];

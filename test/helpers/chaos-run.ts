@@ -102,7 +102,8 @@ function lastTouch(r: ChaosResult, difference: string): string[] {
     if (op === undefined) continue;
     const at = Number(/^#(\d+)/.exec(op)?.[1]);
     const near = r.faults.filter((f) => Math.abs(f.atOp - at) <= NEAR_OPS).map((f) => `${f.kind}@op${f.atOp}`);
-    return [`${op.length > 200 ? `${op.slice(0, 200)}...` : op}${near.length > 0 ? `  [near: ${near.join(' ')}]` : ''}`];
+    const shown = op.length > 200 ? `${op.slice(0, 200)}... (${needle} among them)` : op;
+    return [`${shown}${near.length > 0 ? `  [near: ${near.join(' ')}]` : ''}`];
   }
   return ['(no operation on it among the last ones kept)'];
 }
@@ -266,8 +267,17 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         await churn.step();
         for (const fault of plan.due(churn.operations)) {
           faultCounts[fault.kind]++;
-          const done = schedule(fault.kind, faultActions[fault.kind]);
-          if (fault.kind === 'termRestart') await done;
+          if (fault.kind === 'termRestart') {
+            // Many unchecked events when the signal comes; only what is written before it must arrive.
+            churn.flurry();
+            await schedule(fault.kind, faultActions[fault.kind]);
+          } else if (fault.kind === 'hup') {
+            // The reload lands right after a flurry, while the daemon is still reading it.
+            churn.flurry();
+            void schedule(fault.kind, faultActions[fault.kind]);
+          } else {
+            void schedule(fault.kind, faultActions[fault.kind]);
+          }
         }
       }
       await sleep(pacing.int(0, 250));
