@@ -165,11 +165,12 @@ export class ChaosChurn {
   }
 
   /**
-   * One `flurry` operation: 20-80 new files written at once, in a tight loop, as a tar extraction does. The chaos run also puts one right before a SIGTERM and around a SIGHUP, so that the daemon holds many
-   * unchecked events when the signal comes.
+   * One `flurry` operation: `min`-`max` new files written at once, in a tight loop, as a tar extraction does. The
+   * chaos run puts a big one right before a SIGTERM and a SIGHUP, so that the daemon holds many unchecked events
+   * when the signal comes.
    */
-  flurry(): void {
-    this.#record('flurry', this.#flurry());
+  flurry(min = 20, max = 80): void {
+    this.#record('flurry', this.#flurry(min, max));
   }
 
   #record(op: ChurnOp, text: string): void {
@@ -179,9 +180,9 @@ export class ChaosChurn {
     if (this.#recent.length > this.#recentLimit) this.#recent.splice(0, this.#recent.length - this.#recentLimit);
   }
 
-  #flurry(): string {
+  #flurry(min = 20, max = 80): string {
     const writes: [Key, Buffer][] = [];
-    const count = this.#rng.int(20, 80);
+    const count = this.#rng.int(min, max);
     for (let i = 0; i < count; i++) {
       const key = joinKey(this.#pickDir(), this.#newName('y'));
       const size = this.#rng.int(0, 8192);

@@ -269,11 +269,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
           faultCounts[fault.kind]++;
           if (fault.kind === 'termRestart') {
             // Many unchecked events when the signal comes; only what is written before it must arrive.
-            churn.flurry();
+            churn.flurry(100, 400);
             await schedule(fault.kind, faultActions[fault.kind]);
           } else if (fault.kind === 'hup') {
             // The reload lands right after a flurry, while the daemon is still reading it.
-            churn.flurry();
+            churn.flurry(100, 400);
             void schedule(fault.kind, faultActions[fault.kind]);
           } else {
             void schedule(fault.kind, faultActions[fault.kind]);
