@@ -9,17 +9,16 @@
  *
  * `--seed S` makes S the first round's seed (later rounds draw new ones); with `--ops N` that round stops after
  * exactly N operations, which replays a failed round up to the same operation. `--trace --seed S --ops N` runs only
- * the churn of that seed (no daemons, a scratch directory) and prints every operation, to follow a differing path
- * back through its renames. Exit code 1 when any round failed.
+ * the churn of that seed with its fault plan (no daemons, a scratch directory) and prints every operation and where
+ * each fault hit, to follow a differing path back through its renames. Exit code 1 when any round failed.
  */
 import { randomInt } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ChaosChurn } from '../test/helpers/chaos-churn.ts';
-import { parseSeed, SeededRandom } from '../test/helpers/chaos-random.ts';
-import { type ChaosResult, describeChaos, ok, runChaos } from '../test/helpers/chaos-run.ts';
-import { makeTempDir, removeTempDirs } from '../test/helpers/tmp.ts';
+import { parseSeed } from '../test/helpers/chaos-random.ts';
+import { type ChaosResult, describeChaos, ok, runChaos, traceChaos } from '../test/helpers/chaos-run.ts';
+import { removeTempDirs } from '../test/helpers/tmp.ts';
 
 const { values } = parseArgs({
   options: {
@@ -68,17 +67,9 @@ interface RoundRecord extends Omit<ChaosResult, 'recentOps' | 'differences'> {
   recentOps?: readonly string[];
 }
 
-/** Every operation of a seed's churn, on a scratch tree, one per line on stdout. */
+/** Every operation of a seed's run, with its faults, on a scratch tree without daemons, one per line on stdout. */
 async function trace(seed: number, ops: number): Promise<number> {
-  const dir = await makeTempDir('chaos-trace');
-  const root = join(dir, 'src');
-  const staging = join(dir, 'staging');
-  await Promise.all([mkdir(root), mkdir(staging)]);
-  const churn = new ChaosChurn(new SeededRandom(seed), { root, staging, targetEntries, recentLimit: Number.POSITIVE_INFINITY });
-  await churn.prepare();
-  while (churn.operations < ops) await churn.step();
-  for (const line of churn.recent()) console.log(line);
-  await removeTempDirs();
+  for (const line of await traceChaos(seed, ops, targetEntries)) console.log(line);
   return 0;
 }
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ConfSpec, type SersyncProcess, startSersync, writeConf } from '../integration/support/sersync.ts';
 import { ChaosChurn, type ChurnOp } from './chaos-churn.ts';
-import { FAULT_KINDS, type FaultKind, FaultPlan } from './chaos-faults.ts';
+import { FAULT_KINDS, type Fault, type FaultKind, FaultPlan } from './chaos-faults.ts';
 import { SeededRandom } from './chaos-random.ts';
 import { freePort } from './ports.ts';
 import { type RsyncDaemon, startRsyncDaemon } from './rsync-daemon.ts';
@@ -140,6 +140,66 @@ class DaemonLogTally {
   }
 }
 
+/**
+ * The churn of a run with its fault plan: bursts of operations at full speed with short pauses between them (so that
+ * some aggregation windows close mid-churn), and each fault handed to `hit` once its operation is done. A SIGTERM
+ * and a SIGHUP come right after a flurry of 100-400 files, so that the daemon holds many unchecked events then.
+ */
+async function churnWithFaults(
+  churn: ChaosChurn,
+  seed: number,
+  io: { more: () => boolean; pause: (ms: number) => Promise<unknown>; hit: (fault: Fault) => Promise<void> | undefined },
+): Promise<void> {
+  const plan = new FaultPlan(seed);
+  const pacing = new SeededRandom(seed, 2);
+  while (io.more()) {
+    const burst = pacing.int(20, 400);
+    for (let i = 0; i < burst && io.more(); i++) {
+      await churn.step();
+      for (const fault of plan.due(churn.operations)) {
+        if (fault.kind === 'termRestart' || fault.kind === 'hup') churn.flurry(100, 400);
+        await io.hit(fault);
+      }
+    }
+    await io.pause(pacing.int(0, 250));
+  }
+}
+
+/**
+ * Every operation of a run of `seed` up to operation `ops`, faults shown where they hit, made on a scratch tree
+ * without any daemon: to follow a differing path back through its renames.
+ */
+export async function traceChaos(seed: number, ops: number, targetEntries?: number): Promise<string[]> {
+  const dir = await makeTempDir('chaos-trace');
+  const root = join(dir, 'src');
+  const staging = join(dir, 'staging');
+  await Promise.all([mkdir(root), mkdir(staging)]);
+  const churn = new ChaosChurn(new SeededRandom(seed, 0), { root, staging, targetEntries, recentLimit: Number.POSITIVE_INFINITY });
+  await churn.prepare();
+  const faults: string[] = [];
+  await churnWithFaults(churn, seed, {
+    more: () => churn.operations < ops,
+    pause: async () => {},
+    hit: (fault) => {
+      faults.push(`-- fault ${fault.kind} after operation #${churn.operations} (planned at #${fault.atOp})`);
+      return undefined;
+    },
+  });
+  await rm(dir, { recursive: true, force: true });
+  // Faults go after the operation they followed.
+  const lines: string[] = [];
+  const byOp = new Map<number, string[]>();
+  for (const f of faults) {
+    const at = Number(/#(\d+) \(/.exec(f)?.[1]);
+    byOp.set(at, [...(byOp.get(at) ?? []), f]);
+  }
+  for (const line of churn.recent()) {
+    lines.push(line);
+    lines.push(...(byOp.get(Number(/^#(\d+)/.exec(line)?.[1])) ?? []));
+  }
+  return lines;
+}
+
 export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const log = opts.log ?? (() => {});
   const dir = await makeTempDir('chaos');
@@ -255,33 +315,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     await waitFor(async () => (await differences()).length === 0, { timeoutMs: 60_000, intervalMs: 200, what: 'the initial sync' });
     log(`seed ${opts.seed}: churning for ${opts.churnMs / 1000} s`);
 
-    const plan = new FaultPlan(opts.seed);
-    const pacing = new SeededRandom(opts.seed, 2);
     churnStarted = Date.now();
     const maxOps = opts.maxOps ?? Number.POSITIVE_INFINITY;
-    const more = () => churn.operations < maxOps && Date.now() - churnStarted < opts.churnMs;
-    while (more()) {
-      // Bursts at full speed with short pauses between them, so that some aggregation windows close mid-churn.
-      const burst = pacing.int(20, 400);
-      for (let i = 0; i < burst && more(); i++) {
-        await churn.step();
-        for (const fault of plan.due(churn.operations)) {
-          faultCounts[fault.kind]++;
-          if (fault.kind === 'termRestart') {
-            // Many unchecked events when the signal comes; only what is written before it must arrive.
-            churn.flurry(100, 400);
-            await schedule(fault.kind, faultActions[fault.kind]);
-          } else if (fault.kind === 'hup') {
-            // The reload lands right after a flurry, while the daemon is still reading it.
-            churn.flurry(100, 400);
-            void schedule(fault.kind, faultActions[fault.kind]);
-          } else {
-            void schedule(fault.kind, faultActions[fault.kind]);
-          }
-        }
-      }
-      await sleep(pacing.int(0, 250));
-    }
+    await churnWithFaults(churn, opts.seed, {
+      more: () => churn.operations < maxOps && Date.now() - churnStarted < opts.churnMs,
+      pause: (ms) => sleep(ms),
+      hit: (fault) => {
+        faultCounts[fault.kind]++;
+        const done = schedule(fault.kind, faultActions[fault.kind]);
+        // Only a SIGTERM restart holds the churn: what changes while no daemon runs is seen by nobody.
+        return fault.kind === 'termRestart' ? done : undefined;
+      },
+    });
     const churnMs = Date.now() - churnStarted;
     await faultChain;
     if (!rsyncdUp) await schedule('restore rsyncd', faultActions.rsyncdStart);
