@@ -63,7 +63,7 @@ interface RoundRecord extends Omit<ChaosResult, 'recentOps' | 'differences'> {
   round: number;
   ok: boolean;
   differences: string[];
-  /** The last operations before the churn stopped, kept for failed rounds only. */
+  /** The last 2,000 operations before the churn stopped, kept for failed rounds only. */
   recentOps?: readonly string[];
 }
 
@@ -120,7 +120,7 @@ async function main(): Promise<number> {
       ...rest,
       ok: passed,
       differences: differences.slice(0, 200),
-      recentOps: passed ? undefined : recentOps.slice(-500),
+      recentOps: passed ? undefined : recentOps,
     });
     await save();
     const faults = Object.entries(result.faultCounts)
