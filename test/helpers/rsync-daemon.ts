@@ -3,7 +3,8 @@
  * rsyncd.conf, secrets file and one fresh directory per module.
  *
  * Modules run with `use chroot = no` and `munge symlinks = no`, like a typical sersync2 receiver; note that such
- * a daemon still strips the leading `/` of absolute symlink targets (compare with `absSymlinksStripped`).
+ * a daemon still strips the leading `/` of absolute symlink targets (compare with `absSymlinksStripped`) and trims
+ * the `../` of a relative target that climbs out of the module. `useChroot` keeps every target as it is.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
@@ -21,6 +22,11 @@ export interface RsyncDaemonOptions {
   user?: string;
   /** Defaults to a random password when only `user` is given. */
   password?: string;
+  /**
+   * `use chroot = yes` (default no): the daemon then keeps symlink targets exactly, also absolute ones and relative
+   * ones that climb out of the module, which a `use chroot = no` daemon rewrites.
+   */
+  useChroot?: boolean;
 }
 
 export interface RsyncDaemon {
@@ -115,7 +121,7 @@ export async function startRsyncDaemon(opts: RsyncDaemonOptions): Promise<RsyncD
         `[${name}]`,
         `    path = ${dir}`,
         '    read only = no',
-        '    use chroot = no',
+        `    use chroot = ${opts.useChroot === true ? 'yes' : 'no'}`,
         '    munge symlinks = no',
         '    uid = root',
         '    gid = root',
