@@ -5,7 +5,7 @@ import {
   planDelete,
   planFull,
   planUpdate,
-  type CommandContext,
+  commandContextFor,
   type RsyncInvocation,
   UPDATE_FLAG_NOTE,
   withoutUpdateFlag,
@@ -43,7 +43,7 @@ export async function checkReport(config: Config, opts: { initialSync: boolean; 
     `realtime deletions: ${config.inotify.delete ? 'on' : 'off (<delete start="false">)'}; dot-files: ${config.tuning.dotFiles ? 'synced' : 'skipped (sersync2 rule)'}`,
   );
   lines.push(
-    `temporary files, never synced (<tuning tempGlobs> sets all but 4913 and *~): 4913 *~ ${config.tuning.tempGlobs.join(' ')}`.trimEnd(),
+    `temporary files, not synced in real time; full syncs carry them (<tuning tempGlobs> sets all but 4913 and *~): 4913 *~ ${config.tuning.tempGlobs.join(' ')}`.trimEnd(),
   );
   lines.push(
     `batches: quiet ${config.tuning.quietMs} ms, at most ${config.tuning.maxWaitMs} ms; crontab: ${config.crontab.enabled ? `every ${config.crontab.scheduleMinutes} min ±25%` : 'off'}`,
@@ -51,14 +51,7 @@ export async function checkReport(config: Config, opts: { initialSync: boolean; 
   const crontabFilters =
     config.crontab.enabled && config.crontab.filter.enabled ? config.crontab.filter.excludes.map((e) => `--exclude=${e}`) : [];
   for (const remote of config.remotes) {
-    const ctx: CommandContext = {
-      watch: config.watch,
-      remote,
-      rsync: config.rsync,
-      deletes: config.inotify.delete,
-      filters: filter.rsyncFilters,
-      defaultTimeoutSeconds: opts.defaultTimeoutSeconds,
-    };
+    const ctx = commandContextFor(config, remote, filter, opts.defaultTimeoutSeconds);
     lines.push('', `remote ${remote.id} (${remote.kind}):`);
     const full = planFull(ctx, crontabFilters);
     lines.push(`  full sync${opts.initialSync ? ' (-r, crontab, recovery)' : ' (crontab, recovery)'}:`, `    ${show(full)}`);

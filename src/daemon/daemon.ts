@@ -11,7 +11,7 @@ import { FailQueue } from '../recovery/fail-queue.ts';
 import { raiseInotifyLimits } from '../recovery/inotify-limits.ts';
 import { type ProcessRunner, execaRunner } from '../sync/process-runner.ts';
 import { type AttemptReport, RemoteLane, type LaneDeps } from '../sync/remote-lane.ts';
-import { type CommandContext, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
+import { commandContextFor, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
 import { CloseWriteFilter, stillOpenMessage } from '../watch/close-write.ts';
 import { ChokidarWatcher } from '../watch/chokidar-watcher.ts';
 import { DirWatcher } from '../watch/dir-watcher.ts';
@@ -169,18 +169,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       onAttempt,
       deletionGuard: () => deletionGuard.check(),
     };
-    const lanes = config.remotes.map((remote) => {
-      const ctx: CommandContext = {
-        watch: root,
-        remote,
-        rsync: config.rsync,
-        deletes: config.inotify.delete,
-        filters: filter.rsyncFilters,
-        defaultTimeoutSeconds: DEFAULT_IO_TIMEOUT_SECONDS,
-        maxDelete: config.tuning.maxDelete,
-      };
-      return new RemoteLane(remote, ctx, config.tuning, deps);
-    });
+    const lanes = config.remotes.map(
+      (remote) => new RemoteLane(remote, commandContextFor(config, remote, filter, DEFAULT_IO_TIMEOUT_SECONDS), config.tuning, deps),
+    );
     const onUnreadable = (path: string, cause: unknown) =>
       log.warn(
         { path: displayPath(path), code: errorCode(cause) },

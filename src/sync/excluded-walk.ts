@@ -20,12 +20,14 @@ export async function excludedByRegexes(
 ): Promise<RelPath[]> {
   if (regexes.length === 0) return [];
   const found: RelPath[] = [];
-  const matches = (path: RelPath) => regexes.some((r) => r.regex.test(sersyncSubject(path)));
+  // A directory in both of sersync2's forms, as the path filter tests it (its start-up walk saw `dir/sub/`).
+  const matches = (path: RelPath, dir: boolean) =>
+    regexes.some((r) => r.regex.test(sersyncSubject(path)) || (dir && r.regex.test(`${path}/`)));
   const walk = async (dir: RelPath): Promise<void> => {
     const subdirs: RelPath[] = [];
     for await (const entry of disk.entries(dir === '' ? root : `${root}/${dir}`)) {
       const path = joinRel(dir, entry.name);
-      if (matches(path)) found.push(path);
+      if (matches(path, entry.dir)) found.push(path);
       else if (entry.dir) subdirs.push(path);
     }
     for (const sub of subdirs) await walk(sub);

@@ -1,4 +1,5 @@
-import type { Remote, RsyncSettings } from '../config/model.ts';
+import type { Config, Remote, RsyncSettings } from '../config/model.ts';
+import type { PathFilter } from '../watch/path-filter.ts';
 import { toBuffer, type RelPath } from '../core/paths.ts';
 
 /**
@@ -24,12 +25,28 @@ export interface CommandContext {
   readonly deletes: boolean;
   /** `--exclude=` arguments from the path filter (only excludes: include rules would reach past the listed paths). */
   readonly filters: readonly string[];
+  /** The path filter's arguments for full syncs (no temporary-file globs); `filters` when absent. */
+  readonly fullFilters?: readonly string[];
   /** I/O timeout when `<timeout>` is off: a transfer that moves no data this long is stuck. */
   readonly defaultTimeoutSeconds: number;
   /** Update runs compare mtimes to the nanosecond (default); false once a receiver older than 3.1.3 refused it. */
   readonly nanoseconds?: boolean;
   /** `<tuning maxDelete>`: rsync's --max-delete for runs that delete; null or absent: no cap. */
   readonly maxDelete?: number | null;
+}
+
+/** One remote's context from the config: the one place the daemon and `--check` take it from. */
+export function commandContextFor(config: Config, remote: Remote, filter: PathFilter, defaultTimeoutSeconds: number): CommandContext {
+  return {
+    watch: config.watch,
+    remote,
+    rsync: config.rsync,
+    deletes: config.inotify.delete,
+    filters: filter.rsyncFilters,
+    fullFilters: filter.fullSyncFilters,
+    defaultTimeoutSeconds,
+    maxDelete: config.tuning.maxDelete,
+  };
 }
 
 function maxDelete(ctx: CommandContext): string[] {
@@ -148,7 +165,7 @@ export function planFull(ctx: CommandContext, extraFilters: readonly string[] = 
     '--stats',
     '--info=progress2',
     ...(excludeFrom === null ? [] : ['--from0']),
-    ...ctx.filters,
+    ...(ctx.fullFilters ?? ctx.filters),
     ...extraFilters,
     ...excludeFromArgs(excludeFrom),
     ...endpoints(ctx),

@@ -49,8 +49,13 @@ export interface PathFilter {
    * (`dir/name/`), so `^data/cache/*` keeps `data/cache` out whether it existed at start or came later.
    */
   isExcluded(path: RelPath, isDir: boolean): boolean;
-  /** rsync filter arguments of every run: temporaries, then the operator's filter. */
+  /** rsync filter arguments of real-time runs (update, delete): temporaries, then the operator's filter. */
   readonly rsyncFilters: readonly string[];
+  /**
+   * ...and of full syncs: the operator's filter only. Temporaries are a real-time rule (as in sersync2, whose full
+   * syncs excluded nothing of them), so a real file named `x.part` reaches the mirrors with the next full sync.
+   */
+  readonly fullSyncFilters: readonly string[];
   readonly untranslated: readonly FilterRegex[];
 }
 
@@ -81,6 +86,7 @@ export function createPathFilter(rules: PathFilterRules): PathFilter {
   const rsyncFilters = [...temporaryGlobs.map((g) => `--filter=-p ${g}`), ...translated];
   return {
     rsyncFilters,
+    fullSyncFilters: translated,
     untranslated,
     isExcluded(path, isDir) {
       const name = baseName(path);

@@ -182,6 +182,22 @@ describe('sersync2 configs as found on servers', () => {
     }
   });
 
+  test('temporaries are a real-time rule: a full sync (-r) carries a real file named like a download leftover, as sersync2 did', async () => {
+    const watch = await makeTempDir('compat-tempfull-watch-');
+    const mirror = await makeTempDir('compat-tempfull-mirror-');
+    writeFileSync(join(watch, 'manual.part'), 'a real file with a temporary-looking name');
+    writeFileSync(join(watch, 'notes.txt~'), 'a backup someone publishes on purpose');
+    const file = join(tmp, 'tempfull.xml');
+    writeFileSync(file, conf({ watch, mirror, port: await freePort() }));
+    const d = await startSersync(['-r', '-o', file]);
+    try {
+      await exists(join(mirror, 'manual.part'));
+      await exists(join(mirror, 'notes.txt~'));
+    } finally {
+      await d.stop();
+    }
+  });
+
   test('tempGlobs="": a real file named like a download leftover reaches the mirror, and a stale one is removed', async () => {
     const watch = await makeTempDir('compat-temp0-watch-');
     const mirror = await makeTempDir('compat-temp0-mirror-');

@@ -16,19 +16,20 @@ const config = (excludes: string[], tuning = '') =>
 /** The full-sync line of the first remote in a --check report. */
 const fullSync = (report: string) => report.split('\n')[report.split('\n').findIndex((l) => l.startsWith('  full sync')) + 1] ?? '';
 
-test('--check: every run excludes the temporaries and the filter', async () => {
+test('--check: real-time runs exclude the temporaries and the filter; full syncs the filter only, as sersync2', async () => {
   const report = await checkReport(config(['(.*)\\.gz']), { initialSync: true, defaultTimeoutSeconds: 300 });
-  assert.match(fullSync(report), /'--filter=-p \*\.part' .*'--filter=-p \*\.gz' /);
+  assert.match(fullSync(report), /'--filter=-p \*\.gz' /);
+  assert.doesNotMatch(fullSync(report), /\*\.part|\*~|4913/);
   assert.match(report, /sample batch, update run:\n {4}rsync .*'--filter=-p \*\.part'.*'--filter=-p \*\.gz'/);
   assert.match(
     report,
-    /^temporary files, never synced \(<tuning tempGlobs> sets all but 4913 and \*~\): 4913 \*~ \.\*\.sw\[a-px\] .* \*\.crdownload$/m,
+    /^temporary files, not synced in real time; full syncs carry them \(<tuning tempGlobs> sets all but 4913 and \*~\): 4913 \*~ \.\*\.sw\[a-px\] .* \*\.crdownload$/m,
   );
 });
 
-test('--check: tempGlobs="" leaves only sersync2\'s own temporaries, in full syncs too', async () => {
+test('--check: tempGlobs="" leaves only sersync2\'s own temporaries in real-time runs', async () => {
   const report = await checkReport(config([], '<tuning tempGlobs=""/>'), { initialSync: false, defaultTimeoutSeconds: 300 });
-  assert.match(report, /^temporary files, never synced .*: 4913 \*~$/m);
+  assert.match(report, /^temporary files, not synced in real time.*: 4913 \*~$/m);
   assert.doesNotMatch(report, /\*\.part/);
-  assert.match(fullSync(report), /'--filter=-p \*~' /);
+  assert.match(report, /sample batch, update run:\n {4}rsync .*'--filter=-p \*~'/);
 });
