@@ -295,13 +295,14 @@ test('SIGHUP reloads: a broken config is reported and the running one goes on; a
   await waitForIdenticalTrees(src, rsyncd.modules.hup1 as string, CMP);
 
   const good = await readFile(conf, 'utf8');
-  await writeFile(conf, good.replace('<rsync>', '<rsync><timeout start="true" time="abc"/>'));
+  // A remote name that rsync would read as an option: refused (sersync2 ran lenient values; sersync-ts too).
+  await writeFile(conf, good.replace('name="hup1"', 'name="-hup1"'));
   proc.proc.child.kill('SIGHUP');
   const bad = await proc.waitForLog(
     (r) => typeof r.msg === 'string' && r.msg.startsWith('SIGHUP: the new config is invalid'),
     'the reload error',
   );
-  assert.match((bad.errors as string[]).join('\n'), /confxml\.xml:\d+: <sersync><rsync><timeout time="abc">/);
+  assert.match((bad.errors as string[]).join('\n'), /confxml\.xml:\d+: <sersync><localpath><remote name="-hup1">: starts with "-"/);
   await writeFile(join(src, 'b.txt'), 'after the broken reload');
   await waitForIdenticalTrees(src, rsyncd.modules.hup1 as string, CMP);
   assert.equal((await fetch(`http://127.0.0.1:${port1}/status`)).status, 200, 'the old endpoint still answers');
