@@ -53,7 +53,9 @@ const USAGE = `usage: ./node_modules/.bin/node bench/engine.ts [options]
   --lsyncd-delay S     lsyncd's delay in seconds (default 1; lsyncd's own default is 15)
   --lsyncd-timeout S   give up on lsyncd after S seconds per tree change and stop it (default 120)
   --out FILE           where the JSON goes (default bench/results/engine-<date>.json)
-  --keep               keep the temporary directories (SERSYNC_TEST_KEEP_TMP=1)`;
+  --keep               keep the temporary directories (SERSYNC_TEST_KEEP_TMP=1)
+  --empty-root         sersync-ts starts with -r on an empty watch root (a new site) and no marker file is written:
+                       with --scenario burst-20k, the copy goes into a root that was empty at start`;
 
 function options() {
   const { values } = parseArgs({
@@ -68,6 +70,7 @@ function options() {
       'lsyncd-timeout': { type: 'string' },
       out: { type: 'string' },
       keep: { type: 'boolean', default: false },
+      'empty-root': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -106,6 +109,7 @@ function options() {
     tuning,
     out: values.out,
     keep: values.keep === true,
+    emptyRoot: values['empty-root'] === true,
     oneFileRuns: quick ? 5 : 10,
     refRuns: quick ? 1 : 2,
     idleSeconds: quick ? 5 : 10,
@@ -1010,7 +1014,14 @@ async function main(): Promise<number> {
   let exitCode = 0;
   try {
     progress(`starting sersync-ts (tuning ${JSON.stringify(o.tuning)})`);
-    const oursS = await startSersyncTs({ dir: dirs.ours, src: join(dirs.ours, 'watched'), rsyncd, module: 'ours', tuning: o.tuning });
+    const oursS = await startSersyncTs({
+      dir: dirs.ours,
+      src: join(dirs.ours, 'watched'),
+      rsyncd,
+      module: 'ours',
+      tuning: o.tuning,
+      args: o.emptyRoot ? ['-r'] : [],
+    });
     syncers.push(oursS);
     let lsyncdS: Syncer | undefined;
     if (lsyncdPath) {
@@ -1043,7 +1054,7 @@ async function main(): Promise<number> {
 
     // A file that stays in every watched root: sersync-ts holds deletions while its watch root is empty (what an
     // unmounted disk looks like), and removing the only tree would empty it.
-    for (const w of [ctx.ours, ...(ctx.lsyncd ? [ctx.lsyncd] : [])]) {
+    for (const w of o.emptyRoot ? [] : [ctx.ours, ...(ctx.lsyncd ? [ctx.lsyncd] : [])]) {
       const marker = join(w.s.src, ROOT_MARKER);
       await writeFile(marker, 'keeps the watch root from looking unmounted\n');
       const at = await waitFileCopied(marker, join(w.s.dest, ROOT_MARKER), {

@@ -121,6 +121,8 @@ export async function startSersyncTs(opts: {
   tuning: Record<string, string>;
   /** Where its status endpoint listens (default 127.0.0.1:8008). */
   host?: { ip: string; port: number };
+  /** Extra command-line flags (e.g. -r). */
+  args?: string[];
 }): Promise<Syncer> {
   const conf = await writeConf(opts.dir, {
     host: opts.host,
@@ -133,7 +135,7 @@ export async function startSersyncTs(opts: {
     tuning: { stateDir: join(opts.dir, 'state'), ...opts.tuning },
   });
   const logFile = join(opts.dir, 'sersync-ts.log');
-  const proc = spawnLogged(process.execPath, [BIN, '-o', conf], logFile);
+  const proc = spawnLogged(process.execPath, [BIN, ...(opts.args ?? []), '-o', conf], logFile);
   await waitForLog(proc, logFile, /"msg":"watching /, 'the "watching" line of sersync-ts');
   return runningSyncer('sersync-ts', opts, proc, logFile, (text) => {
     const records = parseRecords(text);
