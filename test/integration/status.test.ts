@@ -245,7 +245,7 @@ describe('the page in a real browser (headless Chromium)', () => {
     assert.equal(text(dom, 'watch'), EVIL_WATCH.replace('\uD800', '\uFFFD'));
     assert.equal(text(dom, 'pid'), '4242');
     assert.equal(text(dom, 'uptime'), '2 h 5 min');
-    assert.equal(text(dom, 'watcher'), 'dirs');
+    assert.equal(text(dom, 'watcher'), 'dirs (inotify)');
     assert.equal(text(dom, 'watches'), '1,234 of 65,536 (1.9 %)');
     assert.equal(text(dom, 'events'), '12,345 seen · 10 ignored · 12,000 counted · 0 lost');
     assert.equal(text(dom, 'crontab'), 'next full sync in 12 min');
@@ -315,7 +315,7 @@ describe('sersync-ts status', () => {
     const lines = io.out.join('\n').split('\n');
     assert.deepEqual(lines.slice(0, 7), [
       `daemon   pid 4242, sersync-ts 0.1.0, up 2 h 5 min, ${server.url}`,
-      `watch    ${watch} (dirs watcher)`,
+      `watch    ${watch} (dirs watcher, inotify)`,
       'watches  1,234 of 65,536 (1.9 %)',
       'events   12,345 seen, 10 ignored, 12,000 counted, 0 lost',
       'retry    3 entries in /var/lib/sersync-ts/retry-queue.json',
