@@ -498,6 +498,8 @@ export class RemoteLane {
     tally: { paths: number; saved: number; sent: number; runs: number },
   ): Promise<Set<RelPath>> {
     const done = new Set<RelPath>();
+    // A batch retried after exit 23 may meet a remote that its first attempt changed: plain updates only.
+    if (this.#parkOn23) return done;
     const sending = new Set(paths);
     const isDir = new Set(trees);
     const targets: RenameTarget[] = batch.entries.flatMap((e) =>

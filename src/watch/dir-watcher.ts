@@ -530,7 +530,7 @@ export class DirWatcher implements Watcher {
       return null;
     }
     const from = this.#moves.movedTo(cookie, hint.isDir);
-    if (from !== null && hint.isDir) this.#movedDirs.set(path, from);
+    if (from !== null && hint.isDir && !this.#isIgnored(path, true)) this.#movedDirs.set(path, from);
     return from;
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type RsyncDaemon, startRsyncDaemon } from '../helpers/rsync-daemon.ts';
@@ -16,7 +16,7 @@ import { type SersyncProcess, startSersync, writeConf } from './support/sersync.
  * transfer log (`%b`: bytes that really crossed the wire per file), real sshd, the daemon as a process.
  */
 
-const MODULES = ['dirmv', 'swap', 'bigfile', 'gone', 'out', 'in', 'chain'];
+const MODULES = ['dirmv', 'swap', 'bigfile', 'gone', 'out', 'in', 'chain', 'plugin1', 'plugin2'];
 let rsyncd: RsyncDaemon;
 let sshd: Sshd;
 const running: SersyncProcess[] = [];
@@ -205,5 +205,65 @@ describe('renames over ssh', () => {
     const batch = await batchAfter(proc, seen);
     assert.equal(batch.renamed, 1, JSON.stringify(batch));
     assert.ok((batch.bytes as number) < 0.01 * files * 4096, JSON.stringify(batch));
+  });
+});
+
+describe('plugins', () => {
+  test('a rename reaches the command plugin as a delete and a create, once it reached both remotes', async () => {
+    const dir = await makeTempDir('rename-plugin-');
+    const src = join(dir, 'src');
+    await mkdir(src);
+    await writeFile(join(src, 'index.html'), 'i');
+    await generateTree(join(src, 'a'), { dirs: 2, filesPerDir: 5 });
+    const recDir = join(dir, 'runs');
+    await mkdir(recDir);
+    const script = join(dir, 'record.sh');
+    await writeFile(
+      script,
+      `#!/bin/sh\nout=$(mktemp "${recDir}/run.XXXXXX")\nprintf '%s\\0' "$SERSYNC_EVENT" "$SERSYNC_ISDIR" "$@" > "$out"\n`,
+    );
+    await chmod(script, 0o755);
+    const conf = await writeConf(dir, {
+      watch: src,
+      remotes: [
+        { ip: '127.0.0.1', name: 'plugin1' },
+        { ip: '127.0.0.1', name: 'plugin2' },
+      ],
+      auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
+      port: rsyncd.port,
+      failLog: join(dir, 'state', 'fail.log'),
+      tuning: { watcher: 'dirs' },
+      plugin: 'command',
+      extra: `<plugin name="command"><param prefix="/bin/sh ${script}" suffix="" ignoreError="false"/></plugin>`,
+    });
+    const proc = await startSersync(['-r', '-o', conf]);
+    running.push(proc);
+    await identical(src, rsyncd.modules.plugin2 as string);
+    await identical(src, rsyncd.modules.plugin1 as string);
+    const before = (await readdir(recDir)).length;
+    const seen = proc.records().length;
+    await rename(join(src, 'a'), join(src, 'b'));
+    await identical(src, rsyncd.modules.plugin1 as string);
+    await identical(src, rsyncd.modules.plugin2 as string);
+    const runs = await waitFor(
+      async () => {
+        const files = (await readdir(recDir)).sort();
+        if (files.length < before + 2) return undefined;
+        const out: string[][] = [];
+        for (const f of files) {
+          const text = await readFile(join(recDir, f), 'utf8');
+          if (text.endsWith('\0')) out.push(text.slice(0, -1).split('\0'));
+        }
+        const mine = out.filter((r) => r[2] === join(src, 'a') || r[2] === join(src, 'b'));
+        return mine.length >= 2 ? mine : undefined;
+      },
+      { timeoutMs: 20_000, what: 'the plugin runs for the rename' },
+    );
+    assert.deepEqual(runs.map((r) => `${r[0]} ${r[2]}`).sort(), [`change ${join(src, 'b')}`, `delete ${join(src, 'a')}`]);
+    const renamed = proc
+      .records()
+      .slice(seen)
+      .filter((r) => r.renamed === 1);
+    assert.equal(renamed.length, 2, 'both remotes got the rename from the old name');
   });
 });
