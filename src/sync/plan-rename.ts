@@ -18,10 +18,12 @@ export interface RenameTarget {
  *   renames it), which leaves the other link alone; with `--inplace` or `--append` in commonParams rsync would write
  *   into the shared inode, so those get `--copy-dest` (a local copy on the receiver) instead.
  * - A file renamed within its directory: `--fuzzy`, which takes a file of the same size and mtime in the
- *   destination directory (the old name, deleted only after this run) as the basis of a delta transfer.
+ *   destination directory (the old name, deleted only after this run) as the basis of a delta transfer. Moved to
+ *   another directory: `-yy` (fuzzy also in alternate directories) with the old directory as `--link-dest`; not to
+ *   an rsync daemon, where 3.5.0 looks for the fuzzy basis below a wrong path (the destination directory prefixed).
  *
- * Null where the run could differ from a plain one, or cannot help: a file moved to another directory (`-yy` with
- * an alternate directory looks at the wrong path on an rsync daemon, seen with 3.5.0), a name that an argument
+ * Null where the run could differ from a plain one, or cannot help: a file moved to another directory of a daemon
+ * module, a name that an argument
  * cannot carry exactly (not UTF-8, control characters), and path filters anchored at the transfer root (such a
  * run's root is the renamed directory). A remote that lacks the old name gets a plain transfer from the same run.
  */
@@ -31,18 +33,27 @@ export function planRename(ctx: CommandContext, target: RenameTarget): RsyncInvo
   if (path === null || from === null) return null;
   if (ctx.filters.some((f) => !f.startsWith('--exclude=') || f.slice('--exclude='.length).includes('/'))) return null;
   const head = [...baseParams(ctx), ...(ctx.nanoseconds === false ? [] : nanosecondQuickCheck(ctx.rsync.commonParams)), '--stats'];
+  const option = ctx.rsync.commonParams.some(writesInPlace) ? '--copy-dest' : '--link-dest';
   if (target.isDir) {
-    const basis = `${'../'.repeat(path.split('/').length)}${from}`;
-    const option = ctx.rsync.commonParams.some(writesInPlace) ? '--copy-dest' : '--link-dest';
     return {
       kind: 'rename',
-      args: [...head, ...ctx.filters, `${option}=${basis}`, ...endpoints(ctx, `${path}/`, `${path}/`)],
+      args: [...head, ...ctx.filters, `${option}=${relativeTo(path, from)}`, ...endpoints(ctx, `${path}/`, `${path}/`)],
       input: null,
     };
   }
   const dir = parentOf(path);
-  if (parentOf(from) !== dir) return null;
-  return { kind: 'rename', args: [...head, ...ctx.filters, '--fuzzy', ...endpoints(ctx, path, dir === '' ? '' : `${dir}/`)], input: null };
+  const fromDir = parentOf(from);
+  const basis =
+    fromDir === dir ? ['--fuzzy'] : ctx.remote.kind === 'daemon' ? null : ['--fuzzy', '--fuzzy', `${option}=${relativeTo(dir, fromDir)}`];
+  if (basis === null) return null;
+  return { kind: 'rename', args: [...head, ...ctx.filters, ...basis, ...endpoints(ctx, path, dir === '' ? '' : `${dir}/`)], input: null };
+}
+
+/** `target` as seen from the directory `dir` (both relative to the root; '' is the root). */
+function relativeTo(dir: RelPath, target: RelPath): string {
+  if (dir === '') return target;
+  const up = dir.split('/').map(() => '..');
+  return [...up, ...(target === '' ? [] : [target])].join('/');
 }
 
 /** rsync's `--stats` line "Total file size: 1,234 bytes" → bytes, or 0. */

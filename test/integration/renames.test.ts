@@ -205,6 +205,16 @@ describe('renames over ssh', () => {
     const batch = await batchAfter(proc, seen);
     assert.equal(batch.renamed, 1, JSON.stringify(batch));
     assert.ok((batch.bytes as number) < 0.01 * files * 4096, JSON.stringify(batch));
+    // A file moved to another directory: over ssh (not to a daemon) the old directory is the fuzzy basis.
+    await mkdir(join(src, 'archive'));
+    await writeRandom(join(src, 'raw.mov'), 20 << 20);
+    await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, timeoutMs: 30_000 });
+    const seen2 = proc.records().length;
+    await rename(join(src, 'raw.mov'), join(src, 'archive', 'final.mov'));
+    await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, timeoutMs: 30_000 });
+    const moved = await batchAfter(proc, seen2);
+    assert.equal(moved.renamed, 1, JSON.stringify(moved));
+    assert.ok((moved.bytes as number) < 1 << 20, JSON.stringify(moved));
   });
 });
 

@@ -191,7 +191,21 @@ test('planRename: --copy-dest where rsync writes in place; --fuzzy for a file re
   ]);
 });
 
-test('planRename: null (a plain transfer) for a file moved to another directory, names argv cannot carry, anchored filters', () => {
+test('planRename: a file moved to another directory: -yy with the old directory as --link-dest, but not to a daemon', () => {
+  const ssh: Remote = { kind: 'ssh', ip: '10.0.0.3', name: '/srv/www', id: '10.0.0.3:/srv/www', line: 2 };
+  const args = (path: string, from: string) => planRename(ctxFor(ssh), { path, from, isDir: false })?.args.slice(-5);
+  assert.deepEqual(args('b/c/x', 'a/y'), [
+    '--fuzzy',
+    '--fuzzy',
+    '--link-dest=../../a',
+    '/data/www/b/c/x',
+    'rsync_backup@10.0.0.3:/srv/www/b/c/',
+  ]);
+  assert.deepEqual(args('x', 'a/y')?.slice(2), ['--link-dest=a', '/data/www/x', 'rsync_backup@10.0.0.3:/srv/www']);
+  assert.deepEqual(args('b/x', 'y')?.slice(2, 3), ['--link-dest=..']);
+});
+
+test('planRename: null (a plain transfer) for a file moved to another directory of a daemon, names argv cannot carry, anchored filters', () => {
   assert.equal(planRename(ctxFor(daemon), { path: 'b/x', from: 'a/x', isDir: false }), null);
   assert.equal(planRename(ctxFor(daemon), { path: 'b\nc', from: 'a', isDir: true }), null);
   assert.equal(planRename(ctxFor(daemon), { path: 'b\xff', from: 'a', isDir: true }), null, 'not UTF-8');
