@@ -48,6 +48,8 @@ export interface ChangeHint {
   readonly removed: boolean;
   readonly created: boolean;
   readonly deletes?: boolean;
+  /** The path was moved here from this one inside the tree (a paired move): see PendingEntry.renamedFrom. */
+  readonly renamedFrom?: RelPath;
 }
 
 export interface PendingEntry {
@@ -61,6 +63,12 @@ export interface PendingEntry {
    * exists then needs its delete run only, nothing in it is new. Absent means false.
    */
   readonly removalsOnly?: boolean;
+  /**
+   * The path was moved here from this one in this window, and the old name's removal is pending in the same batch:
+   * the remote's copy of the old name can serve as the basis of the new one (sync/plan-rename.ts). Such entries come
+   * last in a batch, in the order of the moves. Absent: a plain entry (a put-back entry is always plain).
+   */
+  readonly renamedFrom?: RelPath;
 }
 
 export interface Batch {
@@ -78,6 +86,9 @@ interface EntryState {
   /** The transfer epoch in which the path was created, or null when it may have existed before (see #isNew). */
   createdIn: number | null;
   removalsOnly: boolean;
+  renamedFrom: RelPath | null;
+  /** Order of the moves, so that a batch lists its renames as they happened. */
+  renameSeq: number;
 }
 
 interface Node {
@@ -108,6 +119,7 @@ export class Aggregator {
   /** Counts the transfers of this remote that started; see transferStarted(). */
   #epoch = 0;
   #transferring = false;
+  #renameSeq = 0;
 
   /** `onDue` runs (from a clock timer) when a batch becomes due; the owner calls take() when it is ready for it. */
   constructor(limits: AggregatorLimits, clock: Clock, onDue: () => void) {
@@ -184,7 +196,9 @@ export class Aggregator {
   take(): Batch | null {
     if (this.isEmpty) return null;
     const entries: PendingEntry[] = [];
-    collect(this.#root, '', entries);
+    const renames: { seq: number; entry: PendingEntry }[] = [];
+    collect(this.#root, '', entries, renames);
+    for (const r of renames.sort((a, b) => a.seq - b.seq)) entries.push(r.entry);
     const batch: Batch = { full: this.#full, fullReason: this.#fullReason, entries, since: this.#firstAt };
     const now = this.#clock.now();
     const quiet = now >= this.#lastAt + this.#limits.quietMs;
@@ -270,7 +284,23 @@ export class Aggregator {
     }, delay);
   }
 
+  /** The path has a pending entry of its own that says it was removed (not one swallowed by a directory above). */
+  #removalPending(path: RelPath): boolean {
+    let node: Node | undefined = this.#root;
+    for (const name of path.split('/')) {
+      if (node.entry?.tree) return false;
+      node = node.children.get(name);
+      if (node === undefined) return false;
+    }
+    return node.entry?.deletes === true;
+  }
+
   #insert(path: RelPath, hint: ChangeHint): void {
+    // A move whose old name is not pending as a removal (it went in an earlier batch, or it was new in this window:
+    // a chain a→b→c) is sent as a plain new path.
+    const renamedFrom =
+      hint.renamedFrom !== undefined && hint.renamedFrom !== path && this.#removalPending(hint.renamedFrom) ? hint.renamedFrom : null;
+    const renameSeq = renamedFrom === null ? 0 : ++this.#renameSeq;
     const parts = path.split('/');
     const trail: Node[] = [this.#root];
     let node = this.#root;
@@ -299,7 +329,14 @@ export class Aggregator {
         prune(trail, parts);
         return;
       }
-      node.entry = { tree: hint.tree, deletes: hint.removed || hint.deletes === true, createdIn, removalsOnly: hint.removed };
+      node.entry = {
+        tree: hint.tree,
+        deletes: hint.removed || hint.deletes === true,
+        createdIn,
+        removalsOnly: hint.removed,
+        renamedFrom,
+        renameSeq,
+      };
       for (const n of trail) n.count++;
     } else if (hint.removed && this.#isNew(existing)) {
       // Created and removed within this window: it vanishes, with everything that was pending below it.
@@ -313,6 +350,9 @@ export class Aggregator {
       existing.tree ||= hint.tree;
       existing.deletes ||= hint.removed || hint.deletes === true;
       existing.removalsOnly &&= hint.removed;
+      // The latest move here counts; a removal ends what an earlier one said.
+      if (renamedFrom !== null) Object.assign(existing, { renamedFrom, renameSeq });
+      else if (hint.removed) existing.renamedFrom = null;
     }
     if (node.entry?.tree && node.children.size > 0) this.#collapse(node, trail);
     const parent = trail[trail.length - 2];
@@ -329,7 +369,7 @@ export class Aggregator {
     const createdIn = node.entry?.createdIn ?? null;
     const removalsOnly = (node.entry === null || node.entry.removalsOnly) && below.only;
     node.children = new Map();
-    node.entry = { tree: true, deletes, createdIn, removalsOnly };
+    node.entry = { tree: true, deletes, createdIn, removalsOnly, renamedFrom: null, renameSeq: 0 };
     node.count = 1;
     const delta = before - 1;
     for (const n of trail) if (n !== node) n.count -= delta;
@@ -357,13 +397,14 @@ function prune(trail: readonly Node[], parts: readonly string[]): void {
   }
 }
 
-function collect(node: Node, prefix: string, out: PendingEntry[]): void {
+function collect(node: Node, prefix: string, out: PendingEntry[], renames: { seq: number; entry: PendingEntry }[]): void {
   for (const [name, child] of node.children) {
     const path = prefix === '' ? name : `${prefix}/${name}`;
     if (child.entry) {
-      const { tree, deletes, removalsOnly } = child.entry;
-      out.push(removalsOnly ? { path, tree, deletes, removalsOnly } : { path, tree, deletes });
+      const { tree, deletes, removalsOnly, renamedFrom, renameSeq } = child.entry;
+      if (renamedFrom !== null) renames.push({ seq: renameSeq, entry: { path, tree, deletes, renamedFrom } });
+      else out.push(removalsOnly ? { path, tree, deletes, removalsOnly } : { path, tree, deletes });
     }
-    if (!child.entry?.tree) collect(child, path, out);
+    if (!child.entry?.tree) collect(child, path, out, renames);
   }
 }

@@ -223,7 +223,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         events.counted++;
         for (const lane of lanes) lane.add(change.path, change.hint);
       },
-      { isIgnored: (path, isDir) => filter.isExcluded(path, isDir) },
+      { isIgnored: (path, isDir) => filter.isExcluded(path, isDir), pairMoves: true },
     );
     const watches = core.watcher.watchCount();
     log.info(
@@ -453,6 +453,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
             rsyncRuns: { ...s.runsByVerdict },
             pathsSynced: s.pathsSynced,
             bytesSent: s.bytesSent,
+            renames: s.renames,
+            renameBytesSaved: s.renameBytesSaved,
             consecutiveFailures: s.consecutiveFailures,
             lastSuccessAt: iso(s.lastSuccessAt),
             lastError: s.lastError,

@@ -113,6 +113,16 @@ function families(st: DaemonStatus): Family[] {
       'Bytes rsync reported as sent to the remote.',
       perRemote((r) => r.bytesSent),
     ),
+    counter(
+      'renames_total',
+      'Renamed paths sent with the remote copy of their old name as the basis, instead of their data.',
+      perRemote((r) => r.renames),
+    ),
+    counter(
+      'rename_bytes_saved_total',
+      "Bytes renames did not send again: the renamed trees' size minus the bytes rsync sent for them (an estimate).",
+      perRemote((r) => r.renameBytesSaved),
+    ),
     gauge(
       'pending_paths',
       'Paths waiting to be sent to the remote (a pending full sync counts as one).',

@@ -17,6 +17,9 @@ export interface RemoteStatus {
   readonly rsyncRuns: Readonly<Record<'ok' | 'partial' | 'retry' | 'config', number>>;
   readonly pathsSynced: number;
   readonly bytesSent: number;
+  /** Renamed paths sent from the remote's copy of their old name, and the bytes that saved (tree size − bytes sent). */
+  readonly renames: number;
+  readonly renameBytesSaved: number;
   readonly consecutiveFailures: number;
   readonly lastSuccessAt: string | null;
   readonly lastError: string | null;

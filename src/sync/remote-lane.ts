@@ -10,6 +10,7 @@ import { type DiskProbe, realDisk } from './disk-probe.ts';
 import { writeExcludeFile } from './exclude-file.ts';
 import { excludedByRegexes } from './excluded-walk.ts';
 import { withoutLinkedAncestors } from './linked-ancestors.ts';
+import { planRename, type RenameTarget, totalFileSizeFromStats } from './plan-rename.ts';
 import { splitByDisk } from './split-by-disk.ts';
 import { lastLines, type ProcessRunner } from './process-runner.ts';
 import {
@@ -93,6 +94,9 @@ export interface LaneStats {
   runsByVerdict: Record<RsyncVerdict, number>;
   pathsSynced: number;
   bytesSent: number;
+  /** Renamed paths sent with the remote's copy of the old name as basis, and the bytes that saved (estimated). */
+  renames: number;
+  renameBytesSaved: number;
   failures: number;
   consecutiveFailures: number;
   lastSuccessAt: number | null;
@@ -113,6 +117,8 @@ export class RemoteLane {
     runsByVerdict: { ok: 0, partial: 0, retry: 0, config: 0 },
     pathsSynced: 0,
     bytesSent: 0,
+    renames: 0,
+    renameBytesSaved: 0,
     failures: 0,
     consecutiveFailures: 0,
     lastSuccessAt: null,
@@ -343,6 +349,15 @@ export class RemoteLane {
       }
       update = { ...update, paths: checked.paths, trees: checked.trees };
     }
+    const renamed = { paths: 0, saved: 0, sent: 0, runs: 0 };
+    if (update !== null && this.#deps.untranslated.length === 0) {
+      const done = await this.#sendRenames(ctx, batch, update.paths, update.trees, renamed);
+      bytes += renamed.sent;
+      if (done.size > 0) {
+        const paths = update.paths.filter((p) => !done.has(p));
+        update = paths.length === 0 ? null : { ...update, paths, trees: update.trees.filter((p) => !done.has(p)) };
+      }
+    }
     // Removed right after the run that reads it (the first), and after the loop in case that run never started.
     const excludeFile = await writeExcludeFile(excluded);
     const excludeFrom = excludeFile?.path ?? null;
@@ -442,9 +457,10 @@ export class RemoteLane {
         full: batch.full,
         updated: updated.length,
         deleted: deleted.length,
-        rsyncRuns: runs.length,
+        rsyncRuns: runs.length + renamed.runs,
         exitCode: 0,
         bytes,
+        ...(renamed.paths > 0 ? { renamed: renamed.paths, renameBytesSaved: renamed.saved } : {}),
         seconds,
         lagSeconds: (this.#deps.clock.now() - batch.since) / 1000,
         sample,
@@ -467,6 +483,56 @@ export class RemoteLane {
     });
     this.#deps.onSynced?.(this, batch, { updated, deleted, seconds });
     if (recheck) this.restore({ full: false, entries: batch.entries.filter((e) => !e.tree) });
+  }
+
+  /**
+   * The batch's renamed paths, each in its own run before the update and delete runs (the old name is deleted only
+   * after the new one is complete). Returns the paths that went; any other outcome leaves a path to the update run,
+   * which sends it as before.
+   */
+  async #sendRenames(
+    ctx: CommandContext,
+    batch: Batch,
+    paths: readonly RelPath[],
+    trees: readonly RelPath[],
+    tally: { paths: number; saved: number; sent: number; runs: number },
+  ): Promise<Set<RelPath>> {
+    const done = new Set<RelPath>();
+    // A batch retried after exit 23 may meet a remote that its first attempt changed: plain updates only.
+    if (this.#parkOn23) return done;
+    const sending = new Set(paths);
+    const isDir = new Set(trees);
+    const targets: RenameTarget[] = batch.entries.flatMap((e) =>
+      e.renamedFrom !== undefined && sending.has(e.path) ? [{ path: e.path, from: e.renamedFrom, isDir: isDir.has(e.path) }] : [],
+    );
+    for (const target of targets) {
+      const run = planRename(ctx, target);
+      if (run === null || this.#abort.signal.aborted) continue;
+      this.stats.rsyncRuns++;
+      tally.runs++;
+      const result = await this.#deps.runner.run(this.#deps.rsyncPath, run.args, { input: null, signal: this.#abort.signal });
+      const { verdict, meaning } = result.spawnError
+        ? { verdict: 'config' as const, meaning: spawnFailure(this.#deps.rsyncPath, result.spawnError) }
+        : classifyRsyncExit(result);
+      this.stats.runsByVerdict[verdict]++;
+      const sent = bytesSentFromStats(result.stdout);
+      this.stats.bytesSent += sent;
+      tally.sent += sent;
+      if (verdict !== 'ok') {
+        this.#deps.log.info(
+          { remote: this.remote.id, path: displayPath(target.path), exitCode: result.exitCode, stderr: lastLines(result.stderr, 3) },
+          `rsync rename to ${this.remote.id}: ${meaning}; sending ${displayPath(target.path)} as a plain update`,
+        );
+        continue;
+      }
+      const saved = Math.max(0, totalFileSizeFromStats(result.stdout) - sent);
+      done.add(target.path);
+      tally.paths++;
+      tally.saved += saved;
+      this.stats.renames++;
+      this.stats.renameBytesSaved += saved;
+    }
+    return done;
   }
 
   async #deletionVerdict(): Promise<DeletionVerdict> {

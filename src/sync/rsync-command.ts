@@ -12,7 +12,7 @@ import { toBuffer, type RelPath } from '../core/paths.ts';
  */
 
 export interface RsyncInvocation {
-  readonly kind: 'update' | 'delete' | 'full';
+  readonly kind: 'update' | 'delete' | 'full' | 'rename';
   readonly args: readonly string[];
   readonly input: Buffer | null;
 }
@@ -208,7 +208,7 @@ export function withoutUpdateFlag(params: readonly string[]): { params: string[]
 }
 
 /** commonParams (without -u), plus `-r` where they lack it: with --files-from, even -a does not recurse. */
-function baseParams(ctx: CommandContext): string[] {
+export function baseParams(ctx: CommandContext): string[] {
   const params = withoutUpdateFlag(ctx.rsync.commonParams).params;
   if (!params.some(isRecursiveFlag)) params.push('-r');
   const { port, timeout, ssh } = ctx.rsync;
@@ -232,7 +232,7 @@ function baseParams(ctx: CommandContext): string[] {
  * RemoteLane). Left out when commonParams already decide how files are compared.
  * Full syncs keep whole seconds: on a receiver whose file system has no nanoseconds, every file would differ.
  */
-function nanosecondQuickCheck(params: readonly string[]): string[] {
+export function nanosecondQuickCheck(params: readonly string[]): string[] {
   const decided = params.some(
     (p) => /^--(modify-window|checksum|ignore-times)(=|$)/.test(p) || /^-[A-Za-z0-9]*[cI]/.test(p) || /^-[A-Za-z0-9]*@/.test(p),
   );
@@ -243,15 +243,20 @@ function isRecursiveFlag(arg: string): boolean {
   return arg === '--recursive' || /^-[A-Za-z0-9]*r[A-Za-z0-9]*$/.test(arg);
 }
 
-function endpoints(ctx: CommandContext): string[] {
+/**
+ * Source and destination: the watch root and the remote's root, or `from` below the one and `to` below the other
+ * (both relative, '' for the root itself; a rename run sends one directory or file).
+ */
+export function endpoints(ctx: CommandContext, from = '', to = ''): string[] {
   const { remote, rsync } = ctx;
-  const source = `${ctx.watch}/`;
-  if (remote.kind === 'local') return [source, `${remote.name}/`];
+  const source = `${ctx.watch}/${from}`;
+  if (remote.kind === 'local') return [source, `${remote.name}/${to}`];
   const user = rsync.auth.enabled && rsync.auth.users !== '' ? `${rsync.auth.users}@` : '';
   const host = remote.ip.includes(':') && !remote.ip.startsWith('[') ? `[${remote.ip}]` : remote.ip;
-  if (remote.kind === 'ssh') return [source, `${user}${host}:${remote.name}`];
+  const under = to === '' ? '' : `/${to}`;
+  if (remote.kind === 'ssh') return [source, `${user}${host}:${remote.name}${under}`];
   const password = rsync.auth.enabled && rsync.auth.passwordFile !== '' ? [`--password-file=${rsync.auth.passwordFile}`] : [];
-  return [...password, source, `${user}${host}::${remote.name}`];
+  return [...password, source, `${user}${host}::${remote.name}${under}`];
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { ChangeHint } from '../aggregate/aggregator.ts';
 import type { InotifyToggles } from '../config/model.ts';
 import type { RelPath } from '../core/paths.ts';
+import { plainEventOf } from './move-pairs.ts';
 import type { WatchEvent } from './watcher.ts';
 
 /**
@@ -15,15 +16,14 @@ export function changeHintFor(
 ): { path: RelPath; hint: ChangeHint } | null {
   // As in sersync2, only <delete> makes removals reach the remote: with it off, its moveFrom commands carried no
   // --delete and did nothing. A Node watcher cannot tell a move away from a delete, so <moveFrom> adds nothing.
+  if (event.kind === 'rename') return changeHintFor(plainEventOf(event), toggles);
   const removals = toggles.delete;
   const writes = toggles.createFile || toggles.closeWrite || toggles.modify || toggles.moveTo;
   if (event.kind === 'dir') {
     if (event.op === 'changed') return { path: event.path, hint: { tree: true, removed: false, created: false, deletes: removals } };
     if (event.op === 'unlink') return removals ? { path: event.path, hint: { tree: true, removed: true, created: false } } : null;
     // createFolder off: the new directory is not synced as a whole; files written into it later still are.
-    return toggles.createFolder || toggles.moveTo
-      ? { path: event.path, hint: { tree: true, removed: false, created: true } }
-      : null;
+    return toggles.createFolder || toggles.moveTo ? { path: event.path, hint: { tree: true, removed: false, created: true } } : null;
   }
   if (event.op === 'unlink') return removals ? { path: event.path, hint: { tree: false, removed: true, created: false } } : null;
   // With every write toggle off only links and special files would count; a Node watcher cannot tell them apart

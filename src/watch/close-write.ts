@@ -3,6 +3,7 @@ import type { InotifyToggles } from '../config/model.ts';
 import type { Clock } from '../core/clock.ts';
 import { displayPath, type RelPath } from '../core/paths.ts';
 import { changeHintFor } from './change-hint.ts';
+import { plainEventOf } from './move-pairs.ts';
 import type { WatchEvent } from './watcher.ts';
 
 /**
@@ -72,6 +73,12 @@ export class CloseWriteFilter {
   /** What the event means for the remotes now, or null (ignored, or waiting for the file to be complete). */
   change(event: Exclude<WatchEvent, { kind: 'lost' }>): { path: RelPath; hint: ChangeHint } | null {
     const t = this.#toggles;
+    if (event.kind === 'rename') {
+      // The new name counts as what it would have been without the pairing (moveTo, createFolder); the rename only
+      // tells the lanes which old name the remote may copy it from.
+      const plain = this.change(plainEventOf(event));
+      return plain === null ? null : { path: plain.path, hint: { ...plain.hint, renamedFrom: event.from } };
+    }
     if (event.kind === 'dir') {
       if (event.op === 'unlink' && this.#writing.size > 0) this.#forgetBelow(event.path);
       const change = changeHintFor(event, t);

@@ -22,6 +22,11 @@ export interface DirEventHint {
   readonly self: boolean;
   /** Which inotify event it was (see FileHow); null for removals and the directory's own events. */
   readonly how: FileHow | null;
+  /**
+   * The cookie that pairs an IN_MOVED_FROM (`gone`) with its IN_MOVED_TO (`how` 'moveTo'); absent for every other
+   * event and from fs.watch.
+   */
+  readonly cookie?: number;
 }
 
 /**
@@ -224,6 +229,7 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
     while (off + 16 <= chunk.length) {
       const wd = chunk.readInt32LE(off);
       const mask = chunk.readUInt32LE(off + 4);
+      const cookie = chunk.readUInt32LE(off + 8);
       const len = chunk.readUInt32LE(off + 12);
       const nameEnd = chunk.indexOf(0, off + 16);
       const name = len === 0 ? null : chunk.subarray(off + 16, nameEnd === -1 || nameEnd > off + 16 + len ? off + 16 + len : nameEnd);
@@ -261,7 +267,13 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
       if (mask & (IN_ATTRIB | IN_MODIFY) && !self && wd === lastWd && lastName !== null && name?.equals(lastName) === true) continue;
       lastWd = wd;
       lastName = self || gone ? null : name;
-      const hint = self ? SELF_HINT : gone ? (GONE_HINTS[isDir ? 1 : 0] as DirEventHint) : (HINTS[isDir ? 1 : 0]?.get(howOf(mask)) as DirEventHint);
+      const shared = self
+        ? SELF_HINT
+        : gone
+          ? (GONE_HINTS[isDir ? 1 : 0] as DirEventHint)
+          : (HINTS[isDir ? 1 : 0]?.get(howOf(mask)) as DirEventHint);
+      // Moves are rare next to writes: only they get a hint object of their own, to carry the cookie.
+      const hint = !self && cookie !== 0 && mask & (IN_MOVED_FROM | IN_MOVED_TO) ? { ...shared, cookie } : shared;
       dispatch(subs, type, self ? null : name, hint);
     }
     flushHeld();

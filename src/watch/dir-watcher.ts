@@ -13,6 +13,7 @@ import {
   fsWatchBackend,
   loadNativeInotify,
 } from './dir-watch-backend.ts';
+import { MovePairs } from './move-pairs.ts';
 import type { WatchEvent, WatchOptions, Watcher } from './watcher.ts';
 
 export interface DirWatcherOptions {
@@ -84,6 +85,8 @@ interface WalkGroup {
   /** Error codes already reported as `lost` for this group, so a watch limit gives one event, not thousands. */
   readonly reported: Set<string>;
   readonly done: () => void;
+  /** The tree was moved here from this path inside the tree: reported as a `rename` instead of a `dir add`. */
+  renamedFrom: RelPath | null;
 }
 
 interface WalkTask {
@@ -159,6 +162,10 @@ export class DirWatcher implements Watcher {
 
   #sink: ((event: WatchEvent) => void) | null = null;
   #isIgnored: (path: RelPath, isDir: boolean) => boolean = () => false;
+  #pairMoves = false;
+  readonly #moves = new MovePairs();
+  /** Directories moved in from inside the tree, new path → old path, until their check and walk report them. */
+  readonly #movedDirs = new Map<RelPath, RelPath>();
   #rootBytes = '';
   #rootPrefix = '';
   #rootName = '';
@@ -211,6 +218,7 @@ export class DirWatcher implements Watcher {
     }
     this.#sink = sink;
     this.#isIgnored = options.isIgnored;
+    this.#pairMoves = options.pairMoves === true;
     this.#rootBytes = fromUtf8(rootPath);
     this.#rootPrefix = this.#rootBytes.endsWith('/') ? this.#rootBytes : `${this.#rootBytes}/`;
     this.#rootName = baseName(this.#rootBytes);
@@ -323,7 +331,12 @@ export class DirWatcher implements Watcher {
   #finishGroup(group: WalkGroup): void {
     if (group.reportAdd && !this.#closed) {
       const current = group.topEntry !== null && this.#dirs.get(group.top) === group.topEntry;
-      if (current || group.topUnwatchable) this.#emit({ kind: 'dir', op: 'add', path: group.top });
+      const from = group.renamedFrom;
+      if (current || group.topUnwatchable) {
+        this.#emit(
+          from === null ? { kind: 'dir', op: 'add', path: group.top } : { kind: 'rename', op: 'move', path: group.top, from, isDir: true },
+        );
+      }
     }
     group.done();
   }
@@ -456,10 +469,11 @@ export class DirWatcher implements Watcher {
   }
 
   /** A new (or replaced) directory: watch and walk it, then report it once as `dir add`. */
-  #addTree(path: RelPath, st: BigIntStats): void {
+  #addTree(path: RelPath, st: BigIntStats, renamedFrom: RelPath | null = null): void {
     const parent = this.#dirs.get(parentOf(path));
     if (parent === undefined) return;
     const group = newGroup(path, true, () => {});
+    group.renamedFrom = renamedFrom;
     this.#pushWalk({ path, parent, group, stats: st });
   }
 
@@ -485,6 +499,7 @@ export class DirWatcher implements Watcher {
     // This saves three of the four lstat calls a copied file cost (create, modify, chmod, utimes).
     // (With the native reader's hint, a directory that is not watched, say after ENOSPC, is looked at: it may be
     // watchable now.)
+    const movedFrom = this.#pairMoves && hint?.cookie !== undefined && !self ? this.#pairMove(path, hint) : null;
     const unwatchedDir = hint?.isDir === true && !this.#dirs.has(path);
     if (type !== 'rename' && !self && !unwatchedDir && !this.#checks.has(path) && !this.#unreadable.has(path)) {
       if (this.#dirs.has(path) || this.#isIgnored(path, false)) return;
@@ -496,10 +511,27 @@ export class DirWatcher implements Watcher {
     if (hint !== null && !hint.isDir && !self && !this.#checks.has(path) && !this.#dirs.has(path) && !this.#unreadable.has(path)) {
       if (this.#isIgnored(path, false)) return;
       if (hint.gone) this.#emit({ kind: 'file', op: 'unlink', path });
+      else if (movedFrom !== null) this.#emit({ kind: 'rename', op: 'move', path, from: movedFrom, isDir: false });
       else this.#emit({ kind: 'file', op: 'change', path, how: hint.how === 'create' ? this.#createdHow(path, entry) : (hint.how ?? 'create') });
       return;
     }
     this.#queueCheck(path, dir, entry, type === 'rename', self);
+  }
+
+  /**
+   * One half of a move (see MovePairs). The old name is kept unless it is ignored (no removal is reported for it
+   * then, so the new name is no rename). For the new name: the old one, or null; a directory's is kept until its walk
+   * reports it.
+   */
+  #pairMove(path: RelPath, hint: DirEventHint): RelPath | null {
+    const cookie = hint.cookie as number;
+    if (hint.gone) {
+      if (!this.#isIgnored(path, hint.isDir)) this.#moves.movedFrom(cookie, path, hint.isDir);
+      return null;
+    }
+    const from = this.#moves.movedTo(cookie, hint.isDir);
+    if (from !== null && hint.isDir && !this.#isIgnored(path, true)) this.#movedDirs.set(path, from);
+    return from;
   }
 
   /**
@@ -578,6 +610,8 @@ export class DirWatcher implements Watcher {
   /** One lstat for a path a watcher named, and what it means. */
   async #check(check: PendingCheck): Promise<void> {
     const { path } = check;
+    const renamedFrom = this.#movedDirs.get(path) ?? null;
+    if (renamedFrom !== null) this.#movedDirs.delete(path);
     let st: BigIntStats | null;
     try {
       st = await this.#lstat(path, check.dirEntry.dev);
@@ -617,7 +651,7 @@ export class DirWatcher implements Watcher {
         this.#emit({ kind: 'dir', op: 'unlink', path });
       }
       if (this.#isIgnored(path, true)) return;
-      this.#addTree(path, st);
+      this.#addTree(path, st, entry === undefined ? renamedFrom : null);
       return;
     }
 
@@ -739,7 +773,7 @@ function sameDir(entry: DirEntry, st: BigIntStats): boolean {
 }
 
 function newGroup(top: RelPath, reportAdd: boolean, done: () => void): WalkGroup {
-  return { top, reportAdd, pending: 0, topEntry: null, topUnwatchable: false, reported: new Set(), done };
+  return { top, reportAdd, pending: 0, topEntry: null, topUnwatchable: false, reported: new Set(), done, renamedFrom: null };
 }
 
 function messageOf(err: unknown): string {

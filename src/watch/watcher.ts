@@ -22,6 +22,12 @@ export type WatchEvent =
    * event without a name): sync the directory recursively, deletions included.
    */
   | { readonly kind: 'dir'; readonly op: 'add' | 'unlink' | 'changed'; readonly path: RelPath }
+  /**
+   * A move inside the tree that inotify paired (IN_MOVED_FROM and IN_MOVED_TO with one cookie): `path` is the new
+   * name, `from` the old one. It stands for what the new name would have been reported as (`dir add` or a moved-in
+   * `file change`); the old name's removal is reported before it, as always. Only with WatchOptions.pairMoves.
+   */
+  | { readonly kind: 'rename'; readonly op: 'move'; readonly path: RelPath; readonly from: RelPath; readonly isDir: boolean }
   | { readonly kind: 'lost'; readonly reason: string; readonly cause?: unknown };
 
 export interface WatchOptions {
@@ -30,6 +36,8 @@ export interface WatchOptions {
    * everything a directory listing returns. Must be cheap: it runs for every entry of every scanned directory.
    */
   readonly isIgnored: (path: RelPath, isDir: boolean) => boolean;
+  /** Report paired moves as `rename` events (the native inotify reader only; other watchers never pair them). */
+  readonly pairMoves?: boolean;
 }
 
 export interface Watcher {

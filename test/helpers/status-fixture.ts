@@ -14,6 +14,8 @@ export const IDLE: RemoteStatus = {
   rsyncRuns: { ok: 40, partial: 1, retry: 0, config: 0 },
   pathsSynced: 900,
   bytesSent: 1048576,
+  renames: 0,
+  renameBytesSaved: 0,
   consecutiveFailures: 0,
   lastSuccessAt: '2026-11-25T12:05:18.000Z',
   lastError: null,

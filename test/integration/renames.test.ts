@@ -1,0 +1,279 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type RsyncDaemon, startRsyncDaemon } from '../helpers/rsync-daemon.ts';
+import { type Sshd, startSshd } from '../helpers/sshd.ts';
+import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
+import { generateTree } from '../helpers/trees.ts';
+import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
+import { type SersyncProcess, startSersync, writeConf } from './support/sersync.ts';
+
+/**
+ * Issue 18, item 1: a move inside the tree reaches the remotes without its data (the remote's copy of the old name is
+ * the basis), and every case where that would not be safe falls back to a plain transfer. Real rsync daemon with its
+ * transfer log (`%b`: bytes that really crossed the wire per file), real sshd, the daemon as a process.
+ */
+
+const MODULES = ['dirmv', 'swap', 'bigfile', 'gone', 'out', 'in', 'chain', 'plugin1', 'plugin2'];
+let rsyncd: RsyncDaemon;
+let sshd: Sshd;
+const running: SersyncProcess[] = [];
+
+before(async () => {
+  [rsyncd, sshd] = await Promise.all([startRsyncDaemon({ modules: MODULES, user: 'rsync_backup', password: 'pw' }), startSshd()]);
+  for (const m of MODULES) await rsyncd.setModuleLines(m, ['transfer logging = yes', 'log format = XFER %f %l %b']);
+});
+
+after(async () => {
+  await Promise.all(running.map((p) => p.stop()));
+  await Promise.all([rsyncd?.stop(), sshd?.stop()]);
+  await removeTempDirs();
+});
+
+/** A watched tree seeded by `seed`, mirrored to the module by `-r` before the test goes on. */
+async function scenario(module: string, seed: (src: string) => Promise<void>) {
+  const dir = await makeTempDir(`rename-${module}-`);
+  const src = join(dir, 'src');
+  await mkdir(src);
+  await seed(src);
+  const conf = await writeConf(dir, {
+    watch: src,
+    remotes: [{ ip: '127.0.0.1', name: module }],
+    auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
+    port: rsyncd.port,
+    failLog: join(dir, 'state', 'fail.log'),
+    tuning: { watcher: 'dirs' },
+  });
+  const proc = await startSersync(['-r', '-o', conf]);
+  running.push(proc);
+  await proc.waitForLog((r) => r.full === true && r.exitCode === 0, 'the -r full sync', 60_000);
+  const dest = rsyncd.modules[module] as string;
+  await identical(src, dest);
+  return { src, dest, proc, dir, logFrom: await logSize() };
+}
+
+const identical = (src: string, dest: string, timeoutMs = 30_000) =>
+  waitForIdenticalTrees(src, dest, { absSymlinksStripped: true, ignoreRootAttrs: true, timeoutMs });
+
+const logFile = () => join(rsyncd.configDir, 'rsyncd.log');
+const logSize = async () => (await stat(logFile())).size;
+
+/** Files the rsync daemon logged as received since `from` (a log offset), and the bytes that crossed the wire. */
+async function received(from: number): Promise<{ files: number; bytes: number }> {
+  const text = (await readFile(logFile())).subarray(from).toString('latin1');
+  let files = 0;
+  let bytes = 0;
+  for (const m of text.matchAll(/ XFER .* (\d+) (\d+)$/gm)) {
+    files++;
+    bytes += Number(m[2]);
+  }
+  return { files, bytes };
+}
+
+/** Waits until the daemon logged a finished batch after the `seen` records it had. */
+async function batchAfter(proc: SersyncProcess, seen: number): Promise<Record<string, unknown>> {
+  return waitFor(
+    async () =>
+      proc
+        .records()
+        .slice(seen)
+        .find((r) => typeof r.msg === 'string' && r.msg.startsWith('synced ')),
+    { timeoutMs: 30_000, what: 'a batch after the move' },
+  );
+}
+
+async function writeRandom(file: string, bytes: number): Promise<void> {
+  const chunk = 1 << 20;
+  const parts: Buffer[] = [];
+  for (let left = bytes; left > 0; left -= chunk) parts.push(randomBytes(Math.min(chunk, left)));
+  await writeFile(file, Buffer.concat(parts));
+}
+
+describe('renames reach the remote without their data (rsync daemon)', () => {
+  test('a 3,000-file directory renamed (to an odd name): identical, under 1% of its bytes received', async () => {
+    let files = 0;
+    const { src, dest, proc, logFrom } = await scenario('dirmv', async (s) => {
+      files = await generateTree(join(s, 'photos'), { dirs: 29, filesPerDir: 100, size: 4096 });
+    });
+    assert.equal(files, 3000);
+    const seen = proc.records().length;
+    await rename(join(src, 'photos'), join(src, 'photos 2026 [1] $(id) #x'));
+    await identical(src, dest);
+    const batch = await batchAfter(proc, seen);
+    const got = await received(logFrom);
+    assert.ok(got.bytes < 0.01 * files * 4096, `received ${got.bytes} bytes in ${got.files} files for a ${files * 4096}-byte tree`);
+    assert.equal(batch.renamed, 1, JSON.stringify(batch));
+    assert.ok((batch.renameBytesSaved as number) > 0.9 * files * 4096, JSON.stringify(batch));
+  });
+
+  test('the deploy swap (mv site site.old; mv site.new site) sends under 1% again; a later edit leaves site.old alone', async () => {
+    const size = 8192;
+    let files = 0;
+    const { src, dest, proc, logFrom } = await scenario('swap', async (s) => {
+      files = await generateTree(join(s, 'site'), { dirs: 9, filesPerDir: 50, size });
+      files += await generateTree(join(s, 'site.new'), { dirs: 9, filesPerDir: 50, size });
+      await writeFile(join(s, 'site.new', 'index.html'), '<h1>release 2</h1>\n');
+    });
+    const seen = proc.records().length;
+    await rename(join(src, 'site'), join(src, 'site.old'));
+    await rename(join(src, 'site.new'), join(src, 'site'));
+    await identical(src, dest);
+    await batchAfter(proc, seen);
+    const got = await received(logFrom);
+    assert.ok(got.bytes < 0.01 * files * size, `received ${got.bytes} bytes in ${got.files} files for ${files * size} bytes of trees`);
+    // site/d0/f0.dat and site.old/d0/f0.dat may share an inode on the remote now: a change of one must not reach the other.
+    const edited = join(src, 'site', 'd0', 'f0.dat');
+    const body = Buffer.alloc(size, 0x41);
+    await writeFile(edited, body);
+    await identical(src, dest);
+    assert.deepEqual(await readFile(join(dest, 'site', 'd0', 'f0.dat')), body);
+    assert.notDeepEqual(await readFile(join(dest, 'site.old', 'd0', 'f0.dat')), body);
+  });
+
+  test('a renamed 50 MB file sends under 1 MB', async () => {
+    const size = 50 << 20;
+    const { src, dest, proc, logFrom } = await scenario('bigfile', (s) => writeRandom(join(s, 'video.mp4'), size));
+    const seen = proc.records().length;
+    await rename(join(src, 'video.mp4'), join(src, 'video-final.mp4'));
+    await identical(src, dest, 60_000);
+    await batchAfter(proc, seen);
+    const got = await received(logFrom);
+    assert.ok(got.bytes < 1 << 20, `received ${got.bytes} bytes for a renamed ${size}-byte file`);
+  });
+});
+
+describe('renames that cannot use the old name fall back to a plain transfer', () => {
+  const seedTree = (s: string) => generateTree(join(s, 'a'), { dirs: 3, filesPerDir: 5 }).then(() => undefined);
+
+  test('the old name is already gone on the remote', async () => {
+    const { src, dest } = await scenario('gone', seedTree);
+    await rm(join(dest, 'a'), { recursive: true });
+    await rename(join(src, 'a'), join(src, 'b'));
+    await identical(src, dest);
+  });
+
+  test('a move out of the tree, and one into it', async () => {
+    // Not the only entry: a watch root that looks empty holds its deletions (mass-delete safety).
+    const { src, dest, dir } = await scenario('out', (s) => seedTree(s).then(() => writeFile(join(s, 'index.html'), 'i')));
+    const outside = join(dir, 'outside');
+    await mkdir(outside);
+    await rename(join(src, 'a'), join(outside, 'a'));
+    await identical(src, dest);
+    const { src: src2, dest: dest2 } = await scenario('in', async () => {});
+    await generateTree(join(outside, 'x'), { dirs: 2, filesPerDir: 4 });
+    await writeFile(join(outside, 'loose.txt'), 'moved in alone\n');
+    await rename(join(outside, 'x'), join(src2, 'x'));
+    await rename(join(outside, 'loose.txt'), join(src2, 'loose.txt'));
+    await identical(src2, dest2);
+  });
+
+  test('a rename chain a→b→c, and a file renamed into another directory', async () => {
+    const { src, dest } = await scenario('chain', async (s) => {
+      await seedTree(s);
+      await mkdir(join(s, 'docs'));
+      await writeFile(join(s, 'notes.txt'), 'notes\n');
+    });
+    await rename(join(src, 'a'), join(src, 'b'));
+    await rename(join(src, 'b'), join(src, 'c'));
+    await rename(join(src, 'notes.txt'), join(src, 'docs', 'notes-moved.txt'));
+    await identical(src, dest);
+  });
+});
+
+describe('renames over ssh', () => {
+  test('a 3,000-file directory renamed to an odd name reaches an ssh remote with under 1% of its bytes sent', async () => {
+    const dir = await makeTempDir('rename-ssh-');
+    const src = join(dir, 'src');
+    const dest = join(dir, 'dest');
+    await mkdir(dest);
+    const files = await generateTree(join(src, 'photos'), { dirs: 29, filesPerDir: 100, size: 4096 });
+    const conf = await writeConf(dir, {
+      watch: src,
+      remotes: [{ ip: '127.0.0.1', name: dest }],
+      ssh: { options: sshd.sshArgs.join(' ') },
+      failLog: join(dir, 'state', 'fail.log'),
+      tuning: { watcher: 'dirs' },
+    });
+    const proc = await startSersync(['-r', '-o', conf]);
+    running.push(proc);
+    await proc.waitForLog((r) => r.full === true && r.exitCode === 0, 'the -r full sync', 60_000);
+    const seen = proc.records().length;
+    await rename(join(src, 'photos'), join(src, 'photos $(id) [1] é'));
+    await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, timeoutMs: 30_000 });
+    const batch = await batchAfter(proc, seen);
+    assert.equal(batch.renamed, 1, JSON.stringify(batch));
+    assert.ok((batch.bytes as number) < 0.01 * files * 4096, JSON.stringify(batch));
+    // A file moved to another directory: over ssh (not to a daemon) the old directory is the fuzzy basis.
+    await mkdir(join(src, 'archive'));
+    await writeRandom(join(src, 'raw.mov'), 20 << 20);
+    await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, timeoutMs: 30_000 });
+    const seen2 = proc.records().length;
+    await rename(join(src, 'raw.mov'), join(src, 'archive', 'final.mov'));
+    await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, timeoutMs: 30_000 });
+    const moved = await batchAfter(proc, seen2);
+    assert.equal(moved.renamed, 1, JSON.stringify(moved));
+    assert.ok((moved.bytes as number) < 1 << 20, JSON.stringify(moved));
+  });
+});
+
+describe('plugins', () => {
+  test('a rename reaches the command plugin as a delete and a create, once it reached both remotes', async () => {
+    const dir = await makeTempDir('rename-plugin-');
+    const src = join(dir, 'src');
+    await mkdir(src);
+    await writeFile(join(src, 'index.html'), 'i');
+    await generateTree(join(src, 'a'), { dirs: 2, filesPerDir: 5 });
+    const recDir = join(dir, 'runs');
+    await mkdir(recDir);
+    const script = join(dir, 'record.sh');
+    await writeFile(
+      script,
+      `#!/bin/sh\nout=$(mktemp "${recDir}/run.XXXXXX")\nprintf '%s\\0' "$SERSYNC_EVENT" "$SERSYNC_ISDIR" "$@" > "$out"\n`,
+    );
+    await chmod(script, 0o755);
+    const conf = await writeConf(dir, {
+      watch: src,
+      remotes: [
+        { ip: '127.0.0.1', name: 'plugin1' },
+        { ip: '127.0.0.1', name: 'plugin2' },
+      ],
+      auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
+      port: rsyncd.port,
+      failLog: join(dir, 'state', 'fail.log'),
+      tuning: { watcher: 'dirs' },
+      plugin: 'command',
+      extra: `<plugin name="command"><param prefix="/bin/sh ${script}" suffix="" ignoreError="false"/></plugin>`,
+    });
+    const proc = await startSersync(['-r', '-o', conf]);
+    running.push(proc);
+    await identical(src, rsyncd.modules.plugin2 as string);
+    await identical(src, rsyncd.modules.plugin1 as string);
+    const before = (await readdir(recDir)).length;
+    const seen = proc.records().length;
+    await rename(join(src, 'a'), join(src, 'b'));
+    await identical(src, rsyncd.modules.plugin1 as string);
+    await identical(src, rsyncd.modules.plugin2 as string);
+    const runs = await waitFor(
+      async () => {
+        const files = (await readdir(recDir)).sort();
+        if (files.length < before + 2) return undefined;
+        const out: string[][] = [];
+        for (const f of files) {
+          const text = await readFile(join(recDir, f), 'utf8');
+          if (text.endsWith('\0')) out.push(text.slice(0, -1).split('\0'));
+        }
+        const mine = out.filter((r) => r[2] === join(src, 'a') || r[2] === join(src, 'b'));
+        return mine.length >= 2 ? mine : undefined;
+      },
+      { timeoutMs: 20_000, what: 'the plugin runs for the rename' },
+    );
+    assert.deepEqual(runs.map((r) => `${r[0]} ${r[2]}`).sort(), [`change ${join(src, 'b')}`, `delete ${join(src, 'a')}`]);
+    const renamed = proc
+      .records()
+      .slice(seen)
+      .filter((r) => r.renamed === 1);
+    assert.equal(renamed.length, 2, 'both remotes got the rename from the old name');
+  });
+});

@@ -1,0 +1,320 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import PQueue from 'p-queue';
+import pino from 'pino';
+import { Aggregator, type Batch, type ChangeHint } from '../../src/aggregate/aggregator.ts';
+import type { InotifyToggles, Remote, RsyncSettings } from '../../src/config/model.ts';
+import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
+import { planRename, totalFileSizeFromStats } from '../../src/sync/plan-rename.ts';
+import type { ProcessResult, ProcessRunner } from '../../src/sync/process-runner.ts';
+import { RemoteLane } from '../../src/sync/remote-lane.ts';
+import type { CommandContext } from '../../src/sync/rsync-command.ts';
+import { CloseWriteFilter } from '../../src/watch/close-write.ts';
+import { DirWatcher } from '../../src/watch/dir-watcher.ts';
+import { loadNativeInotify } from '../../src/watch/dir-watch-backend.ts';
+import { MAX_OPEN_MOVES, MovePairs } from '../../src/watch/move-pairs.ts';
+import type { WatchEvent } from '../../src/watch/watcher.ts';
+import { FakeClock } from './support/fake-clock.ts';
+
+/** Issue 18 item 1: pairing moves, rename entries in the aggregator, the rename run's plan, and the lane's order. */
+
+const LIMITS = { quietMs: 100, maxWaitMs: 2000, maxChildrenPerDir: 100, maxPendingPaths: 1000 };
+const removedDir: ChangeHint = { tree: true, removed: true, created: false };
+const movedDir = (from: string): ChangeHint => ({ tree: true, removed: false, created: true, renamedFrom: from });
+
+function aggregator() {
+  const clock = new FakeClock();
+  const agg = new Aggregator(LIMITS, clock, () => {});
+  return { clock, agg, take: (): Batch => agg.take() as Batch };
+}
+
+test('MovePairs: a moved-to half finds its moved-from half by cookie, once; types must agree; old halves drop out', () => {
+  const pairs = new MovePairs();
+  pairs.movedFrom(7, 'a', true);
+  assert.equal(pairs.movedTo(8, true), null);
+  assert.equal(pairs.movedTo(7, false), null, 'a file cannot be the other half of a directory');
+  pairs.movedFrom(9, 'x.txt', false);
+  assert.equal(pairs.movedTo(9, false), 'x.txt');
+  assert.equal(pairs.movedTo(9, false), null);
+  for (let c = 100; c < 100 + MAX_OPEN_MOVES + 1; c++) pairs.movedFrom(c, `m${c}`, false);
+  assert.equal(pairs.movedTo(100, false), null, 'the oldest half was dropped');
+  assert.equal(pairs.movedTo(101, false), 'm101');
+});
+
+test('aggregator: a move whose old name is pending as a removal becomes a rename entry', () => {
+  const { agg, take } = aggregator();
+  agg.add('photos', removedDir);
+  agg.add('photos-2026', movedDir('photos'));
+  assert.deepEqual(take().entries, [
+    { path: 'photos', tree: true, deletes: true, removalsOnly: true },
+    { path: 'photos-2026', tree: true, deletes: false, renamedFrom: 'photos' },
+  ]);
+});
+
+test('aggregator: a move across batches is a plain new path', () => {
+  const { agg, take } = aggregator();
+  agg.add('a', removedDir);
+  take();
+  agg.add('b', movedDir('a'));
+  assert.deepEqual(take().entries, [{ path: 'b', tree: true, deletes: false }]);
+});
+
+test('aggregator: a chain a→b→c sends c plainly and deletes a; renames come in the order of the moves (the deploy swap)', () => {
+  const { agg, take } = aggregator();
+  agg.add('a', removedDir);
+  agg.add('b', movedDir('a'));
+  agg.add('b', removedDir);
+  agg.add('c', movedDir('b'));
+  assert.deepEqual(take().entries, [
+    { path: 'a', tree: true, deletes: true, removalsOnly: true },
+    { path: 'c', tree: true, deletes: false },
+  ]);
+  // mv site site.old; mv site.new site: site.old must be built from the remote's site before site is rewritten.
+  agg.add('site', removedDir);
+  agg.add('site.old', movedDir('site'));
+  agg.add('site.new', removedDir);
+  agg.add('site', movedDir('site.new'));
+  const renames = take().entries.filter((e) => e.renamedFrom !== undefined);
+  assert.deepEqual(
+    renames.map((e) => [e.path, e.renamedFrom, e.deletes]),
+    [
+      ['site.old', 'site', false],
+      ['site', 'site.new', true],
+    ],
+  );
+});
+
+test('aggregator: a rename swallowed by a directory above, or put back after a failure, is plain', () => {
+  const { agg, take } = aggregator();
+  agg.add('d', { tree: true, removed: false, created: true });
+  agg.add('d/x', removedDir);
+  agg.add('d/y', movedDir('d/x'));
+  assert.deepEqual(take().entries, [{ path: 'd', tree: true, deletes: true }]);
+  agg.add('a', removedDir);
+  agg.putBack('b', { tree: true, removed: false, created: false, deletes: false });
+  assert.equal(
+    take().entries.some((e) => e.renamedFrom !== undefined),
+    false,
+  );
+});
+
+const TOGGLES: InotifyToggles = {
+  delete: true,
+  createFolder: true,
+  createFile: false,
+  closeWrite: true,
+  moveFrom: true,
+  moveTo: true,
+  attrib: false,
+  modify: false,
+};
+
+test('close-write filter: a renamed file counts when moveTo is on, and carries its old name; a directory like createFolder', () => {
+  const clock = new FakeClock();
+  const on = new CloseWriteFilter(TOGGLES, { clock, onDue: () => {}, seesCloseWrite: () => true });
+  assert.deepEqual(on.change({ kind: 'rename', op: 'move', path: 'b.txt', from: 'a.txt', isDir: false }), {
+    path: 'b.txt',
+    hint: { tree: false, removed: false, created: false, renamedFrom: 'a.txt' },
+  });
+  assert.deepEqual(on.change({ kind: 'rename', op: 'move', path: 'd2', from: 'd', isDir: true }), {
+    path: 'd2',
+    hint: { tree: true, removed: false, created: true, renamedFrom: 'd' },
+  });
+  const off = new CloseWriteFilter({ ...TOGGLES, moveTo: false }, { clock, onDue: () => {}, seesCloseWrite: () => true });
+  assert.equal(off.change({ kind: 'rename', op: 'move', path: 'b.txt', from: 'a.txt', isDir: false }), null);
+});
+
+const rsync: RsyncSettings = {
+  commonParams: ['-artuz'],
+  auth: { enabled: true, users: 'rsync_backup', passwordFile: '/etc/rsync.pas' },
+  port: { enabled: false, port: 874 },
+  timeout: { enabled: false, seconds: 100 },
+  ssh: { enabled: false, options: [] },
+};
+const daemon: Remote = { kind: 'daemon', ip: '10.0.0.2', name: 'www', id: '10.0.0.2::www', line: 1 };
+const ctxFor = (remote: Remote, over: Partial<CommandContext> = {}): CommandContext => ({
+  watch: '/data/www',
+  remote,
+  rsync,
+  deletes: true,
+  filters: ['--exclude=*.swp'],
+  defaultTimeoutSeconds: 300,
+  ...over,
+});
+
+test('planRename: a directory goes with --link-dest at its old name, relative to the new one, to daemon, ssh and local remotes', () => {
+  assert.deepEqual(planRename(ctxFor(daemon), { path: 'img/2026', from: 'photos', isDir: true }), {
+    kind: 'rename',
+    args: [
+      '-artz',
+      '--timeout=300',
+      '--contimeout=30',
+      '--modify-window=-1',
+      '--stats',
+      '--exclude=*.swp',
+      '--link-dest=../../photos',
+      '--password-file=/etc/rsync.pas',
+      '/data/www/img/2026/',
+      'rsync_backup@10.0.0.2::www/img/2026/',
+    ],
+    input: null,
+  });
+  const ssh: Remote = { kind: 'ssh', ip: '10.0.0.3', name: '/srv/www', id: '10.0.0.3:/srv/www', line: 2 };
+  const sshArgs = planRename(ctxFor(ssh, { rsync: { ...rsync, ssh: { enabled: true, options: [] } } }), {
+    path: 'b $(id)',
+    from: 'a',
+    isDir: true,
+  })?.args;
+  assert.deepEqual(sshArgs?.slice(-3), ['--link-dest=../a', '/data/www/b $(id)/', 'rsync_backup@10.0.0.3:/srv/www/b $(id)/']);
+  const local: Remote = { kind: 'local', ip: '', name: '/mirror', id: '/mirror', line: 3 };
+  // Paths are byte strings (core/paths.ts): 'é' as its two UTF-8 bytes, which the argument carries as 'é' again.
+  const e = Buffer.from('é').toString('latin1');
+  assert.deepEqual(planRename(ctxFor(local), { path: e, from: 'a', isDir: true })?.args.slice(-3), [
+    '--link-dest=../a',
+    '/data/www/é/',
+    '/mirror/é/',
+  ]);
+});
+
+test('planRename: --copy-dest where rsync writes in place; --fuzzy for a file renamed in its directory', () => {
+  const inplace = ctxFor(daemon, { rsync: { ...rsync, commonParams: ['-artz', '--inplace'] } });
+  assert.ok(planRename(inplace, { path: 'b', from: 'a', isDir: true })?.args.includes('--copy-dest=../a'));
+  const file = planRename(ctxFor(daemon), { path: 'v/final.mp4', from: 'v/raw.mp4', isDir: false });
+  assert.deepEqual(file?.args.slice(-4), [
+    '--fuzzy',
+    '--password-file=/etc/rsync.pas',
+    '/data/www/v/final.mp4',
+    'rsync_backup@10.0.0.2::www/v/',
+  ]);
+});
+
+test('planRename: a file moved to another directory: -yy with the old directory as --link-dest, but not to a daemon', () => {
+  const ssh: Remote = { kind: 'ssh', ip: '10.0.0.3', name: '/srv/www', id: '10.0.0.3:/srv/www', line: 2 };
+  const args = (path: string, from: string) => planRename(ctxFor(ssh), { path, from, isDir: false })?.args.slice(-5);
+  assert.deepEqual(args('b/c/x', 'a/y'), [
+    '--fuzzy',
+    '--fuzzy',
+    '--link-dest=../../a',
+    '/data/www/b/c/x',
+    'rsync_backup@10.0.0.3:/srv/www/b/c/',
+  ]);
+  assert.deepEqual(args('x', 'a/y')?.slice(2), ['--link-dest=a', '/data/www/x', 'rsync_backup@10.0.0.3:/srv/www']);
+  assert.deepEqual(args('b/x', 'y')?.slice(2, 3), ['--link-dest=..']);
+});
+
+test('planRename: null (a plain transfer) for a file moved to another directory of a daemon, names argv cannot carry, anchored filters', () => {
+  assert.equal(planRename(ctxFor(daemon), { path: 'b/x', from: 'a/x', isDir: false }), null);
+  assert.equal(planRename(ctxFor(daemon), { path: 'b\nc', from: 'a', isDir: true }), null);
+  assert.equal(planRename(ctxFor(daemon), { path: 'b\xff', from: 'a', isDir: true }), null, 'not UTF-8');
+  assert.equal(planRename(ctxFor(daemon, { filters: ['--exclude=/cache'] }), { path: 'b', from: 'a', isDir: true }), null);
+  assert.equal(totalFileSizeFromStats('Total file size: 33,554,432 bytes\nTotal bytes sent: 7,712'), 33554432);
+});
+
+class Runner implements ProcessRunner {
+  readonly args: (readonly string[])[] = [];
+  readonly codes: number[];
+  constructor(codes: number[]) {
+    this.codes = codes;
+  }
+  async run(_file: string, args: readonly string[]): Promise<ProcessResult> {
+    this.args.push(args);
+    const exitCode = this.codes.shift() ?? 0;
+    const stdout = args.some((a) => a.startsWith('--link-dest')) ? 'Total file size: 1,000,000 bytes\nTotal bytes sent: 1,000\n' : '';
+    return { exitCode, stdout, stderr: '', durationMs: 1 };
+  }
+}
+
+const laneRoot = mkdtempSync(join(tmpdir(), 'sersync-rename-lane-'));
+mkdirSync(join(laneRoot, 'new'));
+writeFileSync(join(laneRoot, 'new', 'f'), 'x');
+after(() => rmSync(laneRoot, { recursive: true, force: true }));
+
+function renameLane(codes: number[]) {
+  const clock = new FakeClock();
+  const runner = new Runner(codes);
+  const synced: { updated: readonly string[]; deleted: readonly string[] }[] = [];
+  const lane = new RemoteLane(daemon, ctxFor(daemon, { watch: laneRoot, filters: [] }), LIMITS, {
+    clock,
+    runner,
+    limiter: new PQueue({ concurrency: 1 }),
+    log: pino({ level: 'silent' }),
+    rsyncPath: 'rsync',
+    rootBytes: laneRoot,
+    untranslated: [],
+    fullSyncFilters: [],
+    retry: { baseMs: 1000, capMs: 60_000, random: () => 0.5 },
+    onSynced: (_l, _b, r) => void synced.push({ updated: r.updated, deleted: r.deleted }),
+    deletionGuard: async () => NOTHING_HELD,
+  });
+  return { clock, runner, synced, lane };
+}
+
+async function settle(clock: FakeClock, ms: number) {
+  for (let t = 0; t < ms; t += 50) {
+    clock.advance(50);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const runKind = (args: readonly string[]) =>
+  args.some((a) => a.startsWith('--link-dest')) ? 'rename' : args.includes('--delete') ? 'delete' : 'update';
+
+test('lane: the rename run goes first, then the old name is deleted; no update run; plugins hear a delete and a create', async () => {
+  const { clock, runner, synced, lane } = renameLane([]);
+  lane.add('old', removedDir);
+  lane.add('new', movedDir('old'));
+  await settle(clock, 400);
+  assert.deepEqual(runner.args.map(runKind), ['rename', 'delete']);
+  assert.deepEqual(synced, [{ updated: ['new'], deleted: ['old'] }]);
+  assert.equal(lane.stats.renames, 1);
+  assert.equal(lane.stats.renameBytesSaved, 999_000);
+});
+
+test('lane: a rename run that fails leaves the path to the plain update run of the same batch', async () => {
+  const { clock, runner, lane } = renameLane([12]);
+  lane.add('old', removedDir);
+  lane.add('new', movedDir('old'));
+  await settle(clock, 400);
+  assert.deepEqual(runner.args.map(runKind), ['rename', 'update', 'delete']);
+  assert.equal(lane.stats.renames, 0);
+  assert.equal(lane.stats.consecutiveFailures, 0);
+});
+
+test("dir watcher (native inotify): a move inside the tree is one rename event after the old name's removal", async (t) => {
+  if (loadNativeInotify() === null) {
+    t.skip('the native inotify reader is not built (node native/build.mjs)');
+    return;
+  }
+  const base = mkdtempSync(join(tmpdir(), 'rename-watch-'));
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  const root = join(base, 'root');
+  mkdirSync(join(root, 'd', 'sub'), { recursive: true });
+  writeFileSync(join(root, 'f.txt'), 'f');
+  mkdirSync(join(base, 'outside'));
+  const events: WatchEvent[] = [];
+  const watcher = new DirWatcher();
+  t.after(() => watcher.close());
+  await watcher.start(root, (e) => events.push(e), { isIgnored: () => false, pairMoves: true });
+  renameSync(join(root, 'd'), join(root, 'd2'));
+  renameSync(join(root, 'f.txt'), join(root, 'g.txt'));
+  renameSync(join(root, 'g.txt'), join(base, 'outside', 'g.txt'));
+  writeFileSync(join(base, 'outside', 'h.txt'), 'h');
+  renameSync(join(base, 'outside', 'h.txt'), join(root, 'h.txt'));
+  const deadline = Date.now() + 10_000;
+  const seen = (path: string) => events.some((e) => e.kind !== 'lost' && e.path === path);
+  while (!seen('h.txt') || !seen('d2')) {
+    if (Date.now() > deadline) assert.fail(`events so far: ${JSON.stringify(events)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const shown = events.map((e) =>
+    e.kind === 'lost' ? 'lost' : `${e.kind} ${e.op} ${e.path}${e.kind === 'rename' ? ` from ${e.from}` : ''}`,
+  );
+  assert.ok(shown.indexOf('dir unlink d') >= 0 && shown.indexOf('dir unlink d') < shown.indexOf('rename move d2 from d'), shown.join('\n'));
+  assert.ok(shown.indexOf('file unlink f.txt') < shown.indexOf('rename move g.txt from f.txt'), shown.join('\n'));
+  assert.ok(shown.includes('file unlink g.txt'), 'moved out: a removal');
+  assert.ok(shown.includes('file change h.txt'), `moved in: a plain change\n${shown.join('\n')}`);
+  assert.equal(events.filter((e) => e.kind === 'rename').length, 2);
+});
