@@ -31,7 +31,7 @@ export function planRename(ctx: CommandContext, target: RenameTarget): RsyncInvo
   const path = argumentText(target.path);
   const from = argumentText(target.from);
   if (path === null || from === null) return null;
-  if (ctx.filters.some((f) => !f.startsWith('--exclude=') || f.slice('--exclude='.length).includes('/'))) return null;
+  if (ctx.filters.some((f) => excludePattern(f)?.includes('/') !== false)) return null;
   const head = [...baseParams(ctx), ...(ctx.nanoseconds === false ? [] : nanosecondQuickCheck(ctx.rsync.commonParams)), '--stats'];
   const option = ctx.rsync.commonParams.some(writesInPlace) ? '--copy-dest' : '--link-dest';
   if (target.isDir) {
@@ -76,4 +76,10 @@ function argumentText(path: RelPath): string | null {
 
 function writesInPlace(param: string): boolean {
   return param === '--inplace' || param === '--append' || param === '--append-verify';
+}
+
+/** The pattern of an exclude argument (`--exclude=P`, `--filter=- P`, `--filter=-p P`), or null for anything else. */
+function excludePattern(arg: string): string | null {
+  const m = /^(?:--exclude=|--filter=-p? )(.*)$/s.exec(arg);
+  return m ? (m[1] as string) : null;
 }

@@ -210,6 +210,9 @@ test('planRename: null (a plain transfer) for a file moved to another directory 
   assert.equal(planRename(ctxFor(daemon), { path: 'b\nc', from: 'a', isDir: true }), null);
   assert.equal(planRename(ctxFor(daemon), { path: 'b\xff', from: 'a', isDir: true }), null, 'not UTF-8');
   assert.equal(planRename(ctxFor(daemon, { filters: ['--exclude=/cache'] }), { path: 'b', from: 'a', isDir: true }), null);
+  assert.equal(planRename(ctxFor(daemon, { filters: ['--filter=-p /data/cache/'] }), { path: 'b', from: 'a', isDir: true }), null);
+  // The path filter's own form (perishable excludes of names, as every real-time run has them) is fine.
+  assert.notEqual(planRename(ctxFor(daemon, { filters: ['--filter=-p *.part', '--filter=-p *~'] }), { path: 'b', from: 'a', isDir: true }), null);
   assert.equal(totalFileSizeFromStats('Total file size: 33,554,432 bytes\nTotal bytes sent: 7,712'), 33554432);
 });
 
