@@ -96,7 +96,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   queue.markRunning(true);
   const limiter = new PQueue({ concurrency: opts.workers });
   // One guard per watch root, kept across reloads: a core built while a disk is unmounted must not take that as normal.
-  let guard = await DeletionGuard.create(opts.config.watch);
+  // Its memory of mount points lives beside the retry queue (one instance, one file).
+  const guardFile = (root: string) => (root === opts.config.watch ? queue.file.replace(/(\.queue)?\.json$/, '.mounts.json') : null);
+  let guard = await DeletionGuard.create(opts.config.watch, { file: guardFile(opts.config.watch) });
   let stopping: Promise<number> | null = null;
   // Reloads, root follows and the stop run one at a time, in order: two at once could retire a core twice, or
   // restore one core's leftovers into lanes that the other had already stopped and saved.
@@ -135,8 +137,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const buildCore = async (config: Config, initialSync: boolean): Promise<Core> => {
     const root = config.watch;
     const rootId = await identity(root);
-    if (root !== current?.config.watch && current !== undefined) guard = await DeletionGuard.create(root);
-    const deletionGuard = guard;
+    // A reload to another watch root gets its own guard, taken over once this core runs (below).
+    const deletionGuard = current !== undefined && root !== current.config.watch ? await DeletionGuard.create(root, { file: guardFile(root) }) : guard;
     if (withoutUpdateFlag(config.rsync.commonParams).dropped) log.info(UPDATE_FLAG_NOTE.replace(/^note: /, ''));
     const filter = createPathFilter(filterRulesOf(config));
     if (filter.untranslated.length > 0) {
@@ -208,6 +210,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
           events.lost++;
           log.warn({ reason: event.reason }, `events may have been lost (${event.reason}); scheduling a full sync`);
           fullSync(event.reason);
+          closeWrites.reset();
           followRoot(core, event.reason).catch((err: unknown) => log.error({ err }, 'following the watch root failed'));
           return;
         }
@@ -225,6 +228,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       },
       { isIgnored: (path, isDir) => filter.isExcluded(path, isDir), pairMoves: true },
     );
+    guard = deletionGuard;
     const watches = core.watcher.watchCount();
     log.info(
       {
@@ -369,8 +373,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     for (const lane of next.lanes) if (!known.has(lane.remote.id)) lane.requestFull('remote added by a reload', { immediate: true });
     const leftovers = await retire(old, 10_000);
     for (const { id, rest } of leftovers) {
-      if (!rest) continue;
       const lane = next.lanes.find((l) => l.remote.id === id);
+      // A remote that reached maxDelete goes on waiting for the operator.
+      if (lane && old.lanes.find((l) => l.remote.id === id)?.waitsForOperator) lane.holdForOperator();
+      if (!rest) continue;
       if (lane) lane.restore(rest);
       else log.warn({ remote: id }, 'remote removed from the config; its pending changes are dropped');
     }

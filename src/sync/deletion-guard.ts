@@ -1,3 +1,4 @@
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { displayPath, fromUtf8, toBuffer, type RelPath } from '../core/paths.ts';
@@ -11,7 +12,17 @@ import { displayPath, fromUtf8, toBuffer, type RelPath } from '../core/paths.ts'
  *   deletions at and below it are held; updates go on.
  * A remount (the same path a mount point again, whatever its device number) makes it healthy again. release()
  * takes the present state as the new normal (the operator's "yes, delete").
+ *
+ * Which of these were mount points is kept in a small file beside the retry queue, so a restart (or a crash and its
+ * full sync) while a disk is unmounted does not take the unmounted state as normal. Device numbers are not kept:
+ * they may change across a reboot.
  */
+
+/** What a restart must remember: the mount points the tree relied on. */
+interface Remembered {
+  readonly rootWasMount: boolean;
+  readonly mountPoints: readonly RelPath[];
+}
 
 export interface DeletionVerdict {
   /** Hold every deletion (the root looks unmounted, gone or empty). */
@@ -60,22 +71,35 @@ export class DeletionGuard {
   #emptyAllowed = false;
   /** Mount points inside the tree, as the watcher found them (relative paths). */
   readonly #mounts = new Set<RelPath>();
+  /** Where the mount points are remembered across restarts; null: not at all (tests, --check). */
+  readonly #file: string | null;
 
-  private constructor(root: string, probe: DeviceProbe) {
+  private constructor(root: string, probe: DeviceProbe, file: string | null) {
     this.#root = root;
     this.#rootBytes = fromUtf8(root);
     this.#probe = probe;
+    this.#file = file;
   }
 
-  static async create(root: string, probe: DeviceProbe = realProbe): Promise<DeletionGuard> {
-    const guard = new DeletionGuard(root, probe);
-    await guard.release();
+  static async create(root: string, opts: { file?: string | null; probe?: DeviceProbe } = {}): Promise<DeletionGuard> {
+    const guard = new DeletionGuard(root, opts.probe ?? realProbe, opts.file ?? null);
+    // An empty root at start is not taken as normal: a disk that failed to mount at boot looks just like it.
+    await guard.#baseline();
+    // Nor is a mount point that the last run knew and that is none now.
+    const remembered = guard.#remembered();
+    if (remembered !== null) {
+      guard.#rootWasMount ||= remembered.rootWasMount;
+      for (const path of remembered.mountPoints) guard.#mounts.add(path);
+    }
+    guard.#remember();
     return guard;
   }
 
   /** A directory of the tree on another device than its parent (from the watcher's walk). */
   noteMountPoint(path: RelPath): void {
+    if (this.#mounts.has(path)) return;
     this.#mounts.add(path);
+    this.#remember();
   }
 
   get mountPoints(): readonly RelPath[] {
@@ -107,6 +131,34 @@ export class DeletionGuard {
   /** Takes the present state as normal: the root's device now, and only the mount points that are mounted now. */
   async release(): Promise<void> {
     this.#emptyAllowed = await this.#probe.isEmpty(toBuffer(this.#rootBytes));
+    await this.#baseline();
+    this.#remember();
+  }
+
+  #remembered(): Remembered | null {
+    if (this.#file === null) return null;
+    try {
+      const data = JSON.parse(readFileSync(this.#file, 'utf8')) as Partial<Remembered> & { root?: string };
+      if (data.root !== this.#root || !Array.isArray(data.mountPoints)) return null;
+      return { rootWasMount: data.rootWasMount === true, mountPoints: data.mountPoints.filter((p) => typeof p === 'string') };
+    } catch {
+      return null;
+    }
+  }
+
+  /** Best effort: a full state disk must not stop the guard (the in-memory state still holds). */
+  #remember(): void {
+    if (this.#file === null) return;
+    const data = { root: this.#root, rootWasMount: this.#rootWasMount, mountPoints: [...this.#mounts] };
+    try {
+      writeFileSync(`${this.#file}.tmp`, `${JSON.stringify(data)}\n`, { mode: 0o600 });
+      renameSync(`${this.#file}.tmp`, this.#file);
+    } catch {
+      // Kept in memory; written again at the next change.
+    }
+  }
+
+  async #baseline(): Promise<void> {
     this.#rootDev = await this.#probe.device(toBuffer(this.#rootBytes));
     this.#rootWasMount = this.#rootDev !== null && (await this.#isMountPoint(this.#rootBytes, this.#rootDev));
     for (const path of this.#mounts) if (!(await this.#mounted(path))) this.#mounts.delete(path);

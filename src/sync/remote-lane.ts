@@ -307,7 +307,8 @@ export class RemoteLane {
     let bytes = 0;
     const ctx = this.#uncapped ? { ...this.#ctx, maxDelete: null } : this.#ctx;
     const verdict = this.#ctx.deletes ? await this.#deletionVerdict() : NOTHING_HELD;
-    if (batch.full && verdict.all) {
+    const protect = verdict.below.map(protectRule);
+    if (batch.full && (verdict.all || protect.includes(null))) {
       this.#hold(batch, verdict.reason);
       return;
     }
@@ -363,7 +364,7 @@ export class RemoteLane {
     const excludeFrom = excludeFile?.path ?? null;
     if (batch.full) {
       // Below a mount point that is none now, the full sync sends but deletes nothing; those deletions wait.
-      runs = [planFull(ctx, [...verdict.below.map(protectRule), ...this.#deps.fullSyncFilters], excludeFrom)];
+      runs = [planFull(ctx, [...(protect as string[]), ...this.#deps.fullSyncFilters], excludeFrom)];
       if (verdict.below.length > 0) {
         const owed = verdict.below.map((path) => ({ path, tree: true, deletes: true }));
         this.#hold({ full: false, fullReason: '', entries: owed, since: batch.since }, verdict.reason);
@@ -577,6 +578,15 @@ export class RemoteLane {
       this.#pump();
     }
     if (this.#held !== null) this.#scheduleHoldCheck(HOLD_RECHECK_MS);
+  }
+
+  /** Whether every deletion waits for the operator (maxDelete was reached); a reload's new lane takes it over. */
+  get waitsForOperator(): boolean {
+    return this.#capReached;
+  }
+
+  holdForOperator(): void {
+    this.#capReached = true;
   }
 
   /** The operator's "yes, delete" (SIGUSR1): held deletions go now, once without the maxDelete cap. */

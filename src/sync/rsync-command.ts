@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { Config, Remote, RsyncSettings } from '../config/model.ts';
 import type { PathFilter } from '../watch/path-filter.ts';
 import { toBuffer, type RelPath } from '../core/paths.ts';
@@ -54,8 +55,11 @@ function maxDelete(ctx: CommandContext): string[] {
 }
 
 /** A rule that protects a path and everything below it from deletion on the receiver (held deletions). */
-export function protectRule(path: RelPath): string {
-  return `--filter=P ${escapeAll(`/${path}`)}/***`;
+export function protectRule(path: RelPath): string | null {
+  // An argument reaches rsync as UTF-8: a name that is not valid UTF-8 cannot be written in one (null: hold all).
+  const bytes = toBuffer(path);
+  if (!isUtf8(bytes)) return null;
+  return `--filter=P ${escapeAll(`/${bytes.toString('utf8')}`)}/***`;
 }
 
 /** rsync's `--stats` line "Total bytes sent: 1,234" (digits grouped by the locale) → bytes, or 0. */

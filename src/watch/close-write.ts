@@ -83,7 +83,8 @@ export class CloseWriteFilter {
       if (event.op === 'unlink' && this.#writing.size > 0) this.#forgetBelow(event.path);
       const change = changeHintFor(event, t);
       if (change === null || event.op === 'unlink' || t.modify || this.#deps.seesCloseWrite()) return change;
-      this.#open(event.path, true, change.hint);
+      // No longer "created" once held: a transfer may carry it meanwhile (see Aggregator.transferStarted).
+      this.#open(event.path, true, { ...change.hint, created: false });
       return null;
     }
     if (event.op === 'unlink') {
@@ -119,6 +120,11 @@ export class CloseWriteFilter {
         return null;
       }
     }
+  }
+
+  /** Events may have been lost (a full sync follows, which sends these files as they are): forget them. */
+  reset(): void {
+    this.#writing.clear();
   }
 
   /** The files still open for writing (not sent yet, owed once complete). */
@@ -158,10 +164,13 @@ export class CloseWriteFilter {
       if (w.approximate && now - w.lastAt >= STABLE_MS && (allQuiet || now - w.since >= APPROXIMATE_MAX_WAIT_MS)) {
         this.#writing.delete(path);
         this.#deps.onDue(path, w.hint);
-      } else if (!w.approximate && now - w.since >= OPEN_WRITE_BOUND_MS) {
+      } else if (now - w.since >= OPEN_WRITE_BOUND_MS) {
+        // Open (or written to, without a close-write to see) this long: sent as it is now. A file with no event
+        // since the last bound is taken as complete (its close-write was lost, say in an overflow).
         this.#deps.onStillOpen?.(path, (now - w.since) / 1000);
-        w.since = now;
-        this.#deps.onDue(path, UPDATE);
+        if (now - w.lastAt >= OPEN_WRITE_BOUND_MS) this.#writing.delete(path);
+        else w.since = now;
+        this.#deps.onDue(path, w.hint);
       }
     }
   }

@@ -4,7 +4,7 @@
  * shown in /status; a remount is followed and synced. Needs root (mount); real rsync daemon with auth.
  */
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
@@ -17,7 +17,7 @@ import { compareTrees } from '../helpers/trees.ts';
 import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
 import { type SersyncProcess, startSersync, writeConf } from './support/sersync.ts';
 
-const MODULES = ['rootmount', 'innermount'];
+const MODULES = ['rootmount', 'innermount', 'restartmount'];
 let rsyncd: RsyncDaemon;
 const running: SersyncProcess[] = [];
 const mounted: string[] = [];
@@ -170,5 +170,41 @@ describe('unmounted disks', { skip: process.getuid?.() === 0 ? false : 'needs ro
     process.kill(proc.proc.child.pid as number, 'SIGUSR1');
     await identical(s.src, s.dest);
     assert.equal((await status(s.port)).remotes[0]?.holdingDeletions, false);
+  });
+
+  test('an empty watch root at start (a disk that did not mount at boot) deletes nothing, even with -r', async () => {
+    const s = await scenario('emptystart', {}, true);
+    await writeFiles(join(s.dest, 'site'), 5);
+    const proc = await s.start(['-r']);
+    await proc.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('holding deletions'), 'the hold to be logged');
+    await sleep(6000);
+    assert.equal((await readdir(join(s.dest, 'site'))).length, 5, 'the mirror lost files to an empty root');
+    // Content arrives (the disk is there after all): updates go at once, the held deletions once the root has content.
+    await writeFile(join(s.src, 'index.html'), 'home');
+    await identical(s.src, s.dest);
+  });
+
+  test('a restart while a disk inside the tree is unmounted keeps holding its deletions', async () => {
+    const s = await scenario('restartmount');
+    await writeFiles(join(s.src, 'site'), 3, 'page');
+    const uploads = join(s.src, 'uploads');
+    await mkdir(uploads);
+    await mountTmpfs(uploads);
+    await writeFiles(join(uploads, 'img'), 20);
+    const snapshot = join(s.dir, 'snapshot');
+    assert.equal((await runProcess('cp', ['-a', `${s.src}/.`, snapshot])).code, 0);
+    let proc = await s.start(['-r']);
+    await identical(s.src, s.dest);
+    await unmount(uploads);
+    await proc.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('holding deletions'), 'the hold to be logged', 30_000);
+    assert.equal(await proc.stop(), 0);
+    // The new run never saw uploads/ mounted; the guard remembers that it was a mount point.
+    proc = await s.start(['-r']);
+    await proc.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('holding deletions'), 'the hold after the restart', 30_000);
+    await sleep(6000);
+    await nothingDeleted(snapshot, s.dest);
+    await mountTmpfs(uploads);
+    await writeFiles(join(uploads, 'img'), 21);
+    await identical(s.src, s.dest);
   });
 });

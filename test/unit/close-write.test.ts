@@ -99,6 +99,29 @@ test('without close-write events, quiet files go together once nothing is writte
   assert.deepEqual(due.slice(0, 3), ['new-dir', 'copied-1', 'copied-2']);
 });
 
+test('without close-write events, a file written to more often than STABLE_MS is still sent every OPEN_WRITE_BOUND_MS', () => {
+  const { clock, counted, due } = setup(SHIPPED, false);
+  for (let t = 0; t < OPEN_WRITE_BOUND_MS; t += 500) {
+    counted(undefined, 'app.log');
+    clock.advance(500);
+  }
+  assert.deepEqual(due, ['app.log']);
+});
+
+test('a file whose close-write never comes (lost in an overflow) is sent at the bound once, then forgotten', () => {
+  const { clock, counted, due, filter } = setup();
+  counted('create', 'lost-close.bin');
+  clock.advance(OPEN_WRITE_BOUND_MS);
+  assert.deepEqual(due, ['lost-close.bin']);
+  assert.deepEqual(filter.openPaths(), []);
+  clock.advance(3 * OPEN_WRITE_BOUND_MS);
+  assert.deepEqual(due, ['lost-close.bin']);
+  // And a lost event forgets every open file at once (the full sync that follows sends them).
+  counted('write', 'other.bin');
+  filter.reset();
+  assert.deepEqual(filter.openPaths(), []);
+});
+
 test('a removed file is no longer waited for', () => {
   const { clock, filter, due } = setup();
   filter.change({ kind: 'file', op: 'change', path: 'd/a', how: 'write' });

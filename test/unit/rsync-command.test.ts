@@ -7,6 +7,7 @@ import {
   planDelete,
   planFull,
   planUpdate,
+  protectRule,
   withoutUpdateFlag,
   bytesSentFromStats,
 } from '../../src/sync/rsync-command.ts';
@@ -193,4 +194,9 @@ test('-u is dropped from commonParams: a copy taken mid-write must not win over 
 test("bytes sent come from rsync's --stats", () => {
   assert.equal(bytesSentFromStats('Number of files: 3\nTotal bytes sent: 1,234,567\nTotal bytes received: 35'), 1234567);
   assert.equal(bytesSentFromStats('nothing'), 0);
+});
+
+test('a protect rule (held deletions below a mount point) names the path as rsync reads arguments: UTF-8, escaped', () => {
+  assert.equal(protectRule(Buffer.from('données/w[1]', 'utf8').toString('latin1')), '--filter=P /données/w\\[1]/***');
+  assert.equal(protectRule(Buffer.from([0x66, 0xff]).toString('latin1')), null, 'not valid UTF-8: no argument can name it');
 });
