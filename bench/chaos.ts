@@ -5,7 +5,7 @@
  * writes everything to bench/results/chaos-<date>.json.
  *
  *   ./node_modules/.bin/node bench/chaos.ts [--minutes 30] [--rounds N] [--churn-seconds 50] [--converge-seconds 120]
- *                                           [--seed S] [--ops N] [--entries 3000]
+ *                                           [--seed S] [--ops N] [--entries 3000] [--fault-gap 600-2400]
  *
  * `--seed S` makes S the first round's seed (later rounds draw new ones); with `--ops N` that round stops after
  * exactly N operations, which replays a failed round up to the same operation. `--trace --seed S --ops N` runs only
@@ -29,6 +29,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     ops: { type: 'string' },
     entries: { type: 'string', default: '3000' },
+    'fault-gap': { type: 'string', default: '600-2400' },
     trace: { type: 'boolean', default: false },
   },
 });
@@ -49,6 +50,12 @@ const churnMs = (positive('churn-seconds', values['churn-seconds']) as number) *
 const convergeMs = (positive('converge-seconds', values['converge-seconds']) as number) * 1000;
 const maxOps = positive('ops', values.ops);
 const targetEntries = positive('entries', values.entries);
+const gapMatch = /^(\d+)-(\d+)$/.exec(values['fault-gap'] ?? '');
+if (gapMatch === null || Number(gapMatch[1]) < 1 || Number(gapMatch[1]) > Number(gapMatch[2])) {
+  console.error(`bench/chaos.ts: --fault-gap ${JSON.stringify(values['fault-gap'])}: expected MIN-MAX operations, 1 <= MIN <= MAX`);
+  process.exit(64);
+}
+const faultGapOps: [number, number] = [Number(gapMatch[1]), Number(gapMatch[2])];
 let firstSeed: number | undefined;
 try {
   firstSeed = values.seed === undefined ? undefined : parseSeed(values.seed);
@@ -69,7 +76,7 @@ interface RoundRecord extends Omit<ChaosResult, 'recentOps' | 'differences'> {
 
 /** Every operation of a seed's run, with its faults, on a scratch tree without daemons, one per line on stdout. */
 async function trace(seed: number, ops: number): Promise<number> {
-  for (const line of await traceChaos(seed, ops, targetEntries)) console.log(line);
+  for (const line of await traceChaos(seed, ops, { targetEntries, faultGapOps })) console.log(line);
   return 0;
 }
 
@@ -89,7 +96,16 @@ async function main(): Promise<number> {
     await mkdir(join(import.meta.dirname, 'results'), { recursive: true });
     const summary = {
       startedAt: startedAt.toISOString(),
-      options: { minutes, rounds: Number.isFinite(rounds) ? rounds : null, churnMs, convergeMs, maxOps, targetEntries, firstSeed },
+      options: {
+        minutes,
+        rounds: Number.isFinite(rounds) ? rounds : null,
+        churnMs,
+        convergeMs,
+        maxOps,
+        targetEntries,
+        faultGapOps,
+        firstSeed,
+      },
       rounds: records.length,
       failed: records.filter((r) => !r.ok).map((r) => r.seed),
       operations: records.reduce((n, r) => n + r.operations, 0),
@@ -110,6 +126,7 @@ async function main(): Promise<number> {
       convergeMs,
       maxOps: round === 1 ? maxOps : undefined,
       targetEntries,
+      faultGapOps,
       log,
     });
     await removeTempDirs();

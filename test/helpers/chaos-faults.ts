@@ -8,7 +8,7 @@ import { SeededRandom } from './chaos-random.ts';
 /**
  * - `rsyncdStop` / `rsyncdStart`: the receiving rsync daemon goes away (its connections too) and comes back.
  * - `kill` / `start`: sersync-ts is SIGKILLed (with its rsync children) and later started again without `-r`.
- * - `hup`: SIGHUP, a reload of the same config, sent right after a flurry of writes.
+ * - `hup`: SIGHUP, a reload of the same config, sent right after a flurry of writes, with another flurry 20 ms later.
  * - `termRestart`: SIGTERM to sersync-ts alone (as systemd's KillMode=mixed sends it) right after a flurry of
  *   writes, then a start without `-r`; the churn waits meanwhile, since what changes while no daemon runs
  *   is seen by nobody.
@@ -21,6 +21,8 @@ export interface Fault {
   readonly atOp: number;
   readonly kind: FaultKind;
 }
+
+export const DEFAULT_FAULT_GAP_OPS: readonly [number, number] = [600, 2400];
 
 export interface FaultPlanOptions {
   /** Operations between two faults: uniform in [min, max]. Default 600..2400. */
@@ -36,7 +38,7 @@ export class FaultPlan {
 
   constructor(seed: number, opts: FaultPlanOptions = {}) {
     this.#rng = new SeededRandom(seed, 1);
-    this.#gap = opts.gapOps ?? [600, 2400];
+    this.#gap = opts.gapOps ?? DEFAULT_FAULT_GAP_OPS;
     this.#next = this.#draw(0);
   }
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ConfSpec, type SersyncProcess, startSersync, writeConf } from '../integration/support/sersync.ts';
 import { ChaosChurn, type ChurnOp } from './chaos-churn.ts';
-import { FAULT_KINDS, type Fault, type FaultKind, FaultPlan } from './chaos-faults.ts';
+import { DEFAULT_FAULT_GAP_OPS, FAULT_KINDS, type Fault, type FaultKind, FaultPlan } from './chaos-faults.ts';
 import { SeededRandom } from './chaos-random.ts';
 import { freePort } from './ports.ts';
 import { type RsyncDaemon, startRsyncDaemon } from './rsync-daemon.ts';
@@ -29,6 +29,8 @@ export interface ChaosOptions {
   readonly maxOps?: number;
   /** Entries the churned tree tends towards (default 3000). */
   readonly targetEntries?: number;
+  /** Operations between two faults (default 600..2400, see chaos-faults.ts). */
+  readonly faultGapOps?: readonly [number, number];
   /** Progress lines (faults as they hit, phases). */
   readonly log?: (line: string) => void;
 }
@@ -42,6 +44,8 @@ export interface FaultRecord {
 
 export interface ChaosResult {
   readonly seed: number;
+  /** The fault plan's operations between two faults. */
+  readonly faultGapOps: readonly [number, number];
   readonly operations: number;
   readonly opCounts: Readonly<Record<ChurnOp, number>>;
   readonly faults: readonly FaultRecord[];
@@ -74,7 +78,8 @@ export function describeChaos(r: ChaosResult): string {
     (r.convergeMs === null ? 'DID NOT CONVERGE' : `converged in ${(r.convergeMs / 1000).toFixed(1)} s`) +
     `; sersync-ts: ${r.daemonLog.fullSyncs} full syncs, ${r.daemonLog.crashesDetected} crashes detected, ${r.daemonLog.eventsLost} lost-event reports`;
   if (ok(r)) return head;
-  const lines = [head, `replay: CHAOS_SEED=${r.seed} (bench: --seed ${r.seed} --ops ${r.operations})`];
+  const bench = `--seed ${r.seed} --ops ${r.operations} --fault-gap ${r.faultGapOps.join('-')}`;
+  const lines = [head, `replay: bench/chaos.ts ${bench} (--trace for its operations)`];
   for (const p of r.problems) lines.push(`problem: ${p}`);
   if (r.differences.length > 0) {
     lines.push(`${r.differences.length} difference(s) (a = source, b = mirror), each with the last operation on it or above it:`);
@@ -143,14 +148,16 @@ class DaemonLogTally {
 /**
  * The churn of a run with its fault plan: bursts of operations at full speed with short pauses between them (so that
  * some aggregation windows close mid-churn), and each fault handed to `hit` once its operation is done. A SIGTERM
- * and a SIGHUP come right after a flurry of 100-400 files, so that the daemon holds many unchecked events then.
+ * and a SIGHUP come right after a flurry of 100-400 files, so that the daemon holds many unchecked events then; a
+ * second flurry follows a SIGHUP 20 ms later, while the reload runs.
  */
 async function churnWithFaults(
   churn: ChaosChurn,
   seed: number,
+  gapOps: readonly [number, number] | undefined,
   io: { more: () => boolean; pause: (ms: number) => Promise<unknown>; hit: (fault: Fault) => Promise<void> | undefined },
 ): Promise<void> {
-  const plan = new FaultPlan(seed);
+  const plan = new FaultPlan(seed, { gapOps });
   const pacing = new SeededRandom(seed, 2);
   while (io.more()) {
     const burst = pacing.int(20, 400);
@@ -159,6 +166,11 @@ async function churnWithFaults(
       for (const fault of plan.due(churn.operations)) {
         if (fault.kind === 'termRestart' || fault.kind === 'hup') churn.flurry(100, 400);
         await io.hit(fault);
+        if (fault.kind === 'hup') {
+          // And another while the reload runs.
+          await io.pause(20);
+          churn.flurry(100, 400);
+        }
       }
     }
     await io.pause(pacing.int(0, 250));
@@ -169,15 +181,24 @@ async function churnWithFaults(
  * Every operation of a run of `seed` up to operation `ops`, faults shown where they hit, made on a scratch tree
  * without any daemon: to follow a differing path back through its renames.
  */
-export async function traceChaos(seed: number, ops: number, targetEntries?: number): Promise<string[]> {
+export async function traceChaos(
+  seed: number,
+  ops: number,
+  opts: Pick<ChaosOptions, 'targetEntries' | 'faultGapOps'> = {},
+): Promise<string[]> {
   const dir = await makeTempDir('chaos-trace');
   const root = join(dir, 'src');
   const staging = join(dir, 'staging');
   await Promise.all([mkdir(root), mkdir(staging)]);
-  const churn = new ChaosChurn(new SeededRandom(seed, 0), { root, staging, targetEntries, recentLimit: Number.POSITIVE_INFINITY });
+  const churn = new ChaosChurn(new SeededRandom(seed, 0), {
+    root,
+    staging,
+    targetEntries: opts.targetEntries,
+    recentLimit: Number.POSITIVE_INFINITY,
+  });
   await churn.prepare();
   const faults: string[] = [];
-  await churnWithFaults(churn, seed, {
+  await churnWithFaults(churn, seed, opts.faultGapOps, {
     more: () => churn.operations < ops,
     pause: async () => {},
     hit: (fault) => {
@@ -317,14 +338,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
 
     churnStarted = Date.now();
     const maxOps = opts.maxOps ?? Number.POSITIVE_INFINITY;
-    await churnWithFaults(churn, opts.seed, {
+    await churnWithFaults(churn, opts.seed, opts.faultGapOps, {
       more: () => churn.operations < maxOps && Date.now() - churnStarted < opts.churnMs,
       pause: (ms) => sleep(ms),
       hit: (fault) => {
         faultCounts[fault.kind]++;
         const done = schedule(fault.kind, faultActions[fault.kind]);
-        // Only a SIGTERM restart holds the churn: what changes while no daemon runs is seen by nobody.
-        return fault.kind === 'termRestart' ? done : undefined;
+        // A SIGTERM restart holds the churn (what changes while no daemon runs is seen by nobody); a SIGHUP only until
+        // it is sent, so that the flurry after it lands during the reload.
+        return fault.kind === 'termRestart' || fault.kind === 'hup' ? done : undefined;
       },
     });
     const churnMs = Date.now() - churnStarted;
@@ -367,6 +389,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
 
     return {
       seed: opts.seed,
+      faultGapOps: opts.faultGapOps ?? DEFAULT_FAULT_GAP_OPS,
       operations: churn.operations,
       opCounts: churn.counts(),
       faults,
