@@ -161,7 +161,8 @@ describe('renames that cannot use the old name fall back to a plain transfer', (
     await mkdir(outside);
     await rename(join(src, 'a'), join(outside, 'a'));
     await identical(src, dest);
-    const { src: src2, dest: dest2 } = await scenario('in', async () => {});
+    // Not empty either: a watch root that is empty at start holds the -r full sync's deletions (mass-delete safety).
+    const { src: src2, dest: dest2 } = await scenario('in', (s) => writeFile(join(s, 'keep.txt'), 'k'));
     await generateTree(join(outside, 'x'), { dirs: 2, filesPerDir: 4 });
     await writeFile(join(outside, 'loose.txt'), 'moved in alone\n');
     await rename(join(outside, 'x'), join(src2, 'x'));
