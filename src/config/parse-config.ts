@@ -106,19 +106,22 @@ function countLines(bytes: Uint8Array, end: number): number {
 
 const PLUGIN_NAMES: readonly PluginName[] = ['command', 'socket', 'refreshCDN', 'http'];
 
+/** sersync2's shipped <inotify> toggles (SPEC §2.1): closeWrite, moveFrom, moveTo, createFolder and delete on. */
+export const SHIPPED_TOGGLES: InotifyToggles = Object.freeze({
+  delete: true,
+  createFolder: true,
+  createFile: false,
+  closeWrite: true,
+  moveFrom: true,
+  moveTo: true,
+  attrib: false,
+  modify: false,
+});
+
 /** sersync2's shipped confxml.xml (SPEC §2.1): what a missing element or attribute means. */
 const SHIPPED = {
   host: { ip: 'localhost', port: 8008 },
-  inotify: {
-    delete: true,
-    createFolder: true,
-    createFile: false,
-    closeWrite: true,
-    moveFrom: true,
-    moveTo: true,
-    attrib: false,
-    modify: false,
-  } satisfies InotifyToggles,
+  inotify: SHIPPED_TOGGLES,
   commonParams: '-artuz',
   auth: { users: 'root', passwordFile: '/etc/rsync.pas' },
   port: 874,

@@ -1,3 +1,4 @@
+import { SHIPPED_TOGGLES } from '../../src/config/parse-config.ts';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { InotifyToggles } from '../../src/config/model.ts';
@@ -5,17 +6,7 @@ import { APPROXIMATE_MAX_WAIT_MS, CloseWriteFilter, OPEN_WRITE_BOUND_MS, STABLE_
 import type { WatchEvent } from '../../src/watch/watcher.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
-/** sersync2's shipped toggles (SPEC §2.1): closeWrite, moveFrom, moveTo, createFolder and delete on. */
-const SHIPPED: InotifyToggles = {
-  delete: true,
-  createFolder: true,
-  createFile: false,
-  closeWrite: true,
-  moveFrom: true,
-  moveTo: true,
-  attrib: false,
-  modify: false,
-};
+const SHIPPED = SHIPPED_TOGGLES;
 
 function setup(toggles: InotifyToggles = SHIPPED, seesCloseWrite = true) {
   const clock = new FakeClock();

@@ -1,3 +1,4 @@
+import { SHIPPED_TOGGLES } from '../../src/config/parse-config.ts';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,7 +7,7 @@ import { after, test } from 'node:test';
 import PQueue from 'p-queue';
 import pino from 'pino';
 import { Aggregator, type Batch, type ChangeHint } from '../../src/aggregate/aggregator.ts';
-import type { InotifyToggles, Remote, RsyncSettings } from '../../src/config/model.ts';
+import type { Remote, RsyncSettings } from '../../src/config/model.ts';
 import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import { planRename, totalFileSizeFromStats } from '../../src/sync/plan-rename.ts';
 import type { ProcessResult, ProcessRunner } from '../../src/sync/process-runner.ts';
@@ -101,16 +102,7 @@ test('aggregator: a rename swallowed by a directory above, or put back after a f
   );
 });
 
-const TOGGLES: InotifyToggles = {
-  delete: true,
-  createFolder: true,
-  createFile: false,
-  closeWrite: true,
-  moveFrom: true,
-  moveTo: true,
-  attrib: false,
-  modify: false,
-};
+const TOGGLES = SHIPPED_TOGGLES;
 
 test('close-write filter: a renamed file counts when moveTo is on, and carries its old name; a directory like createFolder', () => {
   const clock = new FakeClock();
