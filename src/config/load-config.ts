@@ -3,7 +3,8 @@ import { access, lstat, open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { errorCode, ExitCode, SersyncError } from '../core/errors.ts';
 import type { Config } from './model.ts';
-import { analyzeConfig, MAX_CONFIG_BYTES, type ParseOptions } from './parse-config.ts';
+import { MAX_CONFIG_BYTES } from './config-text.ts';
+import { analyzeConfig, type ParseOptions } from './parse-config.ts';
 
 /**
  * Reads and validates confxml.xml, then checks what the config names on disk: the watch directory, local mirror
@@ -133,4 +134,3 @@ async function passwordFileProblem(file: string): Promise<string | null> {
   }
   return null;
 }
-

@@ -17,10 +17,8 @@ import { ConfigProblems } from './problems.ts';
 import { EXTRA_TEMPORARY_GLOBS, tempGlobProblem } from '../watch/path-filter.ts';
 import { splitShellWords } from './shell-words.ts';
 import { checkStructure } from './structure.ts';
-import { decodeConfigBytes, parseXmlTree, type XmlElement } from './xml-tree.ts';
-
-/** A confxml.xml is a few KB; anything above this is the wrong file, and is never handed to the parser. */
-export const MAX_CONFIG_BYTES = 1024 * 1024;
+import { parseXmlTree, type XmlElement } from './xml-tree.ts';
+import { configText } from './config-text.ts';
 
 export interface ParseOptions {
   /** What relative paths in the file are resolved against; sersync2 used its working directory. */
@@ -60,20 +58,7 @@ export function analyzeConfig(
   options: ParseOptions = {},
 ): { config: Config; problems: ConfigProblems; diskChecks: readonly DiskCheck[] } {
   const invalid = (message: string): SersyncError => new SersyncError('CONFIG_INVALID', message, { exitCode: ExitCode.Config });
-  if (bytes.length > MAX_CONFIG_BYTES) {
-    throw invalid(
-      `${displayName}: ${bytes.length} bytes is too large for a confxml.xml (limit ${MAX_CONFIG_BYTES}); is this the right file?`,
-    );
-  }
-  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
-    throw invalid(`${displayName}:1: encoded as UTF-16; save it as UTF-8 (or ISO-8859-1)`);
-  }
-  const nul = bytes.indexOf(0);
-  if (nul >= 0) {
-    const line = countLines(bytes, nul);
-    throw invalid(`${displayName}:${line}: holds NUL bytes, so it is binary data, not a confxml.xml; is this the right file?`);
-  }
-  const { text, encoding } = decodeConfigBytes(bytes);
+  const { text, encoding } = configText(bytes, displayName);
   const tree = parseXmlTree(text);
   if (!tree.ok) {
     const at = tree.line === null ? `${displayName}:` : `${displayName}:${tree.line}:`;
@@ -96,12 +81,6 @@ export function analyzeConfig(
   const reader = new Reader(problems, path.resolve(options.cwd ?? process.cwd()), encoding === 'utf8');
   const config = reader.read(head, displayName, options.standalonePlugin ?? null);
   return { config: deepFreeze(config), problems, diskChecks: reader.diskChecks };
-}
-
-function countLines(bytes: Uint8Array, end: number): number {
-  let line = 1;
-  for (let i = 0; i < end; i++) if (bytes[i] === 0x0a) line++;
-  return line;
 }
 
 const PLUGIN_NAMES: readonly PluginName[] = ['command', 'socket', 'refreshCDN', 'http'];

@@ -17,19 +17,6 @@ export type XmlTreeResult =
   | { readonly ok: true; readonly elements: readonly XmlElement[] }
   | { readonly ok: false; readonly line: number | null; readonly message: string };
 
-/**
- * Bytes → text. Tutorial copies declare encoding="ISO-8859-1" but hold UTF-8 Chinese comments, so the declaration is
- * not trusted: valid UTF-8 (BOM stripped) is read as UTF-8, anything else as latin1, where every byte is one char.
- */
-export function decodeConfigBytes(bytes: Uint8Array): { readonly text: string; readonly encoding: 'utf8' | 'latin1' } {
-  try {
-    // TextDecoder strips a UTF-8 BOM by default.
-    return { text: new TextDecoder('utf-8', { fatal: true }).decode(bytes), encoding: 'utf8' };
-  } catch {
-    return { text: Buffer.from(bytes).toString('latin1'), encoding: 'latin1' };
-  }
-}
-
 /** Parses confxml.xml text into the top-level elements of the document; a syntax error comes back with its line. */
 export function parseXmlTree(source: string): XmlTreeResult {
   const text = normalizeMarkup(source);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeConfigBytes, parseXmlTree, type XmlElement } from '../../src/config/xml-tree.ts';
+import { decodeConfigBytes } from '../../src/config/config-text.ts';
+import { parseXmlTree, type XmlElement } from '../../src/config/xml-tree.ts';
 
 function tree(text: string): readonly XmlElement[] {
   const r = parseXmlTree(text);
