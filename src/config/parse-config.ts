@@ -14,7 +14,12 @@ import type {
   Tuning,
 } from './model.ts';
 import { ConfigProblems } from './problems.ts';
-import { EXTRA_TEMPORARY_GLOBS, tempGlobProblem } from '../watch/path-filter.ts';
+import { SHIPPED, TUNING_DEFAULTS } from './defaults.ts';
+
+// The unit tests of the watch and sync stages import sersync2's toggles from here.
+export { SHIPPED_TOGGLES } from './defaults.ts';
+
+import { tempGlobProblem } from '../watch/path-filter.ts';
 import { splitShellWords } from './shell-words.ts';
 import { checkStructure } from './structure.ts';
 import { parseXmlTree, type XmlElement } from './xml-tree.ts';
@@ -84,45 +89,6 @@ export function analyzeConfig(
 }
 
 const PLUGIN_NAMES: readonly PluginName[] = ['command', 'socket', 'refreshCDN', 'http'];
-
-/** sersync2's shipped <inotify> toggles (SPEC §2.1): closeWrite, moveFrom, moveTo, createFolder and delete on. */
-export const SHIPPED_TOGGLES: InotifyToggles = Object.freeze({
-  delete: true,
-  createFolder: true,
-  createFile: false,
-  closeWrite: true,
-  moveFrom: true,
-  moveTo: true,
-  attrib: false,
-  modify: false,
-});
-
-/** sersync2's shipped confxml.xml (SPEC §2.1): what a missing element or attribute means. */
-const SHIPPED = {
-  host: { ip: 'localhost', port: 8008 },
-  inotify: SHIPPED_TOGGLES,
-  commonParams: '-artuz',
-  auth: { users: 'root', passwordFile: '/etc/rsync.pas' },
-  port: 874,
-  timeoutSeconds: 100,
-  failLog: { path: '/tmp/rsync_fail_log.sh', minutes: 60, minutesWhenEmpty: 120 },
-  crontabMinutes: 600,
-  command: { prefix: '/bin/sh', suffix: '', ignoreError: true },
-  cdnPort: 80,
-} as const;
-
-const TUNING_DEFAULTS: Tuning = {
-  dotFiles: true,
-  tempGlobs: EXTRA_TEMPORARY_GLOBS,
-  quietMs: 100,
-  maxWaitMs: 2000,
-  maxChildrenPerDir: 100,
-  maxPendingPaths: 20000,
-  watcher: 'dirs',
-  stateDir: null,
-  progressMs: 10_000,
-  maxDelete: null,
-};
 
 const PORT = { min: 1, max: 65535, expect: 'expected a port number 1-65535' };
 const SECONDS = { min: 1, max: 2147483647, expect: 'expected whole seconds > 0' };
