@@ -1,97 +1,39 @@
+import { type ElementSpec, el } from './element-spec.ts';
+import type { PluginName } from './model.ts';
 import type { ConfigProblems } from './problems.ts';
+import { CRONTAB_SPEC } from './sections/crontab.ts';
+import { FAIL_LOG_SPEC } from './sections/fail-log.ts';
+import { FILTER_SPEC } from './sections/filter.ts';
+import { DEBUG_SPEC, FILE_SYSTEM_SPEC, HOST_SPEC } from './sections/head-elements.ts';
+import { INOTIFY_SPEC } from './sections/inotify.ts';
+import { LOCALPATH_SPEC } from './sections/localpath.ts';
+import { PLUGIN_BLOCK_SPECS, PLUGIN_CHOICE_SPEC } from './sections/plugins.ts';
+import { RSYNC_SPEC } from './sections/rsync.ts';
+import { TUNING_SPEC } from './sections/tuning.ts';
 import type { XmlElement } from './xml-tree.ts';
 
-interface ElementSpec {
-  /** As sersync2's shipped file spells it; used in messages. */
-  readonly name: string;
-  readonly attrs: readonly string[];
-  readonly children: readonly ElementSpec[];
-  /** Lists (`exclude`, `remote`, `deshost`, `include`); of anything else only the first element counts. */
-  readonly many?: boolean;
-}
-
-function el(name: string, attrs: readonly string[], children: readonly ElementSpec[] = [], many = false): ElementSpec {
-  return { name, attrs, children, many };
-}
-
-const TOGGLES = ['delete', 'createFolder', 'createFile', 'closeWrite', 'moveFrom', 'moveTo', 'attrib', 'modify'];
-
-const PLUGIN_BLOCKS: Readonly<Record<string, ElementSpec>> = {
-  command: el(
-    'plugin',
-    ['name'],
-    [el('param', ['prefix', 'suffix', 'ignoreError']), el('filter', ['start'], [el('include', ['expression'], [], true)])],
-  ),
-  socket: el('plugin', ['name'], [el('localpath', ['watch'], [el('deshost', ['ip', 'port'], [], true)])]),
-  refreshCDN: el(
-    'plugin',
-    ['name'],
-    [
-      el(
-        'localpath',
-        ['watch'],
-        [el('cdninfo', ['domainname', 'port', 'username', 'passwd']), el('sendurl', ['base']), el('regexurl', ['regex', 'match'])],
-      ),
-    ],
-  ),
-  // The http plugin was never compiled into sersync2; this shape is sersync-ts's (see parse-config.ts).
-  http: el('plugin', ['name'], [el('localpath', ['watch'], [el('deshost', ['url'])])]),
-};
-
-/** Every element sersync2 2.5.x reads, plus sersync-ts's extensions (`<tuning>`, `<ssh options>`). */
+/**
+ * Every element sersync2 2.5.x reads, plus sersync-ts's extensions (`<tuning>`, `<ssh options>`, the http plugin),
+ * put together from the specs that sit beside each section's reader.
+ */
 const HEAD = el(
   'head',
   ['version'],
   [
-    el('host', ['hostip', 'port']),
-    el('debug', ['start']),
-    el('fileSystem', ['xfs']),
-    el('filter', ['start'], [el('exclude', ['expression'], [], true)]),
-    el(
-      'inotify',
-      [],
-      TOGGLES.map((t) => el(t, ['start'])),
-    ),
-    el(
-      'sersync',
-      [],
-      [
-        el('localpath', ['watch'], [el('remote', ['ip', 'name'], [], true)]),
-        el(
-          'rsync',
-          [],
-          [
-            el('commonParams', ['params']),
-            el('auth', ['start', 'users', 'passwordfile']),
-            el('userDefinedPort', ['start', 'port']),
-            el('timeout', ['start', 'time']),
-            el('ssh', ['start', 'options']),
-          ],
-        ),
-        el('failLog', ['path', 'timeToExecute']),
-        el('crontab', ['start', 'schedule'], [el('crontabfilter', ['start'], [el('exclude', ['expression'], [], true)])]),
-        el('plugin', ['start', 'name']),
-      ],
-    ),
+    HOST_SPEC,
+    DEBUG_SPEC,
+    FILE_SYSTEM_SPEC,
+    FILTER_SPEC,
+    INOTIFY_SPEC,
+    el('sersync', [], [LOCALPATH_SPEC, RSYNC_SPEC, FAIL_LOG_SPEC, CRONTAB_SPEC, PLUGIN_CHOICE_SPEC]),
     el('plugin', ['name'], [], true),
-    el('tuning', [
-      'dotFiles',
-      'tempGlobs',
-      'quietMs',
-      'maxWaitMs',
-      'maxChildrenPerDir',
-      'maxPendingPaths',
-      'watcher',
-      'stateDir',
-      'progressMs',
-      'maxDelete',
-    ]),
+    TUNING_SPEC,
   ],
 );
 
 /**
  * Warns about what sersync-ts will not read: unknown elements and attributes (typos, mostly), and repeated elements
- * of which only the first counts, as in sersync2. The reading itself is parse-config's job.
+ * of which only the first counts, as in sersync2. The reading itself is the section readers' job.
  */
 export function checkStructure(head: XmlElement, problems: ConfigProblems): void {
   // Paths leave out `<head>` (`<sersync><rsync><timeout>`), except where nothing else would name the parent.
@@ -134,8 +76,8 @@ function walk(node: XmlElement, spec: ElementSpec, path: string, problems: Confi
 function walkPluginBlock(block: XmlElement, path: string, seen: Set<string>, problems: ConfigProblems): void {
   const name = block.attrs.get('name') ?? '';
   const blockPath = `${path}<plugin name="${name}">`;
-  const spec = PLUGIN_BLOCKS[name];
-  if (spec === undefined || !Object.hasOwn(PLUGIN_BLOCKS, name)) {
+  const spec = Object.hasOwn(PLUGIN_BLOCK_SPECS, name) ? PLUGIN_BLOCK_SPECS[name as PluginName] : undefined;
+  if (spec === undefined) {
     problems.warn(block.line, blockPath, 'unknown plugin (known: command, socket, refreshCDN, http), ignored');
     return;
   }

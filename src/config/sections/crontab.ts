@@ -1,0 +1,34 @@
+import { type ConfigNode, attr, child, children, where } from '../config-node.ts';
+import { SHIPPED } from '../defaults.ts';
+import { el } from '../element-spec.ts';
+import type { Config } from '../model.ts';
+import type { ValueReader } from '../value-reader.ts';
+
+/** `<sersync><crontab start schedule><crontabfilter start><exclude expression/>`: the periodic full sync. */
+export const CRONTAB_SPEC = el(
+  'crontab',
+  ['start', 'schedule'],
+  [el('crontabfilter', ['start'], [el('exclude', ['expression'], [], true)])],
+);
+
+export function readCrontab(node: ConfigNode | undefined, values: ValueReader): Config['crontab'] {
+  const enabled = values.bool(node, 'start', false);
+  const rawSchedule = attr(node, 'schedule');
+  // sersync2: atoi(value) minutes, and 0 or less (a word too) meant 600.
+  const scheduleMinutes =
+    rawSchedule === undefined || node === undefined
+      ? SHIPPED.crontabMinutes
+      : values.minutes(node, 'schedule', rawSchedule, { atMostZero: SHIPPED.crontabMinutes, meaning: 'as sersync2 did' });
+  const filterNode = child(node, 'crontabfilter');
+  const filterEnabled = values.bool(filterNode, 'start', false);
+  const excludes: string[] = [];
+  if (filterEnabled && filterNode !== undefined) {
+    // rsync patterns, not regexes: handed to rsync as --exclude=PATTERN, never compiled here.
+    for (const ex of children(filterNode, 'exclude')) {
+      const expr = attr(ex, 'expression') ?? '';
+      if (expr.trim() === '') values.problems.warn(ex.el.line, where(ex, 'expression'), 'empty pattern, ignored');
+      else excludes.push(expr);
+    }
+  }
+  return { enabled, scheduleMinutes, filter: { enabled: filterEnabled, excludes } };
+}

@@ -1,0 +1,140 @@
+import path from 'node:path';
+import { type ConfigNode, attr, child, children, pluginBlock, where } from '../config-node.ts';
+import { el } from '../element-spec.ts';
+import type { PluginName, Remote } from '../model.ts';
+import type { ValueReader } from '../value-reader.ts';
+import type { PluginBlocks } from './plugins.ts';
+
+/** `<sersync><localpath watch><remote ip name/>...</localpath>`: what is watched and where it goes. */
+export const LOCALPATH_SPEC = el('localpath', ['watch'], [el('remote', ['ip', 'name'], [], true)]);
+
+/**
+ * The watch directory: `<sersync><localpath watch>`, or with `-m NAME` the plugin's own `<localpath watch>` when it
+ * has one (the command plugin has none). Null, with an error, when there is none to watch.
+ */
+export function readWatch(
+  head: ConfigNode,
+  sersync: ConfigNode | undefined,
+  standalone: PluginName | null,
+  blocks: PluginBlocks,
+  values: ValueReader,
+): { path: string } | null {
+  const p = values.problems;
+  if (standalone !== null && standalone !== 'command') {
+    const own = blocks[standalone];
+    if (own !== null && own.watch !== null) {
+      const block = pluginBlock(head, standalone);
+      const lp = child(block, 'localpath');
+      if (lp !== undefined) values.diskDir(own.watch, lp, 'watch', 'watchDirectory');
+      return { path: own.watch };
+    }
+  }
+  if (sersync === undefined) {
+    p.error(
+      head.el.line,
+      '<head>',
+      'no <sersync> element; add <sersync><localpath watch="/dir"><remote ip="host" name="module"/></localpath></sersync>',
+    );
+    return null;
+  }
+  const lp = child(sersync, 'localpath');
+  if (lp === undefined) {
+    p.error(sersync.el.line, where(sersync), 'no <localpath watch="/dir"> element, so there is nothing to watch');
+    return null;
+  }
+  const raw = attr(lp, 'watch');
+  if (raw === undefined || raw === '') {
+    p.error(lp.el.line, where(lp, 'watch'), 'the watch directory is missing; write watch="/absolute/dir"');
+    return null;
+  }
+  const resolved = values.absolute(lp, 'watch', raw);
+  if (resolved === '/') {
+    p.error(lp.el.line, where(lp, 'watch'), 'watching / is not supported (sersync2 refused it too); name a directory');
+    return null;
+  }
+  values.diskDir(resolved, lp, 'watch', 'watchDirectory');
+  return { path: resolved };
+}
+
+/** The `<remote>` list: rsync daemon modules, ssh destinations (with `<ssh start="true">`) or local mirrors. */
+export function readRemotes(lp: ConfigNode | undefined, watch: string, ssh: boolean, optional: boolean, values: ValueReader): Remote[] {
+  const p = values.problems;
+  const remotes: Remote[] = [];
+  if (lp === undefined) return remotes;
+  const nodes = children(lp, 'remote');
+  for (const node of nodes) {
+    const ip = (attr(node, 'ip') ?? '').trim();
+    const name = (attr(node, 'name') ?? '').trim();
+    const line = node.el.line;
+    const at = where(node);
+    if (name === '') {
+      p.error(
+        line,
+        at,
+        'empty name; write the rsync module (the remote path with ssh), or an absolute directory without ip for a local mirror',
+      );
+      continue;
+    }
+    let remote: Remote;
+    if (ip === '') {
+      if (!path.isAbsolute(name)) {
+        p.error(
+          line,
+          where(node, 'name'),
+          'no ip, and the name is not an absolute directory; write ip="host" for an rsync daemon, or name="/abs/dir" for a local mirror',
+        );
+        continue;
+      }
+      const dest = path.resolve(name);
+      if (dest === '/') {
+        p.error(line, where(node, 'name'), 'mirroring into / is refused');
+        continue;
+      }
+      if (watch !== '' && (isInside(dest, watch) || isInside(watch, dest))) {
+        p.error(
+          line,
+          where(node, 'name'),
+          `the mirror and the watch directory ${watch} contain one another; the mirror would sync into itself or delete the source`,
+        );
+        continue;
+      }
+      values.diskDir(dest, node, 'name');
+      remote = { kind: 'local', ip: '', name: dest, id: dest, line };
+    } else {
+      let bad = false;
+      for (const [key, value] of [
+        ['ip', ip],
+        ['name', name],
+      ] as const) {
+        if (value.startsWith('-')) {
+          p.error(line, where(node, key), 'starts with "-", so rsync would read it as an option');
+          bad = true;
+        }
+      }
+      if (ip.includes(':') && !/^(?:[^@]*@)?\[[^\]]*\]$/.test(ip)) {
+        // sersync2 wrote `2001:db8::1::module`, which rsync cannot parse; brackets are the nearest thing that works.
+        if (/^[0-9A-Fa-f:.]+$/.test(ip)) {
+          p.warn(line, where(node, 'ip'), `an IPv6 address without brackets; sersync-ts connects to [${ip}]`);
+        } else {
+          p.error(line, where(node, 'ip'), 'an IPv6 address must be written in brackets, e.g. ip="[2001:db8::1]"');
+          bad = true;
+        }
+      }
+      if (bad) continue;
+      remote = ssh ? { kind: 'ssh', ip, name, id: `${ip}:${name}`, line } : { kind: 'daemon', ip, name, id: `${ip}::${name}`, line };
+    }
+    if (remotes.some((r) => r.id === remote.id)) {
+      p.warn(line, at, `the same destination as an earlier <remote> (${remote.id}), ignored`);
+      continue;
+    }
+    remotes.push(remote);
+  }
+  if (nodes.length === 0 && !optional) {
+    p.error(lp.el.line, where(lp), 'no <remote>; add <remote ip="host" name="module"/> inside <localpath>');
+  }
+  return remotes;
+}
+
+function isInside(inner: string, outer: string): boolean {
+  return inner === outer || inner.startsWith(outer.endsWith('/') ? outer : `${outer}/`);
+}
