@@ -9,11 +9,7 @@ export const MAX_CONFIG_BYTES = 1024 * 1024;
  */
 export function configText(bytes: Uint8Array, displayName: string): { readonly text: string; readonly encoding: 'utf8' | 'latin1' } {
   const invalid = (message: string): SersyncError => new SersyncError('CONFIG_INVALID', message, { exitCode: ExitCode.Config });
-  if (bytes.length > MAX_CONFIG_BYTES) {
-    throw invalid(
-      `${displayName}: ${bytes.length} bytes is too large for a confxml.xml (limit ${MAX_CONFIG_BYTES}); is this the right file?`,
-    );
-  }
+  if (bytes.length > MAX_CONFIG_BYTES) throw configTooLarge(displayName, bytes.length);
   if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
     throw invalid(`${displayName}:1: encoded as UTF-16; save it as UTF-8 (or ISO-8859-1)`);
   }
@@ -23,6 +19,15 @@ export function configText(bytes: Uint8Array, displayName: string): { readonly t
     throw invalid(`${displayName}:${line}: holds NUL bytes, so it is binary data, not a confxml.xml; is this the right file?`);
   }
   return decodeConfigBytes(bytes);
+}
+
+/** CONFIG_INVALID for a file of `size` bytes, over MAX_CONFIG_BYTES; loadConfig says it before reading the file. */
+export function configTooLarge(displayName: string, size: number): SersyncError {
+  return new SersyncError(
+    'CONFIG_INVALID',
+    `${displayName}: ${size} bytes is too large for a confxml.xml (limit ${MAX_CONFIG_BYTES}); is this the right file?`,
+    { exitCode: ExitCode.Config },
+  );
 }
 
 /**

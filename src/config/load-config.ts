@@ -3,7 +3,7 @@ import { access, lstat, open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { errorCode, ExitCode, SersyncError } from '../core/errors.ts';
 import type { Config } from './model.ts';
-import { MAX_CONFIG_BYTES } from './config-text.ts';
+import { configTooLarge, MAX_CONFIG_BYTES } from './config-text.ts';
 import { analyzeConfig, type ParseOptions } from './parse-config.ts';
 
 /**
@@ -55,7 +55,7 @@ async function readConfigFile(file: string, abs: string): Promise<Buffer> {
   }
   if (st.isDirectory()) throw missing(`config file ${file} is a directory, not a file; ${hint}`);
   if (!st.isFile()) throw missing(`config file ${file} is not a regular file (a pipe or device?); ${hint}`);
-  if (st.size > MAX_CONFIG_BYTES) throw tooLarge(file, st.size);
+  if (st.size > MAX_CONFIG_BYTES) throw configTooLarge(file, st.size);
 
   // O_NONBLOCK: should the path be swapped for a FIFO after the stat, opening it must not wait for a writer.
   let handle: Awaited<ReturnType<typeof open>>;
@@ -75,7 +75,7 @@ async function readConfigFile(file: string, abs: string): Promise<Buffer> {
       if (bytesRead === 0) break;
       length += bytesRead;
     }
-    if (length > MAX_CONFIG_BYTES) throw tooLarge(file, Math.max(opened.size, length));
+    if (length > MAX_CONFIG_BYTES) throw configTooLarge(file, Math.max(opened.size, length));
     return buf.subarray(0, length);
   } catch (err) {
     if (err instanceof SersyncError) throw err;
@@ -83,14 +83,6 @@ async function readConfigFile(file: string, abs: string): Promise<Buffer> {
   } finally {
     await handle.close();
   }
-}
-
-function tooLarge(file: string, size: number): SersyncError {
-  return new SersyncError(
-    'CONFIG_INVALID',
-    `${file}: ${size} bytes is too large for a confxml.xml (limit ${MAX_CONFIG_BYTES}); is this the right file?`,
-    { exitCode: ExitCode.Config },
-  );
 }
 
 async function directoryProblem(dir: string, watched: boolean): Promise<string | null> {
