@@ -1,7 +1,7 @@
 import { EXTRA_TEMPORARY_GLOBS } from '../watch/path-filter.ts';
 import type { InotifyToggles, Tuning } from './model.ts';
 
-/** sersync2's shipped <inotify> toggles (SPEC §2.1): closeWrite, moveFrom, moveTo, createFolder and delete on. */
+/** sersync2's shipped <inotify> toggles: closeWrite, moveFrom, moveTo, createFolder and delete on. */
 export const SHIPPED_TOGGLES: InotifyToggles = Object.freeze({
   delete: true,
   createFolder: true,
@@ -13,7 +13,7 @@ export const SHIPPED_TOGGLES: InotifyToggles = Object.freeze({
   modify: false,
 });
 
-/** sersync2's shipped confxml.xml (SPEC §2.1): what a missing element or attribute means. */
+/** sersync2's shipped confxml.xml (test/fixtures/config/shipped-confxml.xml): what a missing element or attribute means. */
 export const SHIPPED = {
   host: { ip: 'localhost', port: 8008 },
   inotify: SHIPPED_TOGGLES,

@@ -1,9 +1,9 @@
 /**
- * The typed, frozen Config that confxml.xml becomes. Every field has sersync2's shipped default (SPEC §2.1) when
- * its element or attribute is missing. Times are converted to the unit named in the field.
+ * The typed, frozen Config that confxml.xml becomes. Every field has sersync2's shipped default (defaults.ts, taken
+ * from test/fixtures/config/shipped-confxml.xml) when its element or attribute is missing. Times are converted to the unit named in the field.
  */
 
-/** A realtime `<filter><exclude expression>` regex, compiled once, anchored (boost regex_match semantics). */
+/** A `<filter><exclude expression>` (or command plugin `<include>`) regex, compiled once, anchored (boost regex_match semantics). */
 export interface FilterRegex {
   /** The expression as written in the file. */
   readonly source: string;
@@ -111,7 +111,7 @@ export interface Config {
   readonly xfs: boolean;
   readonly filter: { readonly enabled: boolean; readonly excludes: readonly FilterRegex[] };
   readonly inotify: InotifyToggles;
-  /** The first `<sersync><localpath watch>`, absolute, without a trailing slash. */
+  /** The first `<sersync><localpath watch>` (with -m, the plugin's own when it has one), absolute, without a trailing slash. */
   readonly watch: string;
   readonly remotes: readonly Remote[];
   readonly rsync: RsyncSettings;

@@ -27,7 +27,7 @@ export function readCdnPlugin(block: ConfigNode, enabled: boolean, values: Value
   const info = child(lp, 'cdninfo');
   const sendurl = child(lp, 'sendurl');
   const regexurl = child(lp, 'regexurl');
-  // sersync2 refuses the plugin when any of these is missing or empty (SPEC §2.8).
+  // sersync2 refuses the plugin when any of these is missing or empty.
   const required = (node: ConfigNode | undefined, tag: string, key: string): string => {
     const value = attr(node, key) ?? '';
     if (value === '') {
