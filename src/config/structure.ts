@@ -14,9 +14,10 @@ import type { XmlElement } from './xml-tree.ts';
 
 /**
  * Every element sersync2 2.5.x reads, plus sersync-ts's extensions (`<tuning>`, `<ssh options>`, the http plugin),
- * put together from the specs that sit beside each section's reader.
+ * put together from the specs that sit beside each section's reader. The `<plugin>` blocks under `<head>` are
+ * checked against PLUGIN_BLOCK_SPECS, by name.
  */
-const HEAD = el(
+export const HEAD_SPEC = el(
   'head',
   ['version'],
   [
@@ -37,7 +38,7 @@ const HEAD = el(
  */
 export function checkStructure(head: XmlElement, problems: ConfigProblems): void {
   // Paths leave out `<head>` (`<sersync><rsync><timeout>`), except where nothing else would name the parent.
-  walk(head, HEAD, '', problems);
+  walk(head, HEAD_SPEC, '', problems);
 }
 
 function walk(node: XmlElement, spec: ElementSpec, path: string, problems: ConfigProblems): void {
@@ -53,7 +54,7 @@ function walk(node: XmlElement, spec: ElementSpec, path: string, problems: Confi
       problems.warn(child.line, `${path || '<head>'}<${child.name}>`, 'unknown element, ignored');
       continue;
     }
-    if (spec === HEAD && childSpec.name === 'plugin') {
+    if (spec === HEAD_SPEC && childSpec.name === 'plugin') {
       walkPluginBlock(child, path, seen, problems);
       continue;
     }
