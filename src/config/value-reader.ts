@@ -30,7 +30,7 @@ const MAX_MINUTES = 525600;
  */
 export class ValueReader {
   readonly problems: ConfigProblems;
-  readonly diskChecks: DiskCheck[] = [];
+  readonly #diskChecks: DiskCheck[] = [];
   /** Whether the file was read as UTF-8 (else Latin-1), which decides how regexes become byte strings. */
   readonly utf8: boolean;
   /** What relative paths in the file are resolved against. */
@@ -112,9 +112,13 @@ export class ValueReader {
     return resolved;
   }
 
-  /** A directory the file names, for loadConfig to check on disk. */
-  diskDir(dir: string, node: ConfigNode, key: string, kind: 'watchDirectory' | 'directory' = 'directory'): void {
-    this.diskChecks.push({ kind, path: dir, line: node.el.line, where: where(node, key) });
+  /** A directory or file the config names at `<node key>`, for loadConfig to check on disk. */
+  checkOnDisk(kind: DiskCheck['kind'], file: string, node: ConfigNode, key: string): void {
+    this.#diskChecks.push({ kind, path: file, line: node.el.line, where: where(node, key) });
+  }
+
+  get diskChecks(): readonly DiskCheck[] {
+    return this.#diskChecks;
   }
 }
 

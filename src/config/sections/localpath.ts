@@ -25,7 +25,7 @@ export function readWatch(
     if (own !== null && own.watch !== null) {
       const block = pluginBlock(head, standalone);
       const lp = child(block, 'localpath');
-      if (lp !== undefined) values.diskDir(own.watch, lp, 'watch', 'watchDirectory');
+      if (lp !== undefined) values.checkOnDisk('watchDirectory', own.watch, lp, 'watch');
       return { path: own.watch };
     }
   }
@@ -52,7 +52,7 @@ export function readWatch(
     p.error(lp.el.line, where(lp, 'watch'), 'watching / is not supported (sersync2 refused it too); name a directory');
     return null;
   }
-  values.diskDir(resolved, lp, 'watch', 'watchDirectory');
+  values.checkOnDisk('watchDirectory', resolved, lp, 'watch');
   return { path: resolved };
 }
 
@@ -98,7 +98,7 @@ export function readRemotes(lp: ConfigNode | undefined, watch: string, ssh: bool
         );
         continue;
       }
-      values.diskDir(dest, node, 'name');
+      values.checkOnDisk('directory', dest, node, 'name');
       remote = { kind: 'local', ip: '', name: dest, id: dest, line };
     } else {
       let bad = false;

@@ -61,7 +61,7 @@ export function readRsync(
         'ignored with <ssh start="true">: rsync rejects --password-file over ssh (sersync2 passed it and every sync failed), so sersync-ts drops it',
       );
     } else if (passwordFile !== '' && remotes.some((r) => r.kind === 'daemon')) {
-      values.diskChecks.push({ kind: 'passwordFile', path: passwordFile, line: authNode.el.line, where: where(authNode, 'passwordfile') });
+      values.checkOnDisk('passwordFile', passwordFile, authNode, 'passwordfile');
     }
   }
 
