@@ -91,10 +91,9 @@ function readSections(head: ConfigNode, displayName: string, standalone: PluginN
 
   const plugin = readPluginChoice(child(sersync, 'plugin'), values);
   const active: PluginName | null = standalone ?? (plugin.enabled ? plugin.name : null);
-  const blocks = readPluginBlocks(head, active, sersync !== undefined ? child(sersync, 'plugin') : undefined, values);
+  const blocks = readPluginBlocks(head, active, child(sersync, 'plugin'), values);
 
-  const watchSite = readWatch(head, sersync, standalone, blocks, values);
-  const watch = watchSite?.path ?? '';
+  const watch = readWatch(head, sersync, standalone, blocks, values) ?? '';
   const remotes = readRemotes(child(sersync, 'localpath'), watch, sshEnabled, standalone !== null, values);
   const rsync = readRsync(rsyncNode, sshNode, sshEnabled, watch, remotes, values);
   const crontab = readCrontab(child(sersync, 'crontab'), values);

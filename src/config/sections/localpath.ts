@@ -18,7 +18,7 @@ export function readWatch(
   standalone: PluginName | null,
   blocks: PluginBlocks,
   values: ValueReader,
-): { path: string } | null {
+): string | null {
   const p = values.problems;
   if (standalone !== null && standalone !== 'command') {
     const own = blocks[standalone];
@@ -26,7 +26,7 @@ export function readWatch(
       const block = pluginBlock(head, standalone);
       const lp = child(block, 'localpath');
       if (lp !== undefined) values.checkOnDisk('watchDirectory', own.watch, lp, 'watch');
-      return { path: own.watch };
+      return own.watch;
     }
   }
   if (sersync === undefined) {
@@ -53,7 +53,7 @@ export function readWatch(
     return null;
   }
   values.checkOnDisk('watchDirectory', resolved, lp, 'watch');
-  return { path: resolved };
+  return resolved;
 }
 
 /** The `<remote>` list: rsync daemon modules, ssh destinations (with `<ssh start="true">`) or local mirrors. */
