@@ -25,10 +25,7 @@ export type HoldState =
   | { readonly kind: 'operator'; readonly held: Held | null };
 
 /** What the batch in flight is: a new one, the re-plan of a batch that ended with exit 23, or the parked batch. */
-export type Attempt =
-  | { readonly kind: 'fresh' }
-  | { readonly kind: 'replan' }
-  | { readonly kind: 'parked'; readonly attempts: number };
+export type Attempt = { readonly kind: 'fresh' } | { readonly kind: 'replan' } | { readonly kind: 'parked'; readonly attempts: number };
 
 /** The batch that keeps ending with exit 23, retried on its own at `due`; parked `attempts` times in a row. */
 export interface Parked {

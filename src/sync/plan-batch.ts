@@ -5,7 +5,15 @@ import { type DeletionVerdict, isHeld } from './deletion-guard.ts';
 import type { DiskProbe } from './disk-probe.ts';
 import { excludedByRegexes } from './excluded-walk.ts';
 import type { RenameTarget } from './plan-rename.ts';
-import { type CommandContext, type DeleteTarget, type RsyncInvocation, planDelete, planFull, planUpdate, protectRule } from './rsync-command.ts';
+import {
+  type CommandContext,
+  type DeleteTarget,
+  planDelete,
+  planFull,
+  planUpdate,
+  protectRule,
+  type RsyncInvocation,
+} from './rsync-command.ts';
 import { splitByDisk } from './split-by-disk.ts';
 
 export interface PlanInput {

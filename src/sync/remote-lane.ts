@@ -3,17 +3,17 @@ import type { Logger } from 'pino';
 import { Aggregator, type AggregatorLimits, type Batch, type ChangeHint, type PendingEntry } from '../aggregate/aggregator.ts';
 import type { FilterRegex, Remote } from '../config/model.ts';
 import type { Clock } from '../core/clock.ts';
-import { displayPath, type RelPath } from '../core/paths.ts';
+import type { RelPath } from '../core/paths.ts';
 import type { ProgressSink } from '../observe/progress.ts';
 import { type DeletionVerdict, NOTHING_HELD } from './deletion-guard.ts';
 import { type DiskProbe, realDisk } from './disk-probe.ts';
-import { type Attempt, LaneSchedule, type Parked } from './lane-schedule.ts';
+import { batchSucceeded, failedAttempt, type OutcomeContext, parkedPaths, partialFailure } from './lane-outcome.ts';
 import { type AttemptReport, type BatchOutcome, type LaneStats, newLaneStats } from './lane-report.ts';
+import { type Attempt, LaneSchedule, type Parked } from './lane-schedule.ts';
 import { merged } from './merge-batches.ts';
 import type { ProcessRunner } from './process-runner.ts';
-import { type CommandContext, MAX_TREE_RULES, type RsyncInvocation } from './rsync-command.ts';
-import type { RsyncVerdict } from './rsync-exit.ts';
-import { logSynced, runBatch, type SyncSummary } from './run-batch.ts';
+import type { CommandContext } from './rsync-command.ts';
+import { runBatch } from './run-batch.ts';
 
 export type { AttemptReport, BatchOutcome, LaneStats } from './lane-report.ts';
 
@@ -66,8 +66,6 @@ export interface LaneDeps {
   readonly disk?: DiskProbe;
 }
 
-const DEGRADED_AFTER = 3;
-
 export class RemoteLane {
   readonly remote: Remote;
   readonly stats: LaneStats = newLaneStats();
@@ -103,7 +101,9 @@ export class RemoteLane {
   }
 
   get oldestChange(): number | null {
-    const times = [this.#aggregator.oldestChange, this.#inFlight?.since, this.#schedule.parked?.batch.since].filter((t) => typeof t === 'number');
+    const times = [this.#aggregator.oldestChange, this.#inFlight?.since, this.#schedule.parked?.batch.since].filter(
+      (t) => typeof t === 'number',
+    );
     return times.length === 0 ? null : Math.min(...times);
   }
 
@@ -117,8 +117,7 @@ export class RemoteLane {
 
   /** Paths of the batch that keeps ending with exit 23 (a full sync counts as one), retried on its own. */
   get parkedPaths(): number {
-    const b = this.#schedule.parked?.batch;
-    return b ? (b.full ? 1 : b.entries.length) : 0;
+    return parkedPaths(this.#schedule);
   }
 
   /** When the next attempt after a failure or a hold (or of the parked batch) may start, if that is in the future. */
@@ -172,7 +171,9 @@ export class RemoteLane {
   /** What is not yet on the remote: the in-flight batch and everything pending (for the durable queue). */
   unfinished(): Batch | null {
     const s = this.#schedule;
-    const parts = [this.#inFlight, s.parked?.batch ?? null, s.held?.batch ?? null, this.#aggregator.take()].filter((b): b is Batch => b !== null);
+    const parts = [this.#inFlight, s.parked?.batch ?? null, s.held?.batch ?? null, this.#aggregator.take()].filter(
+      (b): b is Batch => b !== null,
+    );
     return parts.length === 0 ? null : merged(parts);
   }
 
@@ -204,7 +205,7 @@ export class RemoteLane {
       })
       .catch((err: unknown) => {
         this.#deps.log.error({ err, remote: this.remote.id }, 'internal error while syncing a batch; it will be retried');
-        this.#failed(batch, 'retry', undefined, String(err));
+        failedAttempt(this.#outcome(), batch, 'retry', undefined, String(err));
       })
       .finally(() => {
         this.#running = null;
@@ -216,7 +217,6 @@ export class RemoteLane {
 
   async #execute(batch: Batch): Promise<void> {
     const started = this.#deps.clock.now();
-    const { log } = this.#deps;
     const verdict = this.#ctx.deletes ? await this.#deletionVerdict() : NOTHING_HELD;
     const result = await runBatch(batch, {
       ...this.#deps,
@@ -234,48 +234,21 @@ export class RemoteLane {
       case 'held':
         return;
       case 'old-receiver':
+        // Whole seconds from now on (run-batch said so in the log).
         this.#ctx = { ...this.#ctx, nanoseconds: false };
-        log.warn(
-          { remote: this.remote.id, stderr: result.stderr },
-          `${this.remote.id} refuses --modify-window=-1 (rsync older than 3.1.3): comparing whole seconds from now on, so a ` +
-            'same-size rewrite within the second of its last sync waits for the next full sync; upgrade rsync on the remote',
-        );
         this.restore(batch);
         return this.#schedule.retryIn(0);
       case 'partial':
-        return this.#partial(batch, result.run, result.error);
+        return partialFailure(this.#outcome(), batch, result.run, result.error);
       case 'max-delete':
         this.#schedule.waitForOperator();
         return this.#hold(batch, `more than maxDelete=${this.#ctx.maxDelete} deletions in one run (${result.stderr})`);
       case 'failed':
-        return this.#failed(batch, result.verdict, result.exitCode, result.error);
+        return failedAttempt(this.#outcome(), batch, result.verdict, result.exitCode, result.error);
       case 'synced':
-        this.#succeeded(batch, result.summary, (this.#deps.clock.now() - started) / 1000);
+        batchSucceeded(this.#outcome(), batch, result.summary, (this.#deps.clock.now() - started) / 1000);
         if (result.recheck) this.restore({ full: false, entries: batch.entries.filter((e) => !e.tree) });
     }
-  }
-
-  #succeeded(batch: Batch, summary: SyncSummary, seconds: number): void {
-    const { log } = this.#deps;
-    const { updated, deleted } = summary;
-    const wasFailing = this.stats.consecutiveFailures > 0;
-    this.stats.consecutiveFailures = 0;
-    this.stats.lastSuccessAt = this.#deps.clock.now();
-    this.stats.degraded = (this.#schedule.parked?.attempts ?? 0) >= DEGRADED_AFTER;
-    this.stats.pathsSynced += updated.length + deleted.length;
-    if (batch.full) this.stats.fullSyncs++;
-    this.#schedule.succeeded();
-    if (summary.runs.some((r) => r.kind !== 'update')) this.#schedule.capAgain();
-    // Unless a crontabfilter kept some paths out of it.
-    if (this.#schedule.parked && batch.full && this.#deps.fullSyncFilters.length === 0) {
-      log.info({ remote: this.remote.id, paths: this.parkedPaths }, 'no longer retrying the parked paths on their own: a full sync went through');
-      this.#schedule.unpark();
-    }
-    if (this.#attempt.kind === 'parked') log.info({ remote: this.remote.id }, `the paths that kept failing reached ${this.remote.id} now`);
-    logSynced(log, this.remote.id, batch, summary, seconds, this.#deps.clock.now());
-    if (wasFailing) log.info({ remote: this.remote.id }, `remote ${this.remote.id} recovered`);
-    this.#deps.onAttempt?.(this, { ok: true, batch, verdict: 'ok', exitCode: 0, error: '', consecutiveFailures: 0, nextAttemptAt: null });
-    this.#deps.onSynced?.(this, batch, { updated, deleted, seconds });
   }
 
   async #deletionVerdict(): Promise<DeletionVerdict> {
@@ -335,67 +308,24 @@ export class RemoteLane {
     return this.#schedule.held?.reason ?? null;
   }
 
-  /** Exit 23: plan the batch again after its quiet period; the second time in a row, park it (see the class comment). */
-  #partial(batch: Batch, kind: RsyncInvocation['kind'], error: string): void {
-    const log = this.#deps.log;
-    // A full sync lists no paths that could have vanished since a plan: its 23 is a path that keeps failing.
-    if (this.#attempt.kind === 'fresh' && !batch.full) {
-      log.info(
-        { remote: this.remote.id, run: kind, exitCode: 23, error },
-        `rsync ${kind} to ${this.remote.id}: some paths did not go (exit 23); planning the batch again from the disk after its quiet period`,
-      );
-      // Back into the aggregator, which calls #pump once it is due.
-      this.restore(batch);
-      return this.#schedule.replanNext();
-    }
-    const s = this.stats;
-    s.failures++;
-    s.lastError = error;
-    const now = this.#deps.clock.now();
-    const { parked, attempts } = this.#schedule.park(batch, this.#attempt);
-    if (!s.degraded && parked.attempts >= DEGRADED_AFTER) {
-      s.degraded = true;
-      log.error(
-        { remote: this.remote.id, attempts: parked.attempts, paths: this.parkedPaths, error },
-        `remote ${this.remote.id} is degraded: ${this.parkedPaths} path(s) failed ${parked.attempts} times in a row (exit 23): ${error}`,
-      );
-    }
-    log.warn(
-      { remote: this.remote.id, run: kind, exitCode: 23, attempts, paths: this.parkedPaths, error },
-      `rsync ${kind} to ${this.remote.id}: some paths keep failing (exit 23, ${attempts}x); they are retried on their own in ` +
-        `${((parked.due - now) / 1000).toFixed(1)} s, newer changes go on meanwhile`,
-    );
-    const report = { ok: false, batch: parked.batch, verdict: 'partial' as const, exitCode: 23, error };
-    this.#deps.onAttempt?.(this, { ...report, consecutiveFailures: attempts, nextAttemptAt: parked.due });
-    // No lane backoff: once this rsync is done, newer changes go as usual.
-  }
-
-  #failed(batch: Batch, verdict: RsyncVerdict, exitCode: number | undefined, error: string): void {
-    const s = this.stats;
-    s.failures++;
-    s.consecutiveFailures++;
-    s.lastError = error;
-    const { delay, until } = this.#schedule.backOff(s.consecutiveFailures, verdict);
-    if (!s.degraded && (verdict === 'config' || s.consecutiveFailures >= DEGRADED_AFTER)) {
-      s.degraded = true;
-      this.#deps.log.error(
-        { remote: this.remote.id, consecutiveFailures: s.consecutiveFailures, error },
-        `remote ${this.remote.id} is degraded: ${error}; retrying with backoff, other remotes go on`,
-      );
-    }
-    // An rsync cut off mid-transfer (the remote restarted, the link dropped) can leave its temporary file
-    // (`.name.XXXXXX`) on the remote, which no update run ever removes. So a failed batch is retried with its
-    // deletions too: for each directory in it the delete run then removes whatever the remote holds there that the
-    // source does not (a file that exists is sent as before). Not after a configuration error (nothing was sent),
-    // and not for a batch of more than MAX_TREE_RULES paths: the delete run's rules are matched against every file
-    // it visits; a full sync (-r, crontab) removes such a leftover.
-    const cleanup = verdict !== 'config' && batch.entries.length <= MAX_TREE_RULES;
-    const again: Batch = cleanup ? { ...batch, entries: batch.entries.map((e) => (e.deletes ? e : { ...e, deletes: true })) } : batch;
-    this.restore(again);
-    const parked = this.#schedule.parked;
-    // The durable queue keeps one batch per remote: the parked one must not drop out of it.
-    const report = { ok: false, batch: parked ? merged([again, parked.batch]) : again, verdict, exitCode, error };
-    this.#deps.onAttempt?.(this, { ...report, consecutiveFailures: s.consecutiveFailures, nextAttemptAt: until });
-    this.#schedule.retryIn(delay);
+  #outcome(): OutcomeContext {
+    const { clock, log } = this.#deps;
+    const report = (r: AttemptReport) => this.#deps.onAttempt?.(this, r);
+    const restore = (b: Batch) => this.restore(b);
+    const synced = (b: Batch, outcome: BatchOutcome) => this.#deps.onSynced?.(this, b, outcome);
+    const { fullSyncFilters } = this.#deps;
+    const { stats, remote } = this;
+    return {
+      remoteId: remote.id,
+      clock,
+      log,
+      stats,
+      schedule: this.#schedule,
+      attempt: this.#attempt,
+      restore,
+      report,
+      synced,
+      fullSyncFilters,
+    };
   }
 }

@@ -51,7 +51,7 @@ export interface SyncSummary {
 export type BatchResult =
   | { readonly kind: 'held' }
   | { readonly kind: 'synced'; readonly summary: SyncSummary; readonly recheck: boolean }
-  | { readonly kind: 'old-receiver'; readonly stderr: string }
+  | { readonly kind: 'old-receiver' }
   | { readonly kind: 'partial'; readonly run: RsyncInvocation['kind']; readonly error: string }
   | { readonly kind: 'max-delete'; readonly stderr: string }
   | { readonly kind: 'failed'; readonly verdict: RsyncVerdict; readonly exitCode: number | undefined; readonly error: string };
@@ -119,7 +119,14 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
       recheck ||= run.kind === 'update';
       continue;
     }
-    if (step === 'old-receiver') return { kind: 'old-receiver', stderr };
+    if (step === 'old-receiver') {
+      log.warn(
+        { remote: env.remoteId, stderr },
+        `${env.remoteId} refuses --modify-window=-1 (rsync older than 3.1.3): comparing whole seconds from now on, so a ` +
+          'same-size rewrite within the second of its last sync waits for the next full sync; upgrade rsync on the remote',
+      );
+      return { kind: 'old-receiver' };
+    }
     if (step === 'partial') return { kind: 'partial', run: run.kind, error };
     if (step === 'max-delete') return { kind: 'max-delete', stderr };
     if (step === 'failed') {
