@@ -1,12 +1,13 @@
 import type { Logger } from 'pino';
 import type { Batch } from '../aggregate/aggregator.ts';
 import type { Clock } from '../core/clock.ts';
+import { displayPath } from '../core/paths.ts';
 import type { AttemptReport, BatchOutcome, LaneStats } from './lane-report.ts';
 import type { Attempt, LaneSchedule } from './lane-schedule.ts';
 import { merged } from './merge-batches.ts';
 import { MAX_TREE_RULES, type RsyncInvocation } from './rsync-command.ts';
 import type { RsyncVerdict } from './rsync-exit.ts';
-import { logSynced, type SyncSummary } from './run-batch.ts';
+import type { SyncSummary } from './run-batch.ts';
 
 /** Failed attempts in a row (or times parked in a row) after which a remote counts as degraded. */
 export const DEGRADED_AFTER = 3;
@@ -36,9 +37,13 @@ export function parkedPaths(schedule: LaneSchedule): number {
 }
 
 /**
- * Exit 23: the remote works, some paths did not go. The first time the batch is planned again from the disk after its
- * quiet period (a path that vanished since the plan is a deletion then); the second time in a row (or a full sync's
- * first) it is parked and retried on its own with backoff, while newer changes go on.
+ * Exit 23: the remote works, some paths did not go. A path that vanished between the plan and rsync's read gives 23
+ * too (`link_stat ... failed`), so the batch is first planned again from the disk after its quiet period (no backoff),
+ * where the vanished path is a deletion. A second 23 in a row (or a full sync's first) means paths that keep failing
+ * (a receiver that refuses them, a file the daemon cannot read): that batch is parked and retried on its own with
+ * backoff, while newer changes go on without waiting for it; a later batch that fails the same way joins it, one
+ * entry per path. Only a success, of the parked batch or of a full sync without a crontabfilter, lets go of it;
+ * parked three times in a row, the remote counts as degraded.
  */
 export function partialFailure(c: OutcomeContext, batch: Batch, kind: RsyncInvocation['kind'], error: string): void {
   const { log, remoteId, stats: s } = c;
@@ -144,4 +149,30 @@ export function batchSucceeded(c: OutcomeContext, batch: Batch, summary: SyncSum
   if (wasFailing) log.info({ remote: remoteId }, `remote ${remoteId} recovered`);
   c.report({ ok: true, batch, verdict: 'ok', exitCode: 0, error: '', consecutiveFailures: 0, nextAttemptAt: null });
   c.synced(batch, { updated, deleted, seconds });
+}
+
+/** The log line of a batch that reached the remote (the whole list of paths only at debug). */
+function logSynced(log: Logger, remoteId: string, batch: Batch, s: SyncSummary, seconds: number, now: number): void {
+  const { updated, deleted } = s;
+  const sample = [...updated, ...deleted].slice(0, 5).map(displayPath);
+  log.info(
+    {
+      remote: remoteId,
+      full: batch.full,
+      updated: updated.length,
+      deleted: deleted.length,
+      rsyncRuns: s.runs.length + s.renamed.runs,
+      exitCode: 0,
+      bytes: s.bytes,
+      ...(s.renamed.paths > 0 ? { renamed: s.renamed.paths, renameBytesSaved: s.renamed.saved } : {}),
+      seconds,
+      lagSeconds: (now - batch.since) / 1000,
+      sample,
+    },
+    batch.full ? `full sync to ${remoteId} done` : `synced ${updated.length + deleted.length} paths to ${remoteId}`,
+  );
+  // A 20k-file burst would otherwise be a 20k-path log line.
+  if (log.isLevelEnabled('debug') && updated.length + deleted.length > sample.length) {
+    log.debug({ remote: remoteId, updated: updated.map(displayPath), deleted: deleted.map(displayPath) }, 'batch paths');
+  }
 }

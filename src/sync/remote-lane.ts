@@ -1,17 +1,12 @@
-import type PQueue from 'p-queue';
-import type { Logger } from 'pino';
 import { Aggregator, type AggregatorLimits, type Batch, type ChangeHint, type PendingEntry } from '../aggregate/aggregator.ts';
-import type { FilterRegex, Remote } from '../config/model.ts';
-import type { Clock } from '../core/clock.ts';
+import type { Remote } from '../config/model.ts';
 import type { RelPath } from '../core/paths.ts';
-import type { ProgressSink } from '../observe/progress.ts';
 import { type DeletionVerdict, NOTHING_HELD } from './deletion-guard.ts';
-import { type DiskProbe, realDisk } from './disk-probe.ts';
+import { realDisk } from './disk-probe.ts';
 import { batchSucceeded, failedAttempt, type OutcomeContext, parkedPaths, partialFailure } from './lane-outcome.ts';
-import { type AttemptReport, type BatchOutcome, type LaneStats, newLaneStats } from './lane-report.ts';
+import { type AttemptReport, type BatchOutcome, type LaneSettings, type LaneStats, newLaneStats } from './lane-report.ts';
 import { type Attempt, LaneSchedule, type Parked } from './lane-schedule.ts';
 import { merged } from './merge-batches.ts';
-import type { ProcessRunner } from './process-runner.ts';
 import type { CommandContext } from './rsync-command.ts';
 import { runBatch } from './run-batch.ts';
 
@@ -22,49 +17,15 @@ export type { AttemptReport, BatchOutcome, LaneStats } from './lane-report.ts';
  * others and batches reach each remote in order. The shared limiter bounds rsync processes over all lanes (-n).
  * A failed batch goes back into the aggregator (merged with what came since) and waits out an exponential backoff.
  *
- * Exit 23 is different: the remote works, some paths did not go. A path that vanished between the plan and rsync's
- * read gives 23 too (`link_stat ... failed`), so the batch is first planned again from the disk after its quiet
- * period (no backoff), where the vanished path is a deletion. A second 23 in a row (or a full sync's first) means
- * paths that keep failing (a receiver that refuses them, a file the daemon cannot read): that batch is parked and
- * retried on its own with backoff, while newer changes go on without waiting for it; a later batch that fails the
- * same way joins it, one entry per path. Only a success, of the parked batch or of a full sync without a
- * crontabfilter, lets go of it; parked three times in a row, the remote counts as degraded.
+ * Exit 23 is different (lane-outcome.ts): the batch is planned again, then parked and retried on its own while newer
+ * changes go on.
  *
  * The timing (backoff, parking, holds) is LaneSchedule's, the plan plan-batch.ts's, every exit-code decision
  * rsync-exit.ts's; the lane wires them, runs the processes and logs.
  */
 
-export interface LaneDeps {
-  readonly clock: Clock;
-  readonly runner: ProcessRunner;
-  readonly limiter: PQueue;
-  readonly log: Logger;
-  readonly rsyncPath: string;
-  /** The watch root as a byte string. */
-  readonly rootBytes: string;
-  /** Realtime filter regexes without an rsync equivalent (need a walk before tree and full syncs). */
-  readonly untranslated: readonly FilterRegex[];
-  /** Extra excludes for full syncs only (crontabfilter). */
-  readonly fullSyncFilters: readonly string[];
-  readonly retry: { readonly baseMs: number; readonly capMs: number; readonly random: () => number };
-  /** Told after a batch reached the remote (plugins, metrics), and after each attempt (durable retry queue). */
-  readonly onSynced?: (lane: RemoteLane, batch: Batch, outcome: BatchOutcome) => void;
-  readonly onAttempt?: (lane: RemoteLane, report: AttemptReport) => void;
-  /** Told what a full sync's rsync prints as it runs (progress); started per full sync. */
-  readonly progress?: (remoteId: string) => ProgressSink;
-  /**
-   * Mass-delete safety (see DeletionGuard): which deletions must wait now (the watch root or a mount point of the
-   * tree looks unmounted). Held deletions wait on their own, rechecked every HOLD_RECHECK_MS; updates go on.
-   */
-  readonly deletionGuard: () => Promise<DeletionVerdict>;
-  /**
-   * Changeable for tests: runs after a batch was planned from the disk and before its rsyncs start, so a test can
-   * change the disk in that window (a directory swapped for a symlink). Unset in the daemon.
-   */
-  readonly afterPlan?: (batch: Batch) => Promise<void>;
-  /** The disk the batches are planned from; the real one when unset (unit tests script it). */
-  readonly disk?: DiskProbe;
-}
+/** What a lane is given: seams, settings and whom to tell (see LaneSettings). */
+export type LaneDeps = LaneSettings<RemoteLane>;
 
 export class RemoteLane {
   readonly remote: Remote;

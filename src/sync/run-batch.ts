@@ -182,29 +182,3 @@ async function sendRenames(
   }
   return done;
 }
-
-/** The log line of a batch that reached the remote (the whole list of paths only at debug). */
-export function logSynced(log: Logger, remoteId: string, batch: Batch, s: SyncSummary, seconds: number, now: number): void {
-  const { updated, deleted } = s;
-  const sample = [...updated, ...deleted].slice(0, 5).map(displayPath);
-  log.info(
-    {
-      remote: remoteId,
-      full: batch.full,
-      updated: updated.length,
-      deleted: deleted.length,
-      rsyncRuns: s.runs.length + s.renamed.runs,
-      exitCode: 0,
-      bytes: s.bytes,
-      ...(s.renamed.paths > 0 ? { renamed: s.renamed.paths, renameBytesSaved: s.renamed.saved } : {}),
-      seconds,
-      lagSeconds: (now - batch.since) / 1000,
-      sample,
-    },
-    batch.full ? `full sync to ${remoteId} done` : `synced ${updated.length + deleted.length} paths to ${remoteId}`,
-  );
-  // A 20k-file burst would otherwise be a 20k-path log line.
-  if (log.isLevelEnabled('debug') && updated.length + deleted.length > sample.length) {
-    log.debug({ remote: remoteId, updated: updated.map(displayPath), deleted: deleted.map(displayPath) }, 'batch paths');
-  }
-}
