@@ -178,6 +178,8 @@ export class RemoteLane {
 
   async #execute(batch: Batch): Promise<void> {
     const started = this.#deps.clock.now();
+    // The cap as it was when the batch started (a release during the guard's look counts from the next batch).
+    const ctx = this.#schedule.uncapped ? { ...this.#ctx, maxDelete: null } : this.#ctx;
     const verdict = this.#ctx.deletes ? await this.#deletionVerdict() : NOTHING_HELD;
     const result = await runBatch(batch, {
       ...this.#deps,
@@ -185,7 +187,7 @@ export class RemoteLane {
       disk: this.#deps.disk ?? realDisk,
       signal: this.#abort.signal,
       stats: this.stats,
-      ctx: this.#schedule.uncapped ? { ...this.#ctx, maxDelete: null } : this.#ctx,
+      ctx,
       verdict,
       renames: this.#attempt.kind === 'fresh',
       stopped: () => this.#stopped,
