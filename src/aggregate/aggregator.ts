@@ -192,7 +192,15 @@ export class Aggregator {
     return now >= this.#dueAt();
   }
 
-  /** Hands out everything pending and starts a new window. */
+  /**
+   * Hands out everything pending once it is due, else null. The aggregator alone decides when pending changes are
+   * due: `onDue` says so from its timer, and its owner (the lane) takes them with this, without asking again.
+   */
+  takeDue(): Batch | null {
+    return this.isDue() ? this.take() : null;
+  }
+
+  /** Hands out everything pending and starts a new window (due or not: a flush at shutdown). */
   take(): Batch | null {
     if (this.isEmpty) return null;
     const entries: PendingEntry[] = [];

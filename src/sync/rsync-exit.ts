@@ -57,3 +57,49 @@ export function spawnFailure(rsyncPath: string, error: string): string {
     return `cannot run ${rsyncPath}: its command line is too long for the kernel (E2BIG): shorten commonParams, the filter or the crontabfilter list`;
   return `cannot run ${rsyncPath}: ${error}`;
 }
+
+/**
+ * What the lane does after one run of a batch:
+ * - ok: the next run;
+ * - vanished (24): files vanished between the plan and the transfer; everything that still existed went, so it is no
+ *   failure (or a full sync of a live tree would never succeed), and the listed paths are looked at once more;
+ * - old-receiver: the remote's rsync refuses --modify-window=-1 (older than 3.1.3): whole seconds from now on;
+ * - partial (23): some paths did not go: re-plan, then park (see RemoteLane);
+ * - max-delete (25): the run reached <tuning maxDelete>; never retried on its own (each retry would delete as many
+ *   again): every deletion waits for the operator;
+ * - failed: back off and retry.
+ */
+export type RunStep = 'ok' | 'vanished' | 'old-receiver' | 'partial' | 'max-delete' | 'failed';
+
+export interface RunClassification {
+  readonly verdict: RsyncVerdict;
+  readonly meaning: string;
+  readonly step: RunStep;
+}
+
+/** Every exit-code decision about one rsync run: the verdict (statistics, retry queue), its meaning, the next step. */
+export function classifyRun(
+  run: { readonly kind: string; readonly args: readonly string[] },
+  result: RsyncOutcome & { readonly stderr: string; readonly spawnError?: string | undefined },
+  rsyncPath: string,
+  nanoseconds: boolean,
+): RunClassification {
+  const { verdict, meaning } = result.spawnError
+    ? { verdict: 'config' as const, meaning: spawnFailure(rsyncPath, result.spawnError) }
+    : classifyRsyncExit(result);
+  const code = result.exitCode;
+  let step: RunStep = verdict === 'ok' ? 'ok' : 'failed';
+  if (verdict === 'partial' && code === 24) step = 'vanished';
+  else if (
+    verdict !== 'ok' &&
+    code !== 23 &&
+    run.kind === 'update' &&
+    nanoseconds &&
+    run.args.includes('--modify-window=-1') &&
+    /unknown option|-@/i.test(result.stderr)
+  )
+    step = 'old-receiver';
+  else if (code === 23) step = 'partial';
+  else if (code === 25) step = 'max-delete';
+  return { verdict, meaning, step };
+}

@@ -286,3 +286,14 @@ test('requestFull({immediate}) is due at once and subsumes pending paths', () =>
   assert.equal(batches[0]?.full, true);
   assert.equal(batches[0]?.fullReason, 'test');
 });
+
+test('takeDue hands out the window only once the aggregator says it is due (the lane asks nothing else)', () => {
+  const clock = new FakeClock();
+  const agg = new Aggregator(limits, clock, () => {});
+  agg.add('a.txt', file);
+  assert.equal(agg.takeDue(), null, 'not quiet yet');
+  assert.equal(agg.pendingPaths, 1, 'and still pending');
+  clock.advance(limits.quietMs);
+  assert.deepEqual(paths(agg.takeDue() ?? undefined), ['a.txt']);
+  assert.equal(agg.takeDue(), null, 'nothing pending');
+});

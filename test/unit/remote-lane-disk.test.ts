@@ -1,18 +1,18 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import PQueue from 'p-queue';
 import pino from 'pino';
 import type { Remote, RsyncSettings } from '../../src/config/model.ts';
-import { systemClock } from '../../src/core/clock.ts';
+import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import type { DiskEntryKind, DiskProbe } from '../../src/sync/disk-probe.ts';
 import type { ProcessResult, ProcessRunner } from '../../src/sync/process-runner.ts';
-import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import { type LaneDeps, RemoteLane } from '../../src/sync/remote-lane.ts';
+import { FakeClock } from './support/fake-clock.ts';
 
 /**
- * The lane's planning on a scripted disk (no directory, no rsync, no clock steps): what is looked at and what rsync
- * would be asked. The real-disk counterparts are test/integration/symlink-swap.test.ts and regex-excludes.test.ts.
+ * The lane's planning on a scripted disk and a fake clock (no directory, no rsync, no clock steps: flush() sends at
+ * once): what is looked at and what rsync would be asked. The real-disk counterparts are test/integration/symlink-swap.test.ts and regex-excludes.test.ts.
  */
 
 const rsync: RsyncSettings = {
@@ -39,11 +39,11 @@ class ScriptedDisk implements DiskProbe {
 }
 
 class RecordingRunner implements ProcessRunner {
-  readonly runs: { args: readonly string[]; stdin: string[]; excludes: string[] }[] = [];
+  readonly runs: { args: readonly string[]; stdin: string[]; excludes: string[]; file: string | undefined }[] = [];
   async run(_file: string, args: readonly string[], opts?: { input?: Buffer | null }): Promise<ProcessResult> {
     const split = (b: Buffer | undefined | null) => (b ? b.toString('latin1').split('\0').slice(0, -1) : []);
     const file = args.find((a) => a.startsWith('--exclude-from='))?.slice('--exclude-from='.length);
-    this.runs.push({ args, stdin: split(opts?.input), excludes: split(file === undefined ? undefined : readFileSync(file)) });
+    this.runs.push({ args, stdin: split(opts?.input), excludes: split(file === undefined ? undefined : readFileSync(file)), file });
     return { exitCode: 0, stdout: '', stderr: '', durationMs: 1 };
   }
 }
@@ -55,7 +55,7 @@ function lane(disk: ScriptedDisk, extra: Partial<LaneDeps> = {}) {
     { watch: '/w', remote, rsync, deletes: true, filters: [], defaultTimeoutSeconds: 300 },
     { quietMs: 10, maxWaitMs: 100, maxChildrenPerDir: 100, maxPendingPaths: 1000 },
     {
-      clock: systemClock,
+      clock: new FakeClock(),
       runner,
       limiter: new PQueue({ concurrency: 1 }),
       log: pino({ level: 'silent' }),
@@ -128,4 +128,29 @@ test("an untranslated regex: the walk of the tree goes into the exclude file, by
     runner.runs.map((r) => r.excludes),
     [[`/d/${e}`, '/d/sub/x.tmp2']],
   );
+});
+
+test('matches of an untranslated regex reach rsync as a file, argv stays the same size, the file is removed', async () => {
+  const disk = new ScriptedDisk();
+  disk.kinds.set('/w/d', 'dir');
+  const files = Array.from({ length: 2000 }, (_, i) => ({ name: `f${i}.tmp${i % 10}`, dir: false }));
+  disk.listings.set('/w/d', [...files, { name: 'keep.txt', dir: false }]);
+  disk.listings.set('/w', [{ name: 'd', dir: true }]);
+  const { runner, lane: l } = lane(disk, { untranslated: [{ source: '(.*)\\.tmp[0-9]', regex: /^(?:(.*)\.tmp[0-9])$/, line: 1 }] });
+  l.add('d', { tree: true, removed: false, created: true });
+  await l.flush();
+  l.requestFull('test');
+  await l.flush();
+  l.stop();
+  assert.deepEqual(
+    runner.runs.map((r) => r.args.some((a) => a.includes('.tmp'))),
+    [false, false],
+    'no match on argv',
+  );
+  for (const r of runner.runs) {
+    assert.ok(r.file, 'an exclude file');
+    assert.equal(r.excludes.length, 2000);
+    assert.ok(r.args.indexOf('--from0') < r.args.indexOf(`--exclude-from=${r.file}`));
+    assert.equal(existsSync(r.file), false, 'removed after the run');
+  }
 });

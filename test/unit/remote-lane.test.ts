@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import PQueue from 'p-queue';
 import pino from 'pino';
+import { BATCH_EVENTS } from '../../src/aggregate/aggregator.ts';
 import type { Remote, RsyncSettings } from '../../src/config/model.ts';
+import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import type { DiskEntryKind, DiskProbe } from '../../src/sync/disk-probe.ts';
 import type { ProcessResult, ProcessRunner } from '../../src/sync/process-runner.ts';
-import { BATCH_EVENTS } from '../../src/aggregate/aggregator.ts';
-import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import { type AttemptReport, RemoteLane } from '../../src/sync/remote-lane.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
@@ -83,14 +83,14 @@ class ScriptedRunner implements ProcessRunner {
 }
 
 /** A lane over a scripted runner; `concurrency` is -n, the shared limiter's bound. */
-function lane(codes: number[], concurrency = 1) {
+function lane(codes: number[], concurrency = 1, maxDelete: number | null = null) {
   const clock = new FakeClock();
   const runner = new ScriptedRunner(clock, codes);
   const reports: AttemptReport[] = [];
   const synced: { updated: readonly string[]; deleted: readonly string[] }[] = [];
   const l = new RemoteLane(
     remote,
-    { watch: root, remote, rsync, deletes: true, filters: [], defaultTimeoutSeconds: 300 },
+    { watch: root, remote, rsync, deletes: true, filters: [], defaultTimeoutSeconds: 300, maxDelete },
     { quietMs: 100, maxWaitMs: 2000, maxChildrenPerDir: 100, maxPendingPaths: 1000 },
     {
       clock,
@@ -371,4 +371,44 @@ test('a parked batch stays in what the lane owes (the durable queue at a stop) a
   assert.equal(l.parkedPaths, 0);
   await run(clock, 3000);
   assert.equal(runner.starts.length, 3, 'nothing is retried after the full sync');
+});
+
+test('exit 25 (maxDelete reached) holds every deletion for the operator; the release deletes once without the cap', async () => {
+  const { clock, runner, reports, lane: l } = lane([0, 25], 1, 2);
+  const removed = { tree: false, removed: true, created: false };
+  l.add('gone1', removed);
+  await run(clock, 300);
+  assert.equal(l.holding, false);
+  l.add('gone2', removed);
+  await run(clock, 300);
+  assert.equal(l.waitsForOperator, true);
+  assert.match(l.holdReason ?? '', /more than maxDelete=2 deletions in one run/);
+  l.add('gone3', removed);
+  l.add('a.txt', { tree: false, removed: false, created: false });
+  await run(clock, 12_000);
+  assert.deepEqual(
+    runner.args.slice(2).map((a) => a.includes('--delete')),
+    [false],
+    'updates go on, deletions wait (also the new one), no retry of the capped run',
+  );
+  assert.equal(l.stats.failures, 0);
+  l.releaseHold();
+  await run(clock, 300);
+  assert.equal(l.holding, false);
+  const released = runner.args.slice(3);
+  assert.deepEqual(
+    released.map((a) => [a.includes('--delete'), a.some((x) => x.startsWith('--max-delete'))]),
+    [[true, false]],
+    'one delete run, without the cap',
+  );
+  assert.deepEqual(runner.inputs.at(-1), ['/gone2', '/gone2/***', '/gone3', '/gone3/***']);
+  l.add('gone4', removed);
+  await run(clock, 300);
+  assert.deepEqual(
+    runner.args.at(-1)?.filter((x) => x.startsWith('--max-delete')),
+    ['--max-delete=2'],
+    'capped again',
+  );
+  assert.equal(reports.at(-1)?.ok, true);
+  l.stop();
 });

@@ -1,21 +1,22 @@
-import { SHIPPED_TOGGLES } from '../../src/config/parse-config.ts';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import PQueue from 'p-queue';
 import pino from 'pino';
 import { Aggregator, type Batch, type ChangeHint } from '../../src/aggregate/aggregator.ts';
 import type { Remote, RsyncSettings } from '../../src/config/model.ts';
+import { SHIPPED_TOGGLES } from '../../src/config/parse-config.ts';
 import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
+import type { DiskProbe } from '../../src/sync/disk-probe.ts';
 import { planRename, totalFileSizeFromStats } from '../../src/sync/plan-rename.ts';
 import type { ProcessResult, ProcessRunner } from '../../src/sync/process-runner.ts';
 import { RemoteLane } from '../../src/sync/remote-lane.ts';
 import type { CommandContext } from '../../src/sync/rsync-command.ts';
 import { CloseWriteFilter } from '../../src/watch/close-write.ts';
-import { DirWatcher } from '../../src/watch/dir-watcher.ts';
 import { loadNativeInotify } from '../../src/watch/dir-watch-backend.ts';
+import { DirWatcher } from '../../src/watch/dir-watcher.ts';
 import { MAX_OPEN_MOVES, MovePairs } from '../../src/watch/move-pairs.ts';
 import type { WatchEvent } from '../../src/watch/watcher.ts';
 import { FakeClock } from './support/fake-clock.ts';
@@ -204,7 +205,10 @@ test('planRename: null (a plain transfer) for a file moved to another directory 
   assert.equal(planRename(ctxFor(daemon, { filters: ['--exclude=/cache'] }), { path: 'b', from: 'a', isDir: true }), null);
   assert.equal(planRename(ctxFor(daemon, { filters: ['--filter=-p /data/cache/'] }), { path: 'b', from: 'a', isDir: true }), null);
   // The path filter's own form (perishable excludes of names, as every real-time run has them) is fine.
-  assert.notEqual(planRename(ctxFor(daemon, { filters: ['--filter=-p *.part', '--filter=-p *~'] }), { path: 'b', from: 'a', isDir: true }), null);
+  assert.notEqual(
+    planRename(ctxFor(daemon, { filters: ['--filter=-p *.part', '--filter=-p *~'] }), { path: 'b', from: 'a', isDir: true }),
+    null,
+  );
   assert.equal(totalFileSizeFromStats('Total file size: 33,554,432 bytes\nTotal bytes sent: 7,712'), 33554432);
 });
 
@@ -222,10 +226,14 @@ class Runner implements ProcessRunner {
   }
 }
 
-const laneRoot = mkdtempSync(join(tmpdir(), 'sersync-rename-lane-'));
-mkdirSync(join(laneRoot, 'new'));
-writeFileSync(join(laneRoot, 'new', 'f'), 'x');
-after(() => rmSync(laneRoot, { recursive: true, force: true }));
+const laneRoot = '/w';
+/** The lane's tree, scripted (no directory): new/ with one file; the old name is gone. */
+const laneDisk: DiskProbe = {
+  async kind(path) {
+    return path === '/w/new' ? 'dir' : path === '/w/new/f' ? 'other' : 'gone';
+  },
+  async *entries() {},
+};
 
 function renameLane(codes: number[]) {
   const clock = new FakeClock();
@@ -238,6 +246,7 @@ function renameLane(codes: number[]) {
     log: pino({ level: 'silent' }),
     rsyncPath: 'rsync',
     rootBytes: laneRoot,
+    disk: laneDisk,
     untranslated: [],
     fullSyncFilters: [],
     retry: { baseMs: 1000, capMs: 60_000, random: () => 0.5 },
@@ -247,10 +256,11 @@ function renameLane(codes: number[]) {
   return { clock, runner, synced, lane };
 }
 
+/** Advances the fake clock in steps, letting the lane's promises (the scripted disk and runner) run in between. */
 async function settle(clock: FakeClock, ms: number) {
   for (let t = 0; t < ms; t += 50) {
     clock.advance(50);
-    await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
   }
 }
 

@@ -1,0 +1,184 @@
+import type { Logger } from 'pino';
+import type { Batch } from '../aggregate/aggregator.ts';
+import type { FilterRegex } from '../config/model.ts';
+import { displayPath, type RelPath } from '../core/paths.ts';
+import type { ProgressSink } from '../observe/progress.ts';
+import type { DeletionVerdict } from './deletion-guard.ts';
+import type { DiskProbe } from './disk-probe.ts';
+import { writeExcludeFile } from './exclude-file.ts';
+import type { LaneStats } from './lane-report.ts';
+import { withoutLinkedAncestors } from './linked-ancestors.ts';
+import { planBatch, planRuns, renameTargets } from './plan-batch.ts';
+import { planRename, totalFileSizeFromStats } from './plan-rename.ts';
+import { lastLines, type ProcessRunner } from './process-runner.ts';
+import { bytesSentFromStats, type CommandContext, type RsyncInvocation } from './rsync-command.ts';
+import { classifyRun, type RsyncVerdict } from './rsync-exit.ts';
+
+/** What one attempt at a batch needs: the lane's seams and settings, and this attempt's context. */
+export interface BatchEnv {
+  readonly remoteId: string;
+  readonly runner: ProcessRunner;
+  readonly rsyncPath: string;
+  readonly rootBytes: string;
+  readonly disk: DiskProbe;
+  readonly untranslated: readonly FilterRegex[];
+  readonly fullSyncFilters: readonly string[];
+  readonly log: Logger;
+  readonly progress?: ((remoteId: string) => ProgressSink) | undefined;
+  readonly afterPlan?: ((batch: Batch) => Promise<void>) | undefined;
+  readonly signal: AbortSignal;
+  readonly stats: LaneStats;
+  /** The context of this attempt (without the maxDelete cap once the operator released a hold). */
+  readonly ctx: CommandContext;
+  /** Which deletions must wait now. */
+  readonly verdict: DeletionVerdict;
+  /** Renamed paths may go with the old name as basis (not in a batch retried after exit 23). */
+  readonly renames: boolean;
+  readonly stopped: () => boolean;
+  /** Keeps deletions aside (RemoteLane's hold). */
+  readonly hold: (batch: Batch, reason: string) => void;
+}
+
+export interface SyncSummary {
+  readonly updated: readonly RelPath[];
+  readonly deleted: readonly RelPath[];
+  readonly runs: readonly RsyncInvocation[];
+  readonly bytes: number;
+  readonly renamed: { readonly paths: number; readonly saved: number; readonly runs: number };
+}
+
+/** How an attempt ended; the lane decides what follows. */
+export type BatchResult =
+  | { readonly kind: 'held' }
+  | { readonly kind: 'synced'; readonly summary: SyncSummary; readonly recheck: boolean }
+  | { readonly kind: 'old-receiver' }
+  | { readonly kind: 'partial'; readonly run: RsyncInvocation['kind']; readonly error: string }
+  | { readonly kind: 'max-delete'; readonly stderr: string }
+  | { readonly kind: 'failed'; readonly verdict: RsyncVerdict; readonly exitCode: number | undefined; readonly error: string };
+
+/** One attempt at a batch: planned from the disk, its rsync runs one after another, each run classified. */
+export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult> {
+  const { log, rootBytes, disk, verdict, ctx, stats } = env;
+  const plan = await planBatch(batch, { disk, rootBytes, untranslated: env.untranslated, deletes: ctx.deletes, verdict });
+  if (plan.holdAll) {
+    env.hold(batch, verdict.reason);
+    return { kind: 'held' };
+  }
+  let { update, updated } = plan;
+  if (!batch.full && plan.held !== null) {
+    env.hold(plan.held, verdict.reason);
+    // Only held deletions: nothing ran, so nothing succeeded, and the hold's recheck delay must stand.
+    if (plan.deletes.length === 0 && update === null) return { kind: 'held' };
+  }
+  await env.afterPlan?.(batch);
+  if (update !== null) {
+    const checked = await withoutLinkedAncestors(disk, rootBytes, update.paths, update.trees);
+    if (checked.links.length > 0) {
+      log.warn(
+        { remote: env.remoteId, links: checked.links.map(displayPath), dropped: checked.dropped },
+        `a directory of the tree became a symlink since the batch was planned: sending the link itself to ${env.remoteId}, nothing below it`,
+      );
+      updated = [...checked.paths, ...update.pruned];
+    }
+    update = { ...update, paths: checked.paths, trees: checked.trees };
+  }
+  const renamed = { paths: 0, saved: 0, sent: 0, runs: 0 };
+  if (update !== null && env.untranslated.length === 0 && env.renames) {
+    const done = await sendRenames(env, batch, update.paths, update.trees, renamed);
+    if (done.size > 0) {
+      const paths = update.paths.filter((p) => !done.has(p));
+      update = paths.length === 0 ? null : { ...update, paths, trees: update.trees.filter((p) => !done.has(p)) };
+    }
+  }
+  let bytes = renamed.sent;
+  // Removed right after the run that reads it (the first), and after the loop in case that run never started.
+  const excludeFile = await writeExcludeFile(plan.excluded);
+  const runs = planRuns(ctx, batch, { ...plan, update }, env.fullSyncFilters, excludeFile?.path ?? null);
+  if (batch.full && plan.held !== null) env.hold(plan.held, verdict.reason);
+  stats.batches++;
+  let recheck = false;
+  for (const run of runs) {
+    if (env.stopped() && env.signal.aborted) break;
+    stats.rsyncRuns++;
+    const progress = run.kind === 'full' ? env.progress?.(env.remoteId) : undefined;
+    const result = await env.runner
+      .run(env.rsyncPath, run.args, { input: run.input, signal: env.signal, onStdout: progress?.update })
+      .finally(async () => {
+        progress?.done();
+        await excludeFile?.remove();
+      });
+    const { verdict, meaning, step } = classifyRun(run, result, env.rsyncPath, ctx.nanoseconds !== false);
+    stats.runsByVerdict[verdict]++;
+    const sent = bytesSentFromStats(result.stdout);
+    stats.bytesSent += sent;
+    bytes += sent;
+    const stderr = lastLines(result.stderr, 3);
+    const error = `${meaning}${stderr ? `: ${stderr}` : ''}`;
+    if (step === 'vanished') {
+      log.info({ remote: env.remoteId, run: run.kind, exitCode: 24, stderr }, `rsync ${run.kind} to ${env.remoteId}: ${meaning}`);
+      recheck ||= run.kind === 'update';
+      continue;
+    }
+    if (step === 'old-receiver') {
+      log.warn(
+        { remote: env.remoteId, stderr },
+        `${env.remoteId} refuses --modify-window=-1 (rsync older than 3.1.3): comparing whole seconds from now on, so a ` +
+          'same-size rewrite within the second of its last sync waits for the next full sync; upgrade rsync on the remote',
+      );
+      return { kind: 'old-receiver' };
+    }
+    if (step === 'partial') return { kind: 'partial', run: run.kind, error };
+    if (step === 'max-delete') return { kind: 'max-delete', stderr };
+    if (step === 'failed') {
+      log.warn(
+        { remote: env.remoteId, run: run.kind, exitCode: result.exitCode, signal: result.signal, verdict, stderr },
+        `rsync ${run.kind} to ${env.remoteId} failed: ${meaning}`,
+      );
+      return { kind: 'failed', verdict, exitCode: result.exitCode, error };
+    }
+  }
+  await excludeFile?.remove();
+  return { kind: 'synced', summary: { updated, deleted: plan.deleted, runs, bytes, renamed }, recheck };
+}
+
+/**
+ * The batch's renamed paths, each in its own run before the update and delete runs (the old name is deleted only
+ * after the new one is complete). Returns the paths that went; any other outcome leaves a path to the update run,
+ * which sends it as before.
+ */
+async function sendRenames(
+  env: BatchEnv,
+  batch: Batch,
+  paths: readonly RelPath[],
+  trees: readonly RelPath[],
+  tally: { paths: number; saved: number; sent: number; runs: number },
+): Promise<Set<RelPath>> {
+  const { stats } = env;
+  const done = new Set<RelPath>();
+  for (const target of renameTargets(batch, paths, trees)) {
+    const run = planRename(env.ctx, target);
+    if (run === null || env.signal.aborted) continue;
+    stats.rsyncRuns++;
+    tally.runs++;
+    const result = await env.runner.run(env.rsyncPath, run.args, { input: null, signal: env.signal });
+    const { verdict, meaning } = classifyRun(run, result, env.rsyncPath, false);
+    stats.runsByVerdict[verdict]++;
+    const sent = bytesSentFromStats(result.stdout);
+    stats.bytesSent += sent;
+    tally.sent += sent;
+    if (verdict !== 'ok') {
+      env.log.info(
+        { remote: env.remoteId, path: displayPath(target.path), exitCode: result.exitCode, stderr: lastLines(result.stderr, 3) },
+        `rsync rename to ${env.remoteId}: ${meaning}; sending ${displayPath(target.path)} as a plain update`,
+      );
+      continue;
+    }
+    const saved = Math.max(0, totalFileSizeFromStats(result.stdout) - sent);
+    done.add(target.path);
+    tally.paths++;
+    tally.saved += saved;
+    stats.renames++;
+    stats.renameBytesSaved += saved;
+  }
+  return done;
+}

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Batch, PendingEntry } from '../../src/aggregate/aggregator.ts';
+import type { Remote, RsyncSettings } from '../../src/config/model.ts';
+import { type DeletionVerdict, NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
+import type { DiskEntryKind, DiskProbe } from '../../src/sync/disk-probe.ts';
+import { planBatch, planRuns, renameTargets } from '../../src/sync/plan-batch.ts';
+import type { CommandContext } from '../../src/sync/rsync-command.ts';
+import { classifyRun } from '../../src/sync/rsync-exit.ts';
+
+/** The planner on a scripted disk and the run classifier on scripted results: no directory, no rsync, no clock. */
+
+const kinds: Record<string, DiskEntryKind> = { '/w/f': 'other', '/w/d': 'dir', '/w/m': 'dir' };
+const disk: DiskProbe = {
+  async kind(path) {
+    return kinds[path] ?? 'gone';
+  },
+  async *entries() {},
+};
+const rsync: RsyncSettings = {
+  commonParams: ['-artz'],
+  auth: { enabled: false, users: '', passwordFile: '' },
+  port: { enabled: false, port: 874 },
+  timeout: { enabled: false, seconds: 100 },
+  ssh: { enabled: false, options: [] },
+};
+const remote: Remote = { kind: 'daemon', ip: '10.0.0.2', name: 'www', id: '10.0.0.2::www', line: 1 };
+const ctx: CommandContext = { watch: '/w', remote, rsync, deletes: true, filters: [], defaultTimeoutSeconds: 300 };
+const entry = (path: string, extra: Partial<PendingEntry> = {}): PendingEntry => ({ path, tree: false, deletes: false, ...extra });
+const batchOf = (...entries: PendingEntry[]): Batch => ({ full: false, fullReason: '', entries, since: 5 });
+const FULL: Batch = { full: true, fullReason: 'r', entries: [], since: 5 };
+const plan = (batch: Batch, verdict: DeletionVerdict = NOTHING_HELD, deletes = true) =>
+  planBatch(batch, { disk, rootBytes: '/w', untranslated: [], deletes, verdict });
+
+test('planBatch: what exists is sent (a directory as a tree), what is gone is deleted, a pruned directory is both', async () => {
+  const p = await plan(batchOf(entry('f'), entry('d'), entry('gone', { deletes: true }), entry('m', { removalsOnly: true })));
+  assert.deepEqual(p.update, { paths: ['f', 'd'], trees: ['d'], pruned: ['m'] });
+  assert.deepEqual(p.deletes, [
+    { path: 'gone', tree: true },
+    { path: 'm', tree: true },
+  ]);
+  assert.deepEqual([p.updated, p.deleted, p.held], [['f', 'd', 'm'], ['gone', 'm'], null]);
+  assert.deepEqual(
+    planRuns(ctx, batchOf(), p, [], null).map((r) => r.kind),
+    ['update', 'delete'],
+  );
+});
+
+test('planBatch: deletions the guard holds wait as a batch of their own; a remote without --delete gets none', async () => {
+  const p = await plan(batchOf(entry('f'), entry('m/x', { deletes: true }), entry('gone')), { all: false, below: ['m'], reason: 'm' });
+  assert.deepEqual(p.deletes, [{ path: 'gone', tree: true }]);
+  assert.deepEqual(
+    p.held?.entries.map((e) => e.path),
+    ['m/x'],
+  );
+  assert.deepEqual(p.deleted, ['gone']);
+  const none = await plan(batchOf(entry('gone')), NOTHING_HELD, false);
+  assert.deepEqual([none.deletes, none.held, none.deleted], [[], null, ['gone']]);
+});
+
+test('planBatch: a full sync waits whole while the root is held; below a lost mount point it protects and owes', async () => {
+  assert.equal((await plan(FULL, { all: true, below: [], reason: 'root gone' })).holdAll, true);
+  const p = await plan(FULL, { all: false, below: ['m'], reason: 'm' });
+  assert.equal(p.holdAll, false);
+  assert.deepEqual(p.held?.entries, [{ path: 'm', tree: true, deletes: true }]);
+  const runs = planRuns(ctx, FULL, p, ['--exclude=/cache'], null);
+  assert.deepEqual(
+    runs.map((r) => r.kind),
+    ['full'],
+  );
+  assert.ok(runs[0]?.args.includes('--filter=P /m/***'));
+  assert.ok(runs[0]?.args.includes('--exclude=/cache'));
+});
+
+test('renameTargets: only renamed paths that are being sent, directories marked', () => {
+  const b = batchOf(entry('a'), entry('new', { renamedFrom: 'old' }), entry('skip', { renamedFrom: 'x' }));
+  assert.deepEqual(renameTargets(b, ['a', 'new'], ['new']), [{ path: 'new', from: 'old', isDir: true }]);
+});
+
+test('classifyRun: every exit-code decision of the lane in one place', () => {
+  const update = { kind: 'update', args: ['--modify-window=-1'] };
+  const step = (exitCode: number | undefined, stderr = '', run = update, nanoseconds = true, spawnError?: string) =>
+    classifyRun(run, { exitCode, stderr, spawnError }, 'rsync', nanoseconds).step;
+  assert.equal(step(0), 'ok');
+  assert.equal(step(24), 'vanished');
+  assert.equal(step(23), 'partial');
+  assert.equal(step(23, 'rsync: unknown option'), 'partial', "a 23's stderr never means an old receiver");
+  assert.equal(step(25), 'max-delete');
+  assert.equal(step(12), 'failed');
+  assert.equal(step(1, 'rsync: -@: unknown option'), 'old-receiver');
+  assert.equal(step(1, 'rsync: -@: unknown option', update, false), 'failed', 'whole seconds already');
+  assert.equal(step(1, 'rsync: -@: unknown option', { kind: 'delete', args: ['--modify-window=-1'] }), 'failed');
+  assert.equal(step(1, 'unknown option', { kind: 'update', args: [] }), 'failed');
+  const spawned = classifyRun(update, { exitCode: undefined, stderr: '', spawnError: 'spawn E2BIG' }, 'rsync', true);
+  assert.equal(spawned.verdict, 'config');
+  assert.match(spawned.meaning, /too long for the kernel/);
+  assert.equal(classifyRun(update, { signal: 'SIGKILL', stderr: '' }, 'rsync', true).step, 'failed');
+});
