@@ -39,10 +39,7 @@ const CLOSE_DRAIN_MS = 3000;
  * built: dir-watch-backend.ts), none per file, and no per-file stat at start
  * (readdir with d_type; Node lstats only entries whose type the file system does not report). State is O(directories).
  *
- * Each directory is watched before it is listed, so an entry created during the walk is either in the listing or
- * reported by the new watch. A directory that appears later is watched and walked the same way, and reported as one
- * `dir add` for its top after its whole subtree is watched: a recursive sync of it started after that sees every file
- * created before the watches existed, and later files have their own events.
+ * Each directory is watched before it is listed, and a new tree is reported once all of it is watched (DirWalker).
  *
  * Decisions:
  * - Each directory is lstat'ed once before it is watched (not files) to keep its inode, so a directory removed and

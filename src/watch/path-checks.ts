@@ -25,12 +25,8 @@ const ROOT_LOST = 'watch root was removed or replaced';
 /**
  * The paths a watcher named that need a look at the disk to say what happened (an entry that is or was a directory,
  * or any entry on fs.watch, which gives no type): one lstat each, at most `concurrency` at once, and what it means
- * reported. An event for a path while it is being looked at makes it looked at once more.
- *
- * A directory removed and re-created under the same name (`rm -rf a; mkdir a`) has another identity (DirEntry) and
- * is watched again (`dir unlink` + `dir add`). A deletion of a path whose type is unknown is not reported if it is
- * ignored as a file or as a directory, so a remote copy of an ignored path is never deleted because of a local event.
- * The root removed, moved or replaced: one `lost`; the daemon decides whether to stop or restart the watcher.
+ * reported (see the decisions on DirWatcher). An event for a path while it is being looked at makes it looked at once
+ * more.
  */
 export class PathChecks {
   readonly #tree: WatchedTree;
