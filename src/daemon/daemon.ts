@@ -3,13 +3,12 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/model.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
-import { displayPath } from '../core/paths.ts';
 import type { StatusSource } from '../observe/status-model.ts';
 import { statusSnapshot } from '../observe/status-snapshot.ts';
-import { type StatusServer, startStatusServer } from '../observe/status-server.ts';
+import { StatusEndpoint } from '../observe/status-endpoint.ts';
 import { FailQueue } from '../recovery/fail-queue.ts';
 import { raiseInotifyLimits } from '../recovery/inotify-limits.ts';
-import { retryRecord } from '../recovery/retry-record.ts';
+import { recordAttempt, recordOwed } from '../recovery/retry-record.ts';
 import { DeletionGuard } from '../sync/deletion-guard.ts';
 import { type ProcessRunner, execaRunner } from '../sync/process-runner.ts';
 import type { AttemptReport, RemoteLane } from '../sync/remote-lane.ts';
@@ -103,6 +102,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   // Assigned once the first site runs; before that, followRoot (reached through onLost) finds it unset and leaves a
   // replaced root to the next mount poll.
   let current: Site;
+  const follow = (site: Site, reason: string) => {
+    followRoot(site, reason).catch((err: unknown) => log.error({ err }, 'following the watch root failed'));
+  };
   const siteDeps = {
     clock,
     runner,
@@ -112,17 +114,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     maxUserWatches: limits.maxUserWatches,
     events,
     createWatcher: opts.createWatcher,
-    onAttempt: (lane: RemoteLane, r: AttemptReport) => {
-      // A batch parked after exit 23 is still owed to this remote (its entry in the queue holds it).
-      if (r.ok) {
-        if (lane.parkedPaths === 0) queue.clear(lane.remote.id);
-        return;
-      }
-      const failed = { exitCode: r.exitCode ?? null, error: r.error, nextAttemptAt: r.nextAttemptAt };
-      queue.put(lane.remote.id, retryRecord(queue.remotes[lane.remote.id], r.batch, clock.now(), { failed }));
-    },
-    onLost: (site: Site, reason: string) =>
-      followRoot(site, reason).catch((err: unknown) => log.error({ err }, 'following the watch root failed')),
+    onAttempt: (lane: RemoteLane, r: AttemptReport) => recordAttempt(queue, lane.remote.id, r, clock.now(), lane.parkedPaths > 0),
+    onLost: (site: Site, reason: string) => follow(site, reason),
   };
   /** A reload to another watch root gets its own guard, taken over once its site runs. */
   const begin = async (config: Config, initialSync: boolean): Promise<Site> => {
@@ -163,27 +156,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     }
   }
 
-  /**
-   * inotify tells nobody of a mount: every MOUNT_POLL_MS the root's identity and the tree's mount points are looked
-   * at, so a disk mounted again (or swapped) is watched anew and synced.
-   */
-  const pollMounts = async () => {
-    const site = current;
-    const id = await rootIdentity(site.config.watch);
-    if (id !== null && id !== site.rootId) void followRoot(site, 'the watch root changed (mounted or unmounted)');
-    for (const [path, mounted] of await guard.guard.mountStates()) {
-      const was = site.mounts.get(path) ?? true;
-      site.mounts.set(path, mounted);
-      if (was !== mounted) {
-        log.warn({ path: displayPath(path), mounted }, `${displayPath(path)} was ${mounted ? 'mounted' : 'unmounted'}: looking at it again`);
-        site.watcher.recheck?.(path);
-      }
-    }
-  };
+  /** inotify tells nobody of a mount: a disk mounted again (or swapped) is watched anew and synced. */
   const mountTimer = () => {
     clock.setTimeout(() => {
       if (stopping) return;
-      pollMounts()
+      const site = current;
+      site
+        .pollMounts()
+        .then((replaced) => {
+          if (replaced) follow(site, 'the watch root changed (mounted or unmounted)');
+        })
         .catch((err: unknown) => log.error({ err }, 'looking at the mount points failed'))
         .finally(mountTimer);
     }, MOUNT_POLL_MS);
@@ -197,7 +179,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   for (const lane of current.lanes) {
     const batch = stored[lane.remote.id];
     if (!batch) continue;
-    log.info({ remote: lane.remote.id, paths: batch.full ? 'full' : batch.entries.length, attempts: batch.attempts }, 'replaying the retry queue');
+    log.info(
+      { remote: lane.remote.id, paths: batch.full ? 'full' : batch.entries.length, attempts: batch.attempts },
+      'replaying the retry queue',
+    );
     lane.restore(batch);
   }
 
@@ -220,20 +205,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     for (const id of Object.keys(queue.remotes)) if (!next.lanes.some((l) => l.remote.id === id)) queue.clear(id);
   };
 
-  let endpoint: StatusServer | null = null;
-  const serveStatus = async (host: Config['host']) => {
-    if (opts.statusEndpoint === false) return;
-    try {
-      endpoint = await startStatusServer({ host: host.ip, port: host.port, source: daemon, log });
-    } catch (err) {
-      // Several sersync instances on one machine share sersync2's default localhost:8008: syncing matters more.
-      log.warn(
-        { host: host.ip, port: host.port },
-        `no status endpoint: ${err instanceof Error ? err.message : String(err)}; syncing goes on (give each config its own <host port>)`,
-      );
-    }
-  };
-
   const daemon: RunningDaemon = {
     get config() {
       return current.config;
@@ -248,23 +219,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     watchCount: () => current.watcher.watchCount(),
     snapshot: () =>
       statusSnapshot({
+        config: current.config,
+        watcher: current.watcher,
+        lanes: current.lanes,
+        crontab: current.crontab,
         version: opts.version ?? '0.0.0',
         startedAt,
         now: clock.now(),
-        watch: current.config.watch,
-        watcher: current.config.tuning.watcher,
-        watchBackend: current.watcher.backend,
-        watches: current.watcher.watchCount(),
-        unreadable: current.watcher.unreadablePaths?.() ?? [],
+        queue,
         maxUserWatches: limits.maxUserWatches,
         events,
-        retryQueue: { file: queue.file, entries: queue.size, writeError: queue.writeError },
-        queued: (id) => {
-          const stored = queue.remotes[id];
-          return stored ? (stored.full ? 1 : stored.entries.length) : 0;
-        },
-        crontabNextAt: current.crontab === null ? undefined : current.crontab.nextAt,
-        lanes: current.lanes,
       }),
     reload: (config) =>
       serially(async () => {
@@ -273,13 +237,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
           return;
         }
         log.info({ file: config.file }, 'reloading the config');
-        const before = current.config.host;
         await swap(config);
-        if (before.ip !== config.host.ip || before.port !== config.host.port) {
-          await endpoint?.close();
-          endpoint = null;
-          await serveStatus(config.host);
-        }
+        await endpoint?.serve(config.host);
         log.info('config reloaded');
       }),
     releaseHold: () => {
@@ -295,7 +254,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       // The queue stays marked running, so the next start also does a full sync.
       for (const lane of current.lanes) {
         const rest = lane.unfinished();
-        if (rest) queue.put(lane.remote.id, retryRecord(queue.remotes[lane.remote.id], rest, clock.now(), { why: 'pending at a crash' }));
+        if (rest) recordOwed(queue, lane.remote.id, rest, clock.now(), 'pending at a crash');
       }
     },
     stop: (reason, graceMs = 10_000) => {
@@ -309,7 +268,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
             continue;
           }
           left += rest.full ? 1 : rest.entries.length;
-          queue.put(id, retryRecord(queue.remotes[id], rest, clock.now(), { why: 'pending at shutdown' }));
+          recordOwed(queue, id, rest, clock.now(), 'pending at shutdown');
         }
         queue.markRunning(false);
         queue.close();
@@ -321,7 +280,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       return stopping;
     },
   };
-  await serveStatus(opts.config.host);
+  // Served only after the daemon is complete: each request reads its snapshot().
+  const endpoint = opts.statusEndpoint === false ? null : new StatusEndpoint(daemon, log);
+  await endpoint?.serve(opts.config.host);
   return daemon;
 }
 

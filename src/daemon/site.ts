@@ -56,10 +56,13 @@ export interface Site {
   readonly crontab: Crontab | null;
   /** The root directory's identity when the site started (see rootIdentity). */
   readonly rootId: string | null;
-  /** Whether each mount point of the tree was mounted at the last poll. */
-  readonly mounts: Map<string, boolean>;
   /** A follow of a replaced root is under way. */
   following: boolean;
+  /**
+   * Looks at the tree's mount points again (inotify tells nobody of a mount) and has the watcher look again where one
+   * was mounted or unmounted. Resolves true when the root itself is another directory now (to be followed).
+   */
+  pollMounts(): Promise<boolean>;
   /** Stops watching, then the lanes get `graceMs` to send what is pending. */
   retire(graceMs: number): Promise<Leftover[]>;
 }
@@ -81,7 +84,12 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
     );
   }
   const afterSync = createAfterSync(config, { log });
-  const progress = new FullSyncProgress({ clock, log, intervalMs: config.tuning.progressMs, tty: process.stderr.isTTY ? process.stderr : null });
+  const progress = new FullSyncProgress({
+    clock,
+    log,
+    intervalMs: config.tuning.progressMs,
+    tty: process.stderr.isTTY ? process.stderr : null,
+  });
   const laneDeps: LaneDeps = {
     clock,
     runner: deps.runner,
@@ -98,6 +106,7 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
     deletionGuard: () => guard.check(),
   };
   const lanes = plan.remotes.map(({ remote, context }) => new RemoteLane(remote, context, config.tuning, laneDeps));
+  /** Whether each mount point of the tree was mounted at the last poll. */
   const mounts = new Map<string, boolean>();
   const watcher =
     deps.createWatcher?.(config) ??
@@ -139,6 +148,21 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
     const open = closeWrites.openPaths().map((path) => ({ path, tree: false, deletes: false }));
     return lanes.map((l) => ({ id: l.remote.id, rest: withEntries(l.unfinished(), open, clock.now()) }));
   }
+  async function pollMounts(): Promise<boolean> {
+    const id = await rootIdentity(root);
+    for (const [path, mounted] of await guard.mountStates()) {
+      const was = mounts.get(path) ?? true;
+      mounts.set(path, mounted);
+      if (was !== mounted) {
+        log.warn(
+          { path: displayPath(path), mounted },
+          `${displayPath(path)} was ${mounted ? 'mounted' : 'unmounted'}: looking at it again`,
+        );
+        watcher.recheck?.(path);
+      }
+    }
+    return id !== null && id !== rootId;
+  }
   const site: Site = {
     config,
     lanes,
@@ -147,8 +171,8 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
       return crontab;
     },
     rootId,
-    mounts,
     following: false,
+    pollMounts,
     retire,
   };
 

@@ -26,42 +26,43 @@ export interface LaneView {
   readonly nextAttemptAt: number | null;
 }
 
-/** What the daemon knows at one moment, in the shape the status endpoint serves. */
+/** What the daemon knows at one moment; the status endpoint serves it in the shape of DaemonStatus. */
 export interface StatusInputs {
   readonly version: string;
   readonly startedAt: string;
   readonly now: number;
-  readonly watch: string;
-  readonly watcher: DaemonStatus['watcher'];
-  readonly watchBackend: string | undefined;
-  readonly watches: number;
-  readonly unreadable: readonly string[];
+  readonly config: { readonly watch: string; readonly tuning: { readonly watcher: DaemonStatus['watcher'] } };
+  readonly watcher: { readonly backend?: string; watchCount(): number; unreadablePaths?(): readonly string[] };
+  readonly lanes: readonly LaneView[];
+  /** null when the crontab is off. */
+  readonly crontab: { readonly nextAt: number | null } | null;
+  readonly queue: {
+    readonly file: string;
+    readonly size: number;
+    readonly writeError: string | null;
+    readonly remotes: Readonly<Record<string, { readonly full: boolean; readonly entries: { readonly length: number } }>>;
+  };
   readonly maxUserWatches: number | null;
   readonly events: DaemonStatus['events'];
-  readonly retryQueue: DaemonStatus['retryQueue'];
-  /** The entries the retry queue holds per remote (a stored full sync counts as one). */
-  readonly queued: (remoteId: string) => number;
-  /** The crontab's next run, or undefined when it is off. */
-  readonly crontabNextAt: number | null | undefined;
-  readonly lanes: readonly LaneView[];
 }
 
 export function statusSnapshot(s: StatusInputs): DaemonStatus {
   const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+  const unreadable = s.watcher.unreadablePaths?.() ?? [];
   return {
     version: s.version,
     pid: process.pid,
     startedAt: s.startedAt,
     now: new Date(s.now).toISOString(),
-    watch: s.watch,
-    watcher: s.watcher,
-    watchBackend: s.watchBackend ?? s.watcher,
-    watches: s.watches,
-    unreadable: { count: s.unreadable.length, sample: s.unreadable.slice(0, 20).map(displayPath) },
+    watch: s.config.watch,
+    watcher: s.config.tuning.watcher,
+    watchBackend: s.watcher.backend ?? s.config.tuning.watcher,
+    watches: s.watcher.watchCount(),
+    unreadable: { count: unreadable.length, sample: unreadable.slice(0, 20).map(displayPath) },
     maxUserWatches: s.maxUserWatches,
     events: { ...s.events },
-    retryQueue: s.retryQueue,
-    crontab: { enabled: s.crontabNextAt !== undefined, nextAt: iso(s.crontabNextAt ?? null) },
+    retryQueue: { file: s.queue.file, entries: s.queue.size, writeError: s.queue.writeError },
+    crontab: { enabled: s.crontab !== null, nextAt: iso(s.crontab?.nextAt ?? null) },
     remotes: s.lanes.map((lane): RemoteStatus => {
       const st = lane.stats;
       const oldest = lane.oldestChange;
@@ -85,9 +86,14 @@ export function statusSnapshot(s: StatusInputs): DaemonStatus {
         degraded: st.degraded,
         holdingDeletions: lane.holding,
         holdReason: lane.holdReason,
-        retryQueued: s.queued(lane.remote.id),
+        retryQueued: queued(s.queue.remotes[lane.remote.id]),
         nextRetryAt: iso(lane.nextAttemptAt),
       };
     }),
   };
+}
+
+/** A stored full sync counts as one. */
+function queued(stored: { readonly full: boolean; readonly entries: { readonly length: number } } | undefined): number {
+  return stored ? (stored.full ? 1 : stored.entries.length) : 0;
 }
