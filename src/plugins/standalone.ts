@@ -83,7 +83,10 @@ export async function startStandalone(config: Config, name: PluginName, deps: St
     await plugin.close(0);
     throw err;
   }
-  log.info({ plugin: name, watch: root }, `plugin ${name} running alone on ${root} (-m ${name}): no rsync`);
+  log.info(
+    { plugin: name, watch: root, watcher: config.tuning.watcher, backend: watcher.backend ?? config.tuning.watcher },
+    `plugin ${name} running alone on ${root} (-m ${name}): no rsync`,
+  );
   return {
     root,
     async stop(graceMs) {
