@@ -28,7 +28,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const opts = parsed.options;
     const config = await loadConfig(opts.config, opts.module ? { standalonePlugin: opts.module } : {});
     if (opts.check) {
-      console.log(await checkReport(config, { initialSync: opts.initialSync }));
+      console.log(await checkReport(config, { initialSync: opts.initialSync, module: opts.module }));
       return opts.strict && config.warnings.length > 0 ? ExitCode.ConfigWarnings : ExitCode.Ok;
     }
     if (shouldDetach(opts.daemon)) return await detach(argv, opts.logFile);

@@ -37,8 +37,7 @@ export interface StandalonePlugin {
  */
 export async function startStandalone(config: Config, name: PluginName, deps: StandaloneDeps): Promise<StandalonePlugin> {
   const { log } = deps;
-  const own = name === 'command' ? null : (config.plugins[name]?.watch ?? null);
-  const root = own ?? config.watch;
+  const root = standaloneRoot(config, name);
   const rootBytes = fromUtf8(root);
   const plugin = createPlugin(name, config, deps);
   const { filter } = planSite(config);
@@ -97,6 +96,12 @@ export async function startStandalone(config: Config, name: PluginName, deps: St
       await plugin.close(graceMs);
     },
   };
+}
+
+/** The directory `-m name` watches: the plugin block's own `<localpath watch>`, else the sync one (always, for command). */
+export function standaloneRoot(config: Config, name: PluginName): string {
+  const own = name === 'command' ? null : (config.plugins[name]?.watch ?? null);
+  return own ?? config.watch;
 }
 
 /**
