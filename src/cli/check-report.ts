@@ -1,16 +1,10 @@
 import { opendir } from 'node:fs/promises';
-import type { Config } from '../config/model.ts';
+import type { Config, PluginName } from '../config/model.ts';
 import { displayPath, fromBytes, fromUtf8, joinRel, type RelPath, toBuffer } from '../core/paths.ts';
-import {
-  planDelete,
-  planFull,
-  planUpdate,
-  commandContextFor,
-  type RsyncInvocation,
-  UPDATE_FLAG_NOTE,
-  withoutUpdateFlag,
-} from '../sync/rsync-command.ts';
-import { createPathFilter, filterRulesOf, type PathFilter } from '../watch/path-filter.ts';
+import { planDelete, planFull, planUpdate, type RsyncInvocation, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
+import { standaloneRoot } from '../plugins/standalone.ts';
+import { planSite } from '../sync/site-plan.ts';
+import type { PathFilter } from '../watch/path-filter.ts';
 
 /** How deep `--check` looks for directories the filter keeps out, and how many directories it lists at most. */
 const KEPT_OUT_DEPTH = 3;
@@ -18,10 +12,17 @@ const KEPT_OUT_SCAN_LIMIT = 20_000;
 
 /**
  * `--check`: what the config means, as a person reads it: warnings, the directories the filter keeps out, then each
- * remote's exact rsync argv (built as the daemon builds them).
+ * remote's exact rsync argv, from the SitePlan the daemon runs its lanes from. With `module` (-m), what that runs:
+ * the plugin alone on its directory, no rsync. `defaultTimeoutSeconds`: see planSite.
  */
-export async function checkReport(config: Config, opts: { initialSync: boolean; defaultTimeoutSeconds: number }): Promise<string> {
-  const filter = createPathFilter(filterRulesOf(config));
+export async function checkReport(
+  config: Config,
+  opts: { initialSync: boolean; defaultTimeoutSeconds?: number; module?: PluginName | null },
+): Promise<string> {
+  const plan = planSite(config, opts.defaultTimeoutSeconds);
+  const { filter } = plan;
+  const module = opts.module ?? null;
+  const root = module === null ? plan.root : standaloneRoot(config, module);
   const lines: string[] = [`config ${config.file}: valid`];
   for (const w of config.warnings) lines.push(`warning: ${w}`);
   for (const r of filter.untranslated) {
@@ -30,9 +31,9 @@ export async function checkReport(config: Config, opts: { initialSync: boolean; 
     );
   }
   if (withoutUpdateFlag(config.rsync.commonParams).dropped) lines.push(UPDATE_FLAG_NOTE);
-  lines.push(`watch: ${config.watch}`);
+  lines.push(`watch: ${root}`);
   if (config.filter.enabled && config.filter.excludes.length > 0) {
-    const out = await keptOut(config.watch, filter);
+    const out = await keptOut(root, filter);
     const shown = out.dirs.map((d) => displayPath(d)).join(', ');
     const more = out.truncated ? ` (stopped looking after ${KEPT_OUT_SCAN_LIMIT} directories)` : '';
     lines.push(
@@ -45,15 +46,14 @@ export async function checkReport(config: Config, opts: { initialSync: boolean; 
   lines.push(
     `temporary files, not synced in real time; full syncs carry them (<tuning tempGlobs> sets all but 4913 and *~): 4913 *~ ${config.tuning.tempGlobs.join(' ')}`.trimEnd(),
   );
-  lines.push(
-    `batches: quiet ${config.tuning.quietMs} ms, at most ${config.tuning.maxWaitMs} ms; crontab: ${config.crontab.enabled ? `every ${config.crontab.scheduleMinutes} min ±25%` : 'off'}`,
-  );
-  const crontabFilters =
-    config.crontab.enabled && config.crontab.filter.enabled ? config.crontab.filter.excludes.map((e) => `--exclude=${e}`) : [];
-  for (const remote of config.remotes) {
-    const ctx = commandContextFor(config, remote, filter, opts.defaultTimeoutSeconds);
+  lines.push(`batches: quiet ${config.tuning.quietMs} ms, at most ${config.tuning.maxWaitMs} ms; crontab: ${crontab(config, module)}`);
+  if (module !== null) {
+    lines.push('', `-m ${module}: the plugin alone on ${root}, told each batch; no rsync, no retry queue, no crontab`);
+    return lines.join('\n');
+  }
+  for (const { remote, context: ctx } of plan.remotes) {
     lines.push('', `remote ${remote.id} (${remote.kind}):`);
-    const full = planFull(ctx, crontabFilters);
+    const full = planFull(ctx, plan.fullSyncFilters);
     lines.push(`  full sync${opts.initialSync ? ' (-r, crontab, recovery)' : ' (crontab, recovery)'}:`, `    ${show(full)}`);
     lines.push('  sample batch, update run:', `    ${show(planUpdate(ctx, ['index.html', 'img/logo.png']))}`);
     const withDir = planUpdate(ctx, ['index.html', 'img/new-dir'], [], new Set(['img/new-dir']));
@@ -61,6 +61,11 @@ export async function checkReport(config: Config, opts: { initialSync: boolean; 
     lines.push('  sample batch, delete run:', `    ${show(planDelete(ctx, [{ path: 'old/page.html', tree: true }]))}`);
   }
   return lines.join('\n');
+}
+
+function crontab(config: Config, module: PluginName | null): string {
+  if (module !== null) return 'off (-m)';
+  return config.crontab.enabled ? `every ${config.crontab.scheduleMinutes} min ±25%` : 'off';
 }
 
 /** Existing directories the filter keeps out, breadth first: an excluded one is listed, not descended. */

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { loadConfig } from '../config/load-config.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
-import { DEFAULT_IO_TIMEOUT_SECONDS, startDaemon } from '../daemon/daemon.ts';
+import { startDaemon } from '../daemon/daemon.ts';
 import { CHILD_ENV, detach, shouldDetach, tellParent } from '../daemon/detach.ts';
 import { createLogger } from '../observe/logger.ts';
 import { startStandalone } from '../plugins/standalone.ts';
@@ -28,7 +28,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const opts = parsed.options;
     const config = await loadConfig(opts.config, opts.module ? { standalonePlugin: opts.module } : {});
     if (opts.check) {
-      console.log(await checkReport(config, { initialSync: opts.initialSync, defaultTimeoutSeconds: DEFAULT_IO_TIMEOUT_SECONDS }));
+      console.log(await checkReport(config, { initialSync: opts.initialSync, module: opts.module }));
       return opts.strict && config.warnings.length > 0 ? ExitCode.ConfigWarnings : ExitCode.Ok;
     }
     if (shouldDetach(opts.daemon)) return await detach(argv, opts.logFile);

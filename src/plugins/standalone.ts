@@ -1,14 +1,16 @@
+import { Aggregator, type Batch } from '../aggregate/aggregator.ts';
 import type { Config, PluginName } from '../config/model.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
-import { displayPath, fromUtf8 } from '../core/paths.ts';
+import { lstatFast } from '../core/lstat.ts';
+import { displayPath, fromUtf8, toBuffer } from '../core/paths.ts';
+import { planSite } from '../sync/site-plan.ts';
 import { changeHintFor } from '../watch/change-hint.ts';
-import { DirWatcher } from '../watch/dir-watcher.ts';
-import { createPathFilter, filterRulesOf } from '../watch/path-filter.ts';
+import { createWatcher } from '../watch/watcher-choice.ts';
 import type { Watcher } from '../watch/watcher.ts';
 import { createPlugin, type PluginDeps, type PluginEvent } from './plugin.ts';
 
 export interface StandaloneDeps extends PluginDeps {
-  /** Default: a DirWatcher. */
+  /** Default: the `<tuning watcher>` choice, as in sync mode. */
   readonly createWatcher?: () => Watcher;
   /** Changeable for tests. */
   readonly clock?: Clock;
@@ -28,19 +30,37 @@ export interface StandalonePlugin {
  * inotify toggles apply as in sync mode; each counted event goes to the plugin without rsync.
  *
  * One difference: a Node watcher reports every write of a file, where sersync2's close_write fired once per close,
- * so a file written in 20 chunks would run a command 20 times. Events of the same path are therefore merged for
- * `<tuning quietMs>` (default 100 ms, never longer than maxWaitMs): the plugin gets each path once per burst, in
- * first-seen order, in its latest state.
+ * so a file written in 20 chunks would run a command 20 times. Events therefore go through the aggregator that sync
+ * mode uses (same quietMs, maxWaitMs, maxChildrenPerDir, maxPendingPaths): the plugin gets each path once per
+ * burst, in its latest state; a directory with too many changed children is passed as the directory, and a path
+ * created and removed within one burst is not passed at all.
  */
 export async function startStandalone(config: Config, name: PluginName, deps: StandaloneDeps): Promise<StandalonePlugin> {
   const { log } = deps;
-  const own = name === 'command' ? null : (config.plugins[name]?.watch ?? null);
-  const root = own ?? config.watch;
+  const root = standaloneRoot(config, name);
   const rootBytes = fromUtf8(root);
   const plugin = createPlugin(name, config, deps);
-  const filter = createPathFilter(filterRulesOf(config));
-  const watcher = deps.createWatcher?.() ?? new DirWatcher();
-  const burst = new Burst(deps.clock ?? systemClock, config.tuning, (events) => plugin.notify(events));
+  const { filter } = planSite(config);
+  const watcher = deps.createWatcher?.() ?? createWatcher(config);
+  // Batches go to the plugin in order, each once its entries' state is known.
+  let told: Promise<void> = Promise.resolve();
+  const tell = () => {
+    const batch = pending.take();
+    if (batch === null) return;
+    if (batch.full) {
+      log.warn(
+        { plugin: name, maxPendingPaths: config.tuning.maxPendingPaths },
+        `more than ${config.tuning.maxPendingPaths} changed paths at once: the plugin is told the watched directory instead`,
+      );
+    }
+    told = told
+      .then(() => pluginEventsOf(batch, rootBytes))
+      .then(
+        (events) => plugin.notify(events),
+        (err: unknown) => log.error({ err, plugin: name }, 'cannot pass a batch to the plugin'),
+      );
+  };
+  const pending = new Aggregator(config.tuning, deps.clock ?? systemClock, tell);
   try {
     await watcher.start(
       root,
@@ -53,90 +73,55 @@ export async function startStandalone(config: Config, name: PluginName, deps: St
         if (log.isLevelEnabled('debug')) {
           log.debug({ event: event.kind, op: event.op, path: displayPath(event.path), counted: change !== null }, 'watch event');
         }
-        if (change === null) return;
-        const pluginEvent: PluginEvent = {
-          path: event.path === '' ? rootBytes : `${rootBytes}/${event.path}`,
-          isDir: event.kind === 'dir',
-          deleted: event.op === 'unlink',
-        };
-        burst.add(pluginEvent);
+        if (change !== null) pending.add(change.path, change.hint);
       },
       { isIgnored: (path, isDir) => filter.isExcluded(path, isDir) },
     );
   } catch (err) {
-    burst.dispose();
+    pending.dispose();
     await plugin.close(0);
     throw err;
   }
-  log.info({ plugin: name, watch: root }, `plugin ${name} running alone on ${root} (-m ${name}): no rsync`);
+  log.info(
+    { plugin: name, watch: root, watcher: config.tuning.watcher, backend: watcher.backend ?? config.tuning.watcher },
+    `plugin ${name} running alone on ${root} (-m ${name}): no rsync`,
+  );
   return {
     root,
     async stop(graceMs) {
       await watcher.close();
-      burst.flush();
-      burst.dispose();
+      tell();
+      pending.dispose();
+      await told;
       await plugin.close(graceMs);
     },
   };
 }
 
-/** Merges events of the same path until they have been quiet for quietMs, or maxWaitMs after the first. */
-class Burst {
-  readonly #clock: Clock;
-  readonly #limits: { readonly quietMs: number; readonly maxWaitMs: number; readonly maxPendingPaths: number };
-  readonly #emit: (events: readonly PluginEvent[]) => void;
-  /** Insertion order is first-seen order; set() on a known path keeps its place and takes the new state. */
-  readonly #pending = new Map<string, PluginEvent>();
-  #firstAt = 0;
-  #lastAt = 0;
-  #timer: unknown = null;
+/** The directory `-m name` watches: the plugin block's own `<localpath watch>`, else the sync one (always, for command). */
+export function standaloneRoot(config: Config, name: PluginName): string {
+  const own = name === 'command' ? null : (config.plugins[name]?.watch ?? null);
+  return own ?? config.watch;
+}
 
-  constructor(
-    clock: Clock,
-    limits: { readonly quietMs: number; readonly maxWaitMs: number; readonly maxPendingPaths: number },
-    emit: (events: readonly PluginEvent[]) => void,
-  ) {
-    this.#clock = clock;
-    this.#limits = limits;
-    this.#emit = emit;
-  }
+/**
+ * A batch as plugin events. An entry that only says something was removed is a deletion; a file that was both
+ * changed and removed in the burst is what the disk says now. A full sync (too many paths) is the root itself.
+ */
+async function pluginEventsOf(batch: Batch, rootBytes: string): Promise<PluginEvent[]> {
+  if (batch.full) return [{ path: rootBytes, isDir: true, deleted: false }];
+  return Promise.all(
+    batch.entries.map(async (e) => {
+      const path = `${rootBytes}/${e.path}`;
+      const gone = e.removalsOnly === true || (e.deletes && !e.tree && !(await exists(path)));
+      return { path, isDir: e.tree, deleted: gone };
+    }),
+  );
+}
 
-  add(event: PluginEvent): void {
-    const now = this.#clock.now();
-    if (this.#pending.size === 0) this.#firstAt = now;
-    this.#lastAt = now;
-    this.#pending.set(event.path, event);
-    if (this.#pending.size >= this.#limits.maxPendingPaths) this.flush();
-    else this.#arm();
-  }
-
-  flush(): void {
-    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
-    this.#timer = null;
-    if (this.#pending.size === 0) return;
-    const events = [...this.#pending.values()];
-    this.#pending.clear();
-    this.#emit(events);
-  }
-
-  dispose(): void {
-    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
-    this.#timer = null;
-  }
-
-  #dueAt(): number {
-    return Math.min(this.#lastAt + this.#limits.quietMs, this.#firstAt + this.#limits.maxWaitMs);
-  }
-
-  #arm(): void {
-    if (this.#timer !== null) return;
-    this.#timer = this.#clock.setTimeout(
-      () => {
-        this.#timer = null;
-        if (this.#clock.now() >= this.#dueAt()) this.flush();
-        else this.#arm();
-      },
-      Math.max(0, this.#dueAt() - this.#clock.now()),
-    );
-  }
+function exists(path: string): Promise<boolean> {
+  return lstatFast(toBuffer(path)).then(
+    () => true,
+    () => false,
+  );
 }

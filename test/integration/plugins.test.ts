@@ -113,14 +113,40 @@ test('-m command: a real script gets the absolute path as one argument, whatever
       assert.ok(run, `a run for ${name}: ${JSON.stringify(got)}`);
       assert.deepEqual(run, ['change', '0', '2', `${watch}/${name}`, '--tail'], 'exactly two arguments: the path and the suffix');
     }
-    assert.ok(got.some((r) => r.join('|') === `change|1|2|${watch}/newdir|--tail`), 'a new directory, SERSYNC_ISDIR=1');
-    assert.ok(got.some((r) => r.join('|') === `delete|0|2|${watch}/; rm -rf x|--tail`), 'the deletion');
+    assert.ok(
+      got.some((r) => r.join('|') === `change|1|2|${watch}/newdir|--tail`),
+      'a new directory, SERSYNC_ISDIR=1',
+    );
+    assert.ok(
+      got.some((r) => r.join('|') === `delete|0|2|${watch}/; rm -rf x|--tail`),
+      'the deletion',
+    );
     assert.ok(!got.some((r) => r.some((a) => a.includes('bad'))), 'the non-UTF-8 name never ran');
     assert.ok(existsSync(`${cwd}/x/keep`), './x survived');
     assert.ok(!existsSync(`${cwd}/pwned`) && !existsSync(`${watch}/pwned`), 'nothing was run by a shell');
   } finally {
     process.chdir(oldCwd);
   }
+});
+
+test('-m takes <tuning watcher> as sync mode does: chokidar when the config says so', async () => {
+  const base = await makeTempDir('plug-chokidar');
+  const watch = `${base}/www`;
+  await mkdir(watch);
+  const { script, runs } = await recordingScript(base);
+  const xml = `<head><tuning quietMs="50" maxWaitMs="500" watcher="chokidar"/>
+<sersync><localpath watch="${xmlAttr(watch)}"><remote ip="127.0.0.1" name="a"/></localpath></sersync>
+<plugin name="command"><param prefix="/bin/sh ${script}" suffix="" ignoreError="true"/></plugin></head>`;
+  const c = parseConfig(Buffer.from(xml), 'test.xml', { standalonePlugin: 'command' });
+  const { log, lines } = capture();
+  const plugin = await startStandalone(c, 'command', { log });
+  running.push(plugin);
+  const started = lines.map((l) => JSON.parse(l) as { msg?: string; backend?: string }).find((r) => r.msg?.includes('(-m command)'));
+  assert.equal(started?.backend, 'chokidar', 'the watcher that <tuning watcher> names');
+  await writeFile(`${watch}/a.txt`, 'x');
+  await waitFor(async () => (await runs()).some((r) => r[0] === 'change' && r[3] === `${watch}/a.txt`) || undefined, {
+    what: 'the run for a.txt',
+  });
 });
 
 test('command: a hanging script is killed at the timeout and later events still run', async () => {
@@ -345,7 +371,10 @@ test('-m refreshCDN: PURGE of the sersync2 URL to domainname:port, Host of the U
     assert.equal(r.headers.authorization, `Basic ${Buffer.from('cdnuser:t0p-secret').toString('base64')}`);
     assert.ok(!r.url.includes('secret') && !r.url.includes('cdnuser'), 'no credentials in the request line');
   }
-  assert.ok(lines.some((l) => l.includes('purged http://pic.example.com/cms/img/logo%201.png')), 'the result is logged');
+  assert.ok(
+    lines.some((l) => l.includes('purged http://pic.example.com/cms/img/logo%201.png')),
+    'the result is logged',
+  );
   assert.ok(!lines.some((l) => l.includes('t0p-secret') || l.includes(Buffer.from('cdnuser:t0p-secret').toString('base64'))));
 });
 
@@ -392,12 +421,22 @@ test('rename inside the watched tree reaches the plugin as a delete and a create
   const own = `${base}/own`;
   await mkdir(own);
   const v4 = await tcpListener('127.0.0.1');
-  const c = config(base, `<plugin name="socket"><localpath watch="${own}"><deshost ip="127.0.0.1" port="${v4.port}"/></localpath></plugin>`, 'socket');
+  const c = config(
+    base,
+    `<plugin name="socket"><localpath watch="${own}"><deshost ip="127.0.0.1" port="${v4.port}"/></localpath></plugin>`,
+    'socket',
+  );
   const plugin = await startStandalone(c, 'socket', { log: capture().log });
   running.push(plugin);
   await writeFile(`${own}/a.txt`, 'x');
   await waitFor(async () => v4.received.length >= 1 || undefined, { what: 'the create' });
   await rename(`${own}/a.txt`, `${own}/b.txt`);
   await waitFor(async () => v4.received.length >= 3 || undefined, { what: 'the rename' });
-  assert.deepEqual(v4.received.slice(1).map((r) => r.bytes.toString()).sort(), [`${own}/a.txt`, `${own}/b.txt`]);
+  assert.deepEqual(
+    v4.received
+      .slice(1)
+      .map((r) => r.bytes.toString())
+      .sort(),
+    [`${own}/a.txt`, `${own}/b.txt`],
+  );
 });

@@ -33,3 +33,19 @@ test('--check: tempGlobs="" leaves only sersync2\'s own temporaries in real-time
   assert.doesNotMatch(report, /\*\.part/);
   assert.match(report, /sample batch, update run:\n {4}rsync .*'--filter=-p \*~'/);
 });
+
+test('--check -m: the plugin alone on its directory, no rsync runs and no crontab, as -m runs it', async () => {
+  const c = parseConfig(
+    Buffer.from(`<head>
+<sersync><localpath watch="/nonexistent/www"><remote ip="10.0.0.2" name="www"/></localpath><crontab start="true" schedule="60"/></sersync>
+<plugin name="socket"><localpath watch="/nonexistent/own"><deshost ip="127.0.0.1" port="9"/></localpath></plugin></head>`),
+    'conf.xml',
+    { cwd: '/', standalonePlugin: 'socket' },
+  );
+  const report = await checkReport(c, { initialSync: false, module: 'socket' });
+  assert.match(report, /^watch: \/nonexistent\/own$/m);
+  assert.match(report, /crontab: off \(-m\)$/m);
+  assert.match(report, /^-m socket: the plugin alone on \/nonexistent\/own, told each batch; no rsync/m);
+  assert.doesNotMatch(report, /^\s+rsync /m);
+  assert.doesNotMatch(report, /^warning/m);
+});

@@ -166,3 +166,42 @@ test('standalone: a watcher that cannot start closes the plugin and throws', asy
   watcher.start = () => Promise.reject(new Error('no such directory'));
   await assert.rejects(startStandalone(c, 'command', { log, createWatcher: () => watcher }), /no such directory/);
 });
+
+test('standalone: bursts go through the sync aggregator: a crowded directory is passed as the directory, a short-lived file not at all', async () => {
+  const c = config(
+    `<tuning maxChildrenPerDir="2"/>
+<sersync><localpath watch="/nonexistent/www"><remote ip="a" name="m"/></localpath></sersync>${COMMAND}`,
+    { standalone: 'command' },
+  );
+  const clock = new FakeClock();
+  const watcher = new FakeWatcher();
+  const runner = new RecordingRunner();
+  const running = await startStandalone(c, 'command', { log, runner, clock, createWatcher: () => watcher });
+  for (const n of [1, 2, 3]) watcher.emit({ kind: 'file', op: 'change', path: `img/${n}.jpg` });
+  watcher.emit({ kind: 'file', op: 'add', path: 'tmp.txt' });
+  watcher.emit({ kind: 'file', op: 'unlink', path: 'tmp.txt' });
+  // Changed, then removed: what the disk says (nothing there) makes it a deletion.
+  watcher.emit({ kind: 'file', op: 'change', path: 'old.txt' });
+  watcher.emit({ kind: 'file', op: 'unlink', path: 'old.txt' });
+  clock.advance(c.tuning.quietMs);
+  await settle();
+  await running.stop(1000);
+  assert.deepEqual(runner.seen(), ['change-dir /nonexistent/www/img', 'delete /nonexistent/www/old.txt']);
+});
+
+test('standalone: more changed paths than maxPendingPaths tell the plugin the watched directory', async () => {
+  const c = config(
+    `<tuning maxPendingPaths="3" maxChildrenPerDir="100"/>
+<sersync><localpath watch="/nonexistent/www"><remote ip="a" name="m"/></localpath></sersync>${COMMAND}`,
+    { standalone: 'command' },
+  );
+  const clock = new FakeClock();
+  const watcher = new FakeWatcher();
+  const runner = new RecordingRunner();
+  const running = await startStandalone(c, 'command', { log, runner, clock, createWatcher: () => watcher });
+  for (const n of [1, 2, 3, 4]) watcher.emit({ kind: 'file', op: 'change', path: `${n}.txt` });
+  clock.advance(c.tuning.quietMs);
+  await settle();
+  await running.stop(1000);
+  assert.deepEqual(runner.seen(), ['change-dir /nonexistent/www']);
+});

@@ -1,0 +1,34 @@
+import type { Config, Remote } from '../config/model.ts';
+import { type CommandContext, commandContextFor } from './rsync-command.ts';
+import { createPathFilter, filterRulesOf, type PathFilter } from '../watch/path-filter.ts';
+
+/** When `<timeout>` is off, rsync still gets an I/O timeout: a transfer that moves no data this long is stuck. */
+export const DEFAULT_IO_TIMEOUT_SECONDS = 300;
+
+/**
+ * One watch root and what is built from its config once: the path filter, each remote's rsync context and the
+ * excludes every full sync adds. The daemon runs lanes from it, `--check` prints it, `-m` takes its filter, so what
+ * `--check` shows is what runs. One `<localpath>` is one site; a daemon serves one today (sersync2 read only the
+ * first).
+ */
+export interface SitePlan {
+  readonly config: Config;
+  readonly root: string;
+  readonly filter: PathFilter;
+  readonly remotes: readonly { readonly remote: Remote; readonly context: CommandContext }[];
+  /** `<crontabfilter>` as rsync excludes, added to every full sync (crontab, -r, recovery). */
+  readonly fullSyncFilters: readonly string[];
+}
+
+/** `defaultTimeoutSeconds` is changeable for tests only: the daemon and `--check` take the default. */
+export function planSite(config: Config, defaultTimeoutSeconds = DEFAULT_IO_TIMEOUT_SECONDS): SitePlan {
+  const filter = createPathFilter(filterRulesOf(config));
+  return {
+    config,
+    root: config.watch,
+    filter,
+    remotes: config.remotes.map((remote) => ({ remote, context: commandContextFor(config, remote, filter, defaultTimeoutSeconds) })),
+    fullSyncFilters:
+      config.crontab.enabled && config.crontab.filter.enabled ? config.crontab.filter.excludes.map((e) => `--exclude=${e}`) : [],
+  };
+}
