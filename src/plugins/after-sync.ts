@@ -3,7 +3,8 @@ import type { Config } from '../config/model.ts';
 import { fromUtf8 } from '../core/paths.ts';
 import type { BatchOutcome } from '../sync/remote-lane.ts';
 import { CompletionTracker } from './completion-tracker.ts';
-import { createPlugin, type Plugin, type PluginDeps } from './plugin.ts';
+import { createPlugin } from './create-plugin.ts';
+import type { Plugin, PluginDeps } from './plugin.ts';
 import { DEFAULT_CLOSE_GRACE_MS } from './plugin-queue.ts';
 
 /** `<sersync><plugin start="true" name>` in sync mode: the bridge from the remote lanes to the plugin. */

@@ -2,8 +2,8 @@ import { isUtf8 } from 'node:buffer';
 import type { CommandPluginConfig } from '../config/model.ts';
 import { displayPath, toBuffer } from '../core/paths.ts';
 import { execaRunner, lastLines } from '../sync/process-runner.ts';
-import type { Plugin, PluginDeps, PluginEvent } from './plugin.ts';
-import { DEFAULT_CLOSE_GRACE_MS, type PluginLimits, PluginQueue } from './plugin-queue.ts';
+import type { Plugin, PluginDeps, PluginEvent, PluginLimits } from './plugin.ts';
+import { DEFAULT_CLOSE_GRACE_MS, PluginQueue } from './plugin-queue.ts';
 
 export const COMMAND_LIMITS: PluginLimits = { concurrency: 4, maxQueued: 10_000, timeoutMs: 60_000 };
 

@@ -2,8 +2,8 @@ import type { HttpPluginConfig } from '../config/model.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
 import { displayPath, fromUtf8 } from '../core/paths.ts';
 import { basicAuth, formEncodeBytes, type HttpReply, httpSend } from './http-send.ts';
-import type { Plugin, PluginDeps, PluginEvent } from './plugin.ts';
-import { DEFAULT_CLOSE_GRACE_MS, type PluginLimits, PluginQueue } from './plugin-queue.ts';
+import type { Plugin, PluginDeps, PluginEvent, PluginLimits } from './plugin.ts';
+import { DEFAULT_CLOSE_GRACE_MS, PluginQueue } from './plugin-queue.ts';
 
 export const HTTP_LIMITS: PluginLimits = { concurrency: 4, maxQueued: 10_000, timeoutMs: 10_000 };
 

@@ -1,21 +1,12 @@
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { displayPath } from '../core/paths.ts';
-import type { PluginEvent } from './plugin.ts';
+import type { PluginEvent, PluginLimits } from './plugin.ts';
 
 /** How long a plugin's close() waits for its queued events by default. */
 export const DEFAULT_CLOSE_GRACE_MS = 5000;
 
 /** How much work a plugin may have at once; every plugin has defaults, tests shrink them. */
-export interface PluginLimits {
-  /** Hooks running at once (sersync2 ran one per worker thread, up to -n). */
-  readonly concurrency: number;
-  /** Events accepted but not finished; more are dropped and counted, so a dead receiver cannot eat memory. */
-  readonly maxQueued: number;
-  /** One event's whole handling (a command, all connection attempts, one HTTP request). */
-  readonly timeoutMs: number;
-}
-
 /** Handles one event; must honour `signal` (the queue also stops waiting for it when the signal fires). */
 export type PluginHandler = (event: PluginEvent, signal: AbortSignal) => Promise<void>;
 

@@ -1,12 +1,6 @@
 import type { Logger } from 'pino';
-import type { Config, PluginName } from '../config/model.ts';
-import { ExitCode, SersyncError } from '../core/errors.ts';
+import type { PluginName } from '../config/model.ts';
 import type { ProcessRunner } from '../sync/process-runner.ts';
-import { createCdnPlugin } from './cdn-plugin.ts';
-import { createCommandPlugin } from './command-plugin.ts';
-import { createHttpPlugin } from './http-plugin.ts';
-import type { PluginLimits } from './plugin-queue.ts';
-import { createSocketPlugin } from './socket-plugin.ts';
 
 /**
  * sersync2's plugins (SPEC §2.8), run after a change has reached every remote (or alone with -m). Each plugin keeps
@@ -31,36 +25,19 @@ export interface Plugin {
   close(graceMs?: number): Promise<void>;
 }
 
+export interface PluginLimits {
+  /** Hooks running at once (sersync2 ran one per worker thread, up to -n). */
+  readonly concurrency: number;
+  /** Events accepted but not finished; more are dropped and counted, so a dead receiver cannot eat memory. */
+  readonly maxQueued: number;
+  /** One event's whole handling (a command, all connection attempts, one HTTP request). */
+  readonly timeoutMs: number;
+}
+
 export interface PluginDeps {
   readonly log: Logger;
   /** Runs the command plugin's program; default execaRunner. */
   readonly runner?: ProcessRunner;
   /** Changeable for tests: concurrency, queue cap and per-event timeout of the plugin. */
   readonly limits?: Partial<PluginLimits>;
-}
-
-/**
- * The plugin `name` configured in `config.plugins[name]`. Throws when that block is missing; parseConfig already
- * refuses such a config when the plugin is enabled or chosen with -m.
- */
-export function createPlugin(name: PluginName, config: Config, deps: PluginDeps): Plugin {
-  switch (name) {
-    case 'command':
-      return createCommandPlugin(required(config.plugins.command, name), deps);
-    case 'socket':
-      return createSocketPlugin(required(config.plugins.socket, name), deps);
-    case 'refreshCDN':
-      return createCdnPlugin(required(config.plugins.refreshCDN, name), config.watch, deps);
-    case 'http':
-      return createHttpPlugin(required(config.plugins.http, name), config.watch, deps);
-  }
-}
-
-function required<T>(block: T | null, name: PluginName): T {
-  if (block === null) {
-    throw new SersyncError('CONFIG_INVALID', `no <plugin name="${name}"> block under <head>; the plugin needs one`, {
-      exitCode: ExitCode.Config,
-    });
-  }
-  return block;
 }

@@ -2,8 +2,8 @@ import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SocketPluginConfig } from '../config/model.ts';
 import { displayPath, toBuffer } from '../core/paths.ts';
-import type { Plugin, PluginDeps, PluginEvent } from './plugin.ts';
-import { DEFAULT_CLOSE_GRACE_MS, type PluginLimits, PluginQueue } from './plugin-queue.ts';
+import type { Plugin, PluginDeps, PluginEvent, PluginLimits } from './plugin.ts';
+import { DEFAULT_CLOSE_GRACE_MS, PluginQueue } from './plugin-queue.ts';
 
 export const SOCKET_LIMITS: PluginLimits = { concurrency: 8, maxQueued: 10_000, timeoutMs: 15_000 };
 

@@ -7,7 +7,8 @@ import { planSite } from '../sync/site-plan.ts';
 import { changeHintFor } from '../watch/change-hint.ts';
 import { createWatcher } from '../watch/watcher-choice.ts';
 import type { Watcher } from '../watch/watcher.ts';
-import { createPlugin, type PluginDeps, type PluginEvent } from './plugin.ts';
+import { createPlugin } from './create-plugin.ts';
+import type { PluginDeps, PluginEvent } from './plugin.ts';
 
 export interface StandaloneDeps extends PluginDeps {
   /** Default: the `<tuning watcher>` choice, as in sync mode. */

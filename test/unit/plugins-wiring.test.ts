@@ -5,7 +5,7 @@ import type { Batch } from '../../src/aggregate/aggregator.ts';
 import { parseConfig } from '../../src/config/parse-config.ts';
 import type { Config, PluginName } from '../../src/config/model.ts';
 import { createAfterSync } from '../../src/plugins/after-sync.ts';
-import { createPlugin } from '../../src/plugins/plugin.ts';
+import { createPlugin } from '../../src/plugins/create-plugin.ts';
 import { startStandalone } from '../../src/plugins/standalone.ts';
 import type { ProcessResult, ProcessRunner, RunOptions } from '../../src/sync/process-runner.ts';
 import type { WatchEvent, WatchOptions, Watcher } from '../../src/watch/watcher.ts';
