@@ -256,11 +256,21 @@ export function endpoints(ctx: CommandContext, from = '', to = ''): string[] {
   const source = `${ctx.watch}/${from}`;
   if (remote.kind === 'local') return [source, `${remote.name}/${to}`];
   const user = rsync.auth.enabled && rsync.auth.users !== '' ? `${rsync.auth.users}@` : '';
-  const host = remote.ip.includes(':') && !remote.ip.startsWith('[') ? `[${remote.ip}]` : remote.ip;
+  const host = bracketIpv6(remote.ip);
   const under = to === '' ? '' : `/${to}`;
   if (remote.kind === 'ssh') return [source, `${user}${host}:${remote.name}${under}`];
   const password = rsync.auth.enabled && rsync.auth.passwordFile !== '' ? [`--password-file=${rsync.auth.passwordFile}`] : [];
   return [...password, source, `${user}${host}::${remote.name}${under}`];
+}
+
+/**
+ * A bare IPv6 literal goes in brackets, or rsync reads `fe80::1::m` as host `fe80`; a `user@` that tutorials put in
+ * `ip` (ssh with auth off) stays in front of them.
+ */
+function bracketIpv6(ip: string): string {
+  const at = ip.lastIndexOf('@') + 1;
+  const host = ip.slice(at);
+  return host.includes(':') && !host.startsWith('[') ? `${ip.slice(0, at)}[${host}]` : ip;
 }
 
 /**

@@ -172,6 +172,10 @@ test('local remote (extension) and IPv6 literals', () => {
   assert.deepEqual(planFull(ctx({ remote: local })).args.slice(-2), ['/data/www/', '/srv/mirror/']);
   const v6: Remote = { kind: 'daemon', ip: 'fe80::1', name: 'www', id: 'fe80::1::www', line: 1 };
   assert.equal(planFull(ctx({ remote: v6 })).args.at(-1), '[fe80::1]::www');
+  const withUser: Remote = { kind: 'ssh', ip: 'bob@fe80::1', name: '/srv', id: 'bob@fe80::1:/srv', line: 1 };
+  assert.equal(planFull(ctx({ remote: withUser })).args.at(-1), 'bob@[fe80::1]:/srv');
+  const bracketed: Remote = { kind: 'ssh', ip: 'bob@[fe80::1]', name: '/srv', id: 'bob@[fe80::1]:/srv', line: 1 };
+  assert.equal(planFull(ctx({ remote: bracketed })).args.at(-1), 'bob@[fe80::1]:/srv');
 });
 
 test('rsync exit codes: 23 and 24 are partial, never ok; signals retry; auth is a config problem', () => {
