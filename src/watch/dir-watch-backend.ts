@@ -110,6 +110,12 @@ const IN_ISDIR = 0x40000000;
 const MASK =
   IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_MODIFY | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
 
+/**
+ * How long a file's IN_CREATE at the end of a chunk waits for the next chunk (which may fold it into its close-write)
+ * before it goes on alone. The reader posts a chunk every 20 ms while events flow.
+ */
+const HELD_CREATE_MS = 50;
+
 /** What the native reader passes as errno after finish(): everything queued before it was handed over. */
 const END_OF_EVENTS = -1;
 
@@ -196,7 +202,35 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
   // old one was dropped). No Set or closure per directory: this map is most of the watcher's memory on 1M files.
   const subscribers = new Map<number, DirWatchListener | DirWatchListener[]>();
   let finished: (() => void) | null = null;
+  // A file's IN_CREATE, held back while the events right after it are about the same file: `cp -a` and uploads give
+  // IN_CREATE, IN_MODIFY, IN_CLOSE_WRITE (and IN_ATTRIB) one after the other, and the close-write alone says it all
+  // (created, and complete). A creation that nothing follows (a link, a FIFO, a file still being written) goes on as
+  // it is before the next event, or HELD_CREATE_MS after its chunk when no chunk follows. It is kept across chunks:
+  // a copy is mostly between a file's creation and its close, so most reads end there, and flushed at each chunk's
+  // end, one file per read cost an lstat (DirWatcher tells a link from a file) and a second event.
+  let heldWd = -1;
+  let heldName: Buffer | null = null;
+  let heldSubs: DirWatchListener | DirWatchListener[] | null = null;
+  let heldTimer: ReturnType<typeof setTimeout> | null = null;
+  const dispatch = (subs: DirWatchListener | DirWatchListener[], type: 'rename' | 'change', name: Buffer | null, hint: DirEventHint) => {
+    // `name` is a view into its chunk (a fresh copy per read), so it needs no copy of its own.
+    for (const s of Array.isArray(subs) ? [...subs] : [subs]) s.event(type, name, hint);
+  };
+  const flushHeld = () => {
+    if (heldTimer !== null) clearTimeout(heldTimer);
+    heldTimer = null;
+    if (heldName === null || heldSubs === null) return;
+    const name = heldName;
+    heldName = null;
+    dispatch(heldSubs, 'rename', name, HINTS[0]?.get('create') as DirEventHint);
+  };
   const handle = addon.open((chunk, errno) => {
+    // A held creation waits for this chunk, which may fold it; an end or an error hands it on first.
+    if (chunk === null) flushHeld();
+    else if (heldTimer !== null) {
+      clearTimeout(heldTimer);
+      heldTimer = null;
+    }
     if (chunk === null && errno === END_OF_EVENTS) {
       finished?.();
       return;
@@ -209,23 +243,6 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
     // The previous event's descriptor and name, when it told of an entry that exists (not a removal).
     let lastWd = -1;
     let lastName: Buffer | null = null;
-    // A file's IN_CREATE, held back while the events right after it are about the same file: `cp -a` and uploads
-    // give IN_CREATE, IN_MODIFY, IN_CLOSE_WRITE (and IN_ATTRIB) one after the other, and the close-write alone says
-    // it all (created, and complete). A creation that nothing follows (a link, a FIFO, a file still being written)
-    // goes on as it is before the next event or at the end of the chunk.
-    let heldWd = -1;
-    let heldName: Buffer | null = null;
-    let heldSubs: DirWatchListener | DirWatchListener[] | null = null;
-    const dispatch = (subs: DirWatchListener | DirWatchListener[], type: 'rename' | 'change', name: Buffer | null, hint: DirEventHint) => {
-      // `name` is a view into this chunk (a fresh copy per read), so it needs no copy of its own.
-      for (const s of Array.isArray(subs) ? [...subs] : [subs]) s.event(type, name, hint);
-    };
-    const flushHeld = () => {
-      if (heldName === null || heldSubs === null) return;
-      const name = heldName;
-      heldName = null;
-      dispatch(heldSubs, 'rename', name, HINTS[0]?.get('create') as DirEventHint);
-    };
     while (off + 16 <= chunk.length) {
       const wd = chunk.readInt32LE(off);
       const mask = chunk.readUInt32LE(off + 4);
@@ -276,7 +293,7 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
       const hint = !self && cookie !== 0 && mask & (IN_MOVED_FROM | IN_MOVED_TO) ? { ...shared, cookie } : shared;
       dispatch(subs, type, self ? null : name, hint);
     }
-    flushHeld();
+    if (heldName !== null) heldTimer = setTimeout(flushHeld, HELD_CREATE_MS);
   });
   return {
     name: 'inotify',
@@ -342,6 +359,8 @@ export function createInotifyBackend(addon: NativeInotify, onOverflow: () => voi
       });
     },
     close() {
+      if (heldTimer !== null) clearTimeout(heldTimer);
+      heldName = null;
       subscribers.clear();
       addon.close(handle);
     },

@@ -454,3 +454,48 @@ test('native backend: a change right after an event for the same entry is not pa
   );
   assert.deepEqual(seen, ['rename a', 'change b', 'rename c gone', 'change c', 'change a']);
 });
+
+test('native backend: a creation at the end of one read is folded into its close-write in the next, a lone one goes on', async () => {
+  let feed: ((chunk: Buffer | null, errno: number | null) => void) | undefined;
+  const addon = {
+    open: (cb: (chunk: Buffer | null, errno: number | null) => void) => {
+      feed = cb;
+      return {};
+    },
+    addWatch: () => 7,
+    rmWatch: () => {},
+    listDirs: () => Buffer.alloc(0),
+    close: () => {},
+  } as unknown as Parameters<typeof createInotifyBackend>[0];
+  const backend = createInotifyBackend(
+    addon,
+    () => {},
+    () => {},
+  );
+  const seen: string[] = [];
+  backend.watch(Buffer.from('/w'), {
+    event: (type, name, hint) => seen.push(`${type} ${name?.toString() ?? '-'} ${hint?.how ?? '-'}`),
+    error: () => {},
+  });
+  const ev = (mask: number, name: string) => {
+    const head = Buffer.alloc(16);
+    head.writeInt32LE(7, 0);
+    head.writeUInt32LE(mask, 4);
+    head.writeUInt32LE(16, 12);
+    const n = Buffer.alloc(16);
+    n.write(name);
+    return Buffer.concat([head, n]);
+  };
+  const [MODIFY, CLOSE_WRITE, CREATE] = [0x2, 0x8, 0x100];
+  assert.ok(feed);
+  // `cp -a` read mid-file: the creation ends one chunk, the writes and the close start the next.
+  feed(ev(CREATE, 'a'), null);
+  feed(Buffer.concat([ev(MODIFY, 'a'), ev(CLOSE_WRITE, 'a')]), null);
+  assert.deepEqual(seen, ['change a closeWrite']);
+  // A link: nothing follows its creation, and no further read comes.
+  feed(ev(CREATE, 'l'), null);
+  assert.deepEqual(seen, ['change a closeWrite']);
+  await waitFor('the lone creation', () => seen.length === 2);
+  assert.deepEqual(seen, ['change a closeWrite', 'rename l create']);
+  backend.close();
+});
