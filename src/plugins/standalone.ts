@@ -49,10 +49,7 @@ export async function startStandalone(config: Config, name: PluginName, deps: St
     const batch = pending.take();
     if (batch === null) return;
     if (batch.full) {
-      log.warn(
-        { plugin: name, maxPendingPaths: config.tuning.maxPendingPaths },
-        `more than ${config.tuning.maxPendingPaths} changed paths at once: the plugin is told the watched directory instead`,
-      );
+      log.warn({ plugin: name, reason: batch.fullReason }, `${batch.fullReason}: the plugin is told the watched directory instead`);
     }
     told = told
       .then(() => pluginEventsOf(batch, rootBytes))
@@ -106,16 +103,15 @@ export function standaloneRoot(config: Config, name: PluginName): string {
 }
 
 /**
- * A batch as plugin events. An entry that only says something was removed is a deletion; a file that was both
- * changed and removed in the burst is what the disk says now. A full sync (too many paths) is the root itself.
+ * A batch as plugin events. Where something was removed, the disk says whether the path itself is gone (a directory
+ * that only lost children is still there: a change). A full batch is the root itself.
  */
 async function pluginEventsOf(batch: Batch, rootBytes: string): Promise<PluginEvent[]> {
   if (batch.full) return [{ path: rootBytes, isDir: true, deleted: false }];
   return Promise.all(
     batch.entries.map(async (e) => {
       const path = `${rootBytes}/${e.path}`;
-      const gone = e.removalsOnly === true || (e.deletes && !e.tree && !(await exists(path)));
-      return { path, isDir: e.tree, deleted: gone };
+      return { path, isDir: e.tree, deleted: e.deletes && !(await exists(path)) };
     }),
   );
 }

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
 import type { Batch } from '../../src/aggregate/aggregator.ts';
@@ -204,4 +207,26 @@ test('standalone: more changed paths than maxPendingPaths tell the plugin the wa
   await settle();
   await running.stop(1000);
   assert.deepEqual(runner.seen(), ['change-dir /nonexistent/www']);
+});
+
+test('standalone: a directory that only lost children is a change, a directory that is gone a deletion (the disk decides)', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'sersync-standalone-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  mkdirSync(join(root, 'd'));
+  const c = config(
+    `<tuning maxChildrenPerDir="2"/>
+<sersync><localpath watch="${root}"><remote ip="a" name="m"/></localpath></sersync>${COMMAND}`,
+    { standalone: 'command' },
+  );
+  const clock = new FakeClock();
+  const watcher = new FakeWatcher();
+  const runner = new RecordingRunner();
+  const running = await startStandalone(c, 'command', { log, runner, clock, createWatcher: () => watcher });
+  for (const n of [1, 2, 3]) watcher.emit({ kind: 'file', op: 'unlink', path: `d/${n}.txt` });
+  watcher.emit({ kind: 'dir', op: 'changed', path: 'e' });
+  watcher.emit({ kind: 'dir', op: 'unlink', path: 'e' });
+  clock.advance(c.tuning.quietMs);
+  await settle();
+  await running.stop(1000);
+  assert.deepEqual(runner.seen().sort(), [`change-dir ${root}/d`, `delete-dir ${root}/e`]);
 });
