@@ -374,7 +374,13 @@ export class RemoteLane {
     this.stats.batches++;
     let recheck = false;
     for (const run of runs) {
-      if (this.#stopped && this.#abort.signal.aborted) break;
+      if (this.#abort.signal.aborted) {
+        // A stop's grace period ended before this run started: nothing says the batch went, so it is owed whole (the
+        // stop persists it); runs that did go are repeated harmlessly.
+        await excludeFile?.remove();
+        this.restore(batch);
+        return;
+      }
       this.stats.rsyncRuns++;
       const progress = run.kind === 'full' ? this.#deps.progress?.(this.remote.id) : undefined;
       const result = await this.#deps.runner
