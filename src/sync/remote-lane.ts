@@ -769,4 +769,3 @@ function merged(parts: readonly Batch[]): Batch {
     since: Math.min(...parts.map((b) => b.since)),
   };
 }
-

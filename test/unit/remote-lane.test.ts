@@ -391,5 +391,11 @@ test('a stop whose grace period ends during a batch: the runs it did not start l
   await l.whenIdle();
   assert.equal(runner.starts.length, 1, 'no run starts after the abort');
   assert.deepEqual(synced, [], 'nothing is reported as synced');
-  assert.deepEqual(l.unfinished()?.entries.map((e) => e.path).sort(), ['a.txt', 'b.txt', 'old.txt']);
+  assert.deepEqual(
+    l
+      .unfinished()
+      ?.entries.map((e) => e.path)
+      .sort(),
+    ['a.txt', 'b.txt', 'old.txt'],
+  );
 });
