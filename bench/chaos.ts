@@ -8,7 +8,8 @@
  *                                           [--seed S] [--ops N] [--entries 3000] [--fault-gap 600-2400]
  *
  * `--seed S` makes S the first round's seed (later rounds draw new ones); with `--ops N` that round stops after
- * exactly N operations, which replays a failed round up to the same operation. `--trace --seed S --ops N` runs only
+ * exactly N operations (without a time limit unless --churn-seconds is given), which replays a failed round up to the
+ * same operation. `--trace --seed S --ops N` runs only
  * the churn of that seed with its fault plan (no daemons, a scratch directory) and prints every operation and where
  * each fault hit, to follow a differing path back through its renames. Exit code 1 when any round failed.
  */
@@ -24,7 +25,7 @@ const { values } = parseArgs({
   options: {
     minutes: { type: 'string' },
     rounds: { type: 'string' },
-    'churn-seconds': { type: 'string', default: '50' },
+    'churn-seconds': { type: 'string' },
     'converge-seconds': { type: 'string', default: '120' },
     seed: { type: 'string' },
     ops: { type: 'string' },
@@ -46,7 +47,9 @@ function positive(name: string, text: string | undefined): number | undefined {
 
 const minutes = positive('minutes', values.minutes);
 const rounds = positive('rounds', values.rounds) ?? (minutes === undefined ? 1 : Number.POSITIVE_INFINITY);
-const churnMs = (positive('churn-seconds', values['churn-seconds']) as number) * 1000;
+const churnMs = (positive('churn-seconds', values['churn-seconds']) ?? 50) * 1000;
+/** How long a replay (`--ops`) may churn to reach its operation. */
+const REPLAY_CHURN_MS = 3_600_000;
 const convergeMs = (positive('converge-seconds', values['converge-seconds']) as number) * 1000;
 const maxOps = positive('ops', values.ops);
 const targetEntries = positive('entries', values.entries);
@@ -122,7 +125,11 @@ async function main(): Promise<number> {
     log(`round ${round}: seed ${seed}`);
     const result = await runChaos({
       seed,
-      churnMs: Math.min(churnMs, Math.max(10_000, deadline - Date.now())),
+      // A replay (--ops) runs to its operation however slow the machine is now; a round by time, within the deadline.
+      churnMs:
+        round === 1 && maxOps !== undefined && values['churn-seconds'] === undefined
+          ? REPLAY_CHURN_MS
+          : Math.min(churnMs, Math.max(10_000, deadline - Date.now())),
       convergeMs,
       maxOps: round === 1 ? maxOps : undefined,
       targetEntries,

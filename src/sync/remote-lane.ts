@@ -190,12 +190,13 @@ export class RemoteLane {
       ctx,
       verdict,
       renames: this.#attempt.kind === 'fresh',
-      stopped: () => this.#stopped,
       hold: (b, reason) => this.#hold(b, reason),
     });
     switch (result.kind) {
       case 'held':
         return;
+      case 'aborted':
+        return this.restore(batch);
       case 'old-receiver':
         // Whole seconds from now on (run-batch said so in the log).
         this.#ctx = { ...this.#ctx, nanoseconds: false };

@@ -34,7 +34,6 @@ export interface BatchEnv {
   readonly verdict: DeletionVerdict;
   /** Renamed paths may go with the old name as basis (not in a batch retried after exit 23). */
   readonly renames: boolean;
-  readonly stopped: () => boolean;
   /** Keeps deletions aside (RemoteLane's hold). */
   readonly hold: (batch: Batch, reason: string) => void;
 }
@@ -50,6 +49,7 @@ export interface SyncSummary {
 /** How an attempt ended; the lane decides what follows. */
 export type BatchResult =
   | { readonly kind: 'held' }
+  | { readonly kind: 'aborted' }
   | { readonly kind: 'synced'; readonly summary: SyncSummary; readonly recheck: boolean }
   | { readonly kind: 'old-receiver' }
   | { readonly kind: 'partial'; readonly run: RsyncInvocation['kind']; readonly error: string }
@@ -98,7 +98,12 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
   stats.batches++;
   let recheck = false;
   for (const run of runs) {
-    if (env.stopped() && env.signal.aborted) break;
+    if (env.signal.aborted) {
+      // A stop's grace period ended before this run started: nothing says the batch went, so it stays owed whole
+      // (the stop persists it); runs that did go are repeated harmlessly.
+      await excludeFile?.remove();
+      return { kind: 'aborted' };
+    }
     stats.rsyncRuns++;
     const progress = run.kind === 'full' ? env.progress?.(env.remoteId) : undefined;
     const result = await env.runner

@@ -6,6 +6,7 @@
  * The operations and the faults come from the seed alone; `maxOps` replays a run up to exactly the same operation.
  * Used by test/integration/chaos.test.ts (a short run) and bench/chaos.ts (rounds for as long as asked).
  */
+import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -252,9 +253,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
 
   let daemon: SersyncProcess | null = null;
   let expectExit = false;
+  // CHAOS_LOG_DIR=dir keeps every daemon's log (stdout, at debug level) there, one file per process, to follow a path.
+  const logDir = process.env.CHAOS_LOG_DIR;
+  let started = 0;
   const start = async (args: string[] = []) => {
-    const proc = await startSersync([...args, '-o', conf]);
+    const proc = await startSersync([...args, '-o', conf, ...(logDir ? ['--log-level', 'debug'] : [])]);
     tally.attach(proc);
+    if (logDir) {
+      const file = createWriteStream(join(logDir, `chaos-${opts.seed}-${++started}.log`));
+      file.write(proc.proc.output());
+      proc.proc.child.stdout?.on('data', (chunk: Buffer) => file.write(chunk));
+      void proc.proc.exited.then(() => file.end());
+    }
     expectExit = false;
     daemon = proc;
     void proc.proc.exited.then((status) => {

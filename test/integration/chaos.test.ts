@@ -4,7 +4,7 @@
  * SIGTERM and started again; then the mirror must become identical to the source (test/helpers/chaos-run.ts).
  *
  * CHAOS_SEED=N replays a run: the same operations and the same faults between the same operations. CHAOS_SECONDS
- * sets the churn's length (default 45). Faults come twice as often as in bench/chaos.ts's rounds (its
+ * sets the churn's length (default 60, the issue's "60 s of it in npm test"). Faults come twice as often as in bench/chaos.ts's rounds (its
  * `--fault-gap 300-1200` replays a run of this test), so a short run meets each kind.
  */
 import assert from 'node:assert/strict';
@@ -22,7 +22,7 @@ import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
 const DEFAULT_SEED = 20_268_738;
 const FAULT_GAP_OPS: [number, number] = [300, 1200];
 const seed = parseSeed(process.env.CHAOS_SEED ?? String(DEFAULT_SEED));
-const churnSeconds = Number(process.env.CHAOS_SECONDS ?? 45);
+const churnSeconds = Number(process.env.CHAOS_SECONDS ?? 60);
 
 after(() => removeTempDirs());
 

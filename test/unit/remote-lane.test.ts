@@ -412,3 +412,30 @@ test('exit 25 (maxDelete reached) holds every deletion for the operator; the rel
   assert.equal(reports.at(-1)?.ok, true);
   l.stop();
 });
+
+test('a stop whose grace period ends during a batch: the runs it did not start leave the batch owed, not done', async () => {
+  // A rename run (the renamed file first, with its old name as the basis) is cut off by the stop; the update and
+  // delete runs of the same batch never start. The batch must stay in what the lane owes (the stop persists it).
+  const { clock, runner, synced, lane: l } = lane([20]);
+  runner.gated = true;
+  l.add('old.txt', { tree: false, removed: true, created: false });
+  l.add('a.txt', { tree: false, removed: false, created: false, renamedFrom: 'old.txt' });
+  l.add('b.txt', { tree: false, removed: false, created: false });
+  await run(clock, 300);
+  assert.equal(runner.active, 1, 'the rename run is running');
+  assert.ok(runner.args[0]?.includes('--fuzzy'), 'the first run is the rename run');
+  l.stop();
+  l.abortRunning();
+  runner.release();
+  await settle();
+  await l.whenIdle();
+  assert.equal(runner.starts.length, 1, 'no run starts after the abort');
+  assert.deepEqual(synced, [], 'nothing is reported as synced');
+  assert.deepEqual(
+    l
+      .unfinished()
+      ?.entries.map((e) => e.path)
+      .sort(),
+    ['a.txt', 'b.txt', 'old.txt'],
+  );
+});
