@@ -69,7 +69,7 @@ export interface Site {
 
 /**
  * Starts a site: watch first, then the `-r` full sync, so nothing changed during a long initial sync is lost
- * (sersync2 did it the other way round, SPEC §1.2).
+ * (sersync2 did it the other way round).
  */
 export async function startSite(config: Config, initialSync: boolean, guard: DeletionGuard, deps: SiteDeps): Promise<Site> {
   const { clock, log, events } = deps;

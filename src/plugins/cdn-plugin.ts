@@ -34,7 +34,7 @@ export function cdnUrlRules(cfg: RefreshCdnPluginConfig, syncWatch: string): Cdn
 }
 
 /**
- * The URL sersync2 would have purged for a changed path (SPEC §2.8), percent-encoded, or null when it skipped it:
+ * The URL sersync2 would have purged for a changed path, percent-encoded, or null when it skipped it:
  * - regex on: `base + group 1 + the rest of the path after the match` of the first match anywhere in the absolute
  *   path; no match, no URL;
  * - regex off: `base + the path without the watch directory`;

@@ -3,7 +3,7 @@ import type { PluginName } from '../config/model.ts';
 import type { ProcessRunner } from '../sync/process-runner.ts';
 
 /**
- * sersync2's plugins (SPEC §2.8), run after a change has reached every remote (or alone with -m). Each plugin keeps
+ * sersync2's plugins, run after a change has reached every remote (or alone with -m). Each plugin keeps
  * sersync2's config and its "one call per changed path" contract, without its unsafe parts: no shell, bounded
  * queues, timeouts, and no credentials in URLs or logs.
  */

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 
 /**
- * inotify limits: sersync2 raised them unconditionally at every start (SPEC §1.4). As root we raise them to the same
+ * inotify limits: sersync2 raised them unconditionally at every start. As root we raise them to the same
  * values when they are lower, and say so; otherwise we say which sysctl lines to run. No Node watcher reports
  * queue overflow, so a generous max_queued_events matters.
  */
@@ -29,10 +29,16 @@ export async function raiseInotifyLimits(opts: { procDir?: string; isRoot?: bool
           messages.push({ level: 'info', text: `raised fs.inotify.${name} from ${value} to ${WANTED[name]} (as sersync2 did)` });
           value = WANTED[name];
         } catch (err) {
-          messages.push({ level: 'warn', text: `fs.inotify.${name} is ${value} and cannot be raised here (${(err as Error).message}); run: sysctl -w fs.inotify.${name}=${WANTED[name]} (see examples/sysctl)` });
+          messages.push({
+            level: 'warn',
+            text: `fs.inotify.${name} is ${value} and cannot be raised here (${(err as Error).message}); run: sysctl -w fs.inotify.${name}=${WANTED[name]} (see examples/sysctl)`,
+          });
         }
       } else {
-        messages.push({ level: 'warn', text: `fs.inotify.${name} is ${value}; as root run: sysctl -w fs.inotify.${name}=${WANTED[name]} (see examples/sysctl)` });
+        messages.push({
+          level: 'warn',
+          text: `fs.inotify.${name} is ${value}; as root run: sysctl -w fs.inotify.${name}=${WANTED[name]} (see examples/sysctl)`,
+        });
       }
     }
     values[name] = value;

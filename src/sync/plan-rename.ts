@@ -12,7 +12,7 @@ export interface RenameTarget {
  * One rsync run that sends a renamed path with the remote's copy of its old name as the local basis, so that the
  * data does not cross the wire again; no remote shell, the same for daemon, ssh and local remotes.
  *
- * - A directory: `--link-dest` at the old name, relative to the new destination directory (TRAPS.md). The receiver
+ * - A directory: `--link-dest` at the old name, relative to the new destination directory. The receiver
  *   hard-links each file whose size, mtime (to the nanosecond, as update runs compare), mode and owner match its
  *   old copy, and transfers the others. A later change of such a file replaces it (rsync writes a temporary file and
  *   renames it), which leaves the other link alone; with `--inplace` or `--append` in commonParams rsync would write

@@ -8,7 +8,7 @@ import type { WatchEvent } from './watcher.ts';
  * sersync2's eight inotify toggles, applied to what a Node watcher can tell apart. A Node watcher sees neither
  * close_write nor the difference between create, modify and moved_to, so those four count together; removals
  * count when <delete> is on. Symlinks, hard links and special files always count: they never get a
- * close_write, which is why sersync2 skips them until a full sync (SPEC §7.1). See README "inotify toggles".
+ * close_write, which is why sersync2 skips them until a full sync. See README "inotify toggles".
  */
 export function changeHintFor(
   event: Exclude<WatchEvent, { kind: 'lost' }>,

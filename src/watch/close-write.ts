@@ -10,7 +10,7 @@ import type { WatchEvent } from './watcher.ts';
  * sersync2's toggles with close-write semantics: with its shipped ones (`closeWrite` on, `modify` off) a file is
  * sent once it is closed after writing, moved in, or created as something that is never written (a link, a FIFO);
  * a file still open for writing is not sent, so mirrors never serve half an upload. `modify` on sends on every write
- * (collapsed by the aggregator), as before. The toggles mean what they meant (SPEC §2.5), with sersync2's bugs fixed:
+ * (collapsed by the aggregator), as before. The toggles mean what they meant, with sersync2's bugs fixed:
  * `createFile` sends a file when it is created, `moveTo` when moved in, links and special files always count.
  *
  * Two bounds keep anything from waiting forever: a file that stays open for writing (a log that is never closed) is

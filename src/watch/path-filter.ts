@@ -5,7 +5,7 @@ import { baseName, fromUtf8, type RelPath } from '../core/paths.ts';
  * Which paths never reach a remote: one matcher for the watcher (events, directories not to watch) and the same
  * rules as rsync filter arguments for the runs the daemon starts, so the two cannot disagree.
  *
- * Temporary files: sersync2 drops events of `4913` and `*~` (SPEC §4.4); sersync-ts adds the usual editor and
+ * Temporary files: sersync2 drops events of `4913` and `*~`; sersync-ts adds the usual editor and
  * download leftovers (EXTRA_TEMPORARY_GLOBS, `<tuning tempGlobs>` replaces them). Their events are dropped and every
  * run excludes them, so a new directory (sent recursively) never carries a half-written `video.part`. Full syncs
  * exclude them too: the rsync runner takes one filter list for every kind of run, and the rules after it (the walk's
@@ -29,7 +29,7 @@ export const EXTRA_TEMPORARY_GLOBS: readonly string[] = [
 ];
 
 /**
- * sersync2 skips events of every non-directory whose name starts with '.' (SPEC §4.4 rule 5; off by default in
+ * sersync2 skips events of every non-directory whose name starts with '.' (off by default in
  * sersync-ts, `<tuning dotFiles="false">` restores it). An event rule only, as in sersync2: directory and full syncs
  * carry dot-files, so it has no rsync filter, and the remote's `.htaccess` is right again after the next full sync.
  */
@@ -45,7 +45,7 @@ export interface PathFilterRules {
 export interface PathFilter {
   /**
    * True when the path must never be synced (or, for a directory, watched). A directory is tested in both of
-   * sersync2's forms (SPEC §2.4): the event form (`name`, `/dir/name`) and the form of its start-up walk
+   * sersync2's forms: the event form (`name`, `/dir/name`) and the form of its start-up walk
    * (`dir/name/`), so `^data/cache/*` keeps `data/cache` out whether it existed at start or came later.
    */
   isExcluded(path: RelPath, isDir: boolean): boolean;
@@ -104,7 +104,7 @@ export function createPathFilter(rules: PathFilterRules): PathFilter {
 }
 
 /**
- * The string sersync2 matches its filter regexes against for an event (SPEC §2.4a): the bare name at the root,
+ * The string sersync2 matches its filter regexes against for an event: the bare name at the root,
  * `/dir/.../name` deeper down. Its start-up walk tests directories as `dir/.../name/` instead (§2.4b).
  */
 export function sersyncSubject(path: RelPath): string {
