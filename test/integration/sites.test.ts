@@ -101,10 +101,10 @@ test('a config with three <localpath> syncs all three, each with its own retry q
   assert.equal(await proc.stop(), 0);
 });
 
-test('a SIGHUP that drops one site stops its lanes; the others go on syncing on the watchers they had', async () => {
+test('a SIGHUP that drops one site stops its lanes; the others go on syncing on the watchers they had; one that adds it back syncs it in full (-r)', async () => {
   const { dir, roots, mirrors, spec, status } = await threeSites('sites-reload-', ['r1', 'r2', 'r3']);
   const conf = await writeConf(dir, spec([0, 1, 2]));
-  const proc = await startSersync(['-o', conf]);
+  const proc = await startSersync(['-r', '-o', conf]);
   running.push(proc);
   await waitFor(async () => (await status()).sites.length === 3 || undefined, { what: 'three sites running' });
   const before = await status();
@@ -132,6 +132,18 @@ test('a SIGHUP that drops one site stops its lanes; the others go on syncing on 
   await waitForIdenticalTrees(roots[2], mirrors[2], CMP);
   // The kept sites' batches went after the same quiet time the dropped one would have had.
   assert.equal(existsSync(join(mirrors[1], 'dropped.txt')), false, 'the dropped site synced after the reload');
+
+  await writeConf(dir, spec([0, 1, 2]));
+  proc.proc.child.kill('SIGHUP');
+  await proc.waitForLog((r) => r.msg === `site ${roots[1]} added by the reload`, 'the site added again');
+  // Added with -r: a full sync brings what changed while it was out.
+  await waitForIdenticalTrees(roots[1], mirrors[1], CMP);
+  const again = await status();
+  assert.deepEqual(
+    again.sites.map((s) => s.watch),
+    roots,
+  );
+  for (const i of [0, 2]) assert.equal(again.sites[i]?.watchingSince, before.sites[i]?.watchingSince, `${roots[i]} kept its watcher`);
   assert.equal(await proc.stop(), 0);
 });
 
