@@ -61,7 +61,7 @@ export interface StatusInputs {
 export function statusSnapshot(s: StatusInputs): DaemonStatus {
   const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
   const sites = s.sites.map((site) => siteStatus(site, s.now, iso));
-  const first = sites[0] as SiteStatus;
+  const first = sites[0] ?? NO_SITE;
   const sum = (f: (x: SiteStatus) => number) => sites.reduce((n, x) => n + f(x), 0);
   const unreadable = sites.flatMap((x) => x.unreadable.sample);
   return {
@@ -127,6 +127,19 @@ function siteStatus(s: SiteInputs, now: number, iso: (t: number | null) => strin
     }),
   };
 }
+
+/** What the top level shows when no site runs (a reload whose every new site failed to start). */
+const NO_SITE: SiteStatus = {
+  watch: '',
+  watcher: 'dirs',
+  watchBackend: 'none',
+  watchingSince: '',
+  watches: 0,
+  unreadable: { count: 0, sample: [] },
+  retryQueue: { file: '', entries: 0, writeError: null },
+  crontab: { enabled: false, nextAt: null },
+  remotes: [],
+};
 
 /** A stored full sync counts as one. */
 function queued(stored: { readonly full: boolean; readonly entries: { readonly length: number } } | undefined): number {

@@ -123,3 +123,15 @@ test('several sites: the top level is the first site, with watches, queue entrie
     ],
   );
 });
+
+test('no site running (every new site of a reload failed to start): the snapshot still answers, with no remotes', () => {
+  const s = statusSnapshot({
+    version: '1',
+    startedAt: '',
+    now: T0,
+    sites: [],
+    maxUserWatches: null,
+    events: { seen: 0, ignored: 0, counted: 0, lost: 0 },
+  });
+  assert.deepEqual([s.watch, s.watches, s.remotes, s.sites], ['', 0, [], []]);
+});
