@@ -94,6 +94,11 @@ test('a config with three <localpath> syncs all three, each with its own retry q
   assert.equal(new Set(files).size, 3, `one retry queue file per site: ${files.join(', ')}`);
   assert.equal(files[0], queueFileFor(join(dir, 'fail.log'), testStateDir(), roots[0], ['127.0.0.1::s1']));
 
+  // `sersync-ts status` names each remote's site.
+  const table = await runSersync(['status', '-o', conf]);
+  assert.equal(table.code, 0, table.stderr);
+  for (const [i, r] of roots.entries()) assert.match(table.stdout, new RegExp(`^${r} +127\\.0\\.0\\.1::s${i + 1} `, 'm'), table.stdout);
+
   // The same config twice is still refused: the lock covers it.
   const again = await runSersync(['-o', conf]);
   assert.notEqual(again.code, 0);
