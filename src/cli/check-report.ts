@@ -3,7 +3,8 @@ import type { Config, PluginName } from '../config/model.ts';
 import { displayPath, fromBytes, fromUtf8, joinRel, type RelPath, toBuffer } from '../core/paths.ts';
 import { planDelete, planFull, planUpdate, type RsyncInvocation, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
 import { standaloneRoot } from '../plugins/standalone.ts';
-import { planSite } from '../sync/site-plan.ts';
+import { planSite, type SitePlan } from '../sync/site-plan.ts';
+import { siteConfigOf } from '../config/site-config.ts';
 import type { PathFilter } from '../watch/path-filter.ts';
 
 /** How deep `--check` looks for directories the filter keeps out, and how many directories it lists at most. */
@@ -12,26 +13,57 @@ const KEPT_OUT_SCAN_LIMIT = 20_000;
 
 /**
  * `--check`: what the config means, as a person reads it: warnings, the directories the filter keeps out, then each
- * remote's exact rsync argv, from the SitePlan the daemon runs its lanes from. With `module` (-m), what that runs:
+ * remote's exact rsync argv, from the SitePlan the daemon runs its lanes from; with several `<localpath>`, each site. With `module` (-m), what that runs:
  * the plugin alone on its directory, no rsync. `defaultTimeoutSeconds`: see planSite.
  */
 export async function checkReport(
   config: Config,
   opts: { initialSync: boolean; defaultTimeoutSeconds?: number; module?: PluginName | null },
 ): Promise<string> {
-  const plan = planSite(config, opts.defaultTimeoutSeconds);
-  const { filter } = plan;
   const module = opts.module ?? null;
-  const root = module === null ? plan.root : standaloneRoot(config, module);
+  const plans =
+    config.sites.length > 1 && module === null
+      ? config.sites.map((s) => planSite(siteConfigOf(config, s), opts.defaultTimeoutSeconds))
+      : [planSite(config, opts.defaultTimeoutSeconds)];
+  const first = plans[0] as SitePlan;
   const lines: string[] = [`config ${config.file}: valid`];
   for (const w of config.warnings) lines.push(`warning: ${w}`);
-  for (const r of filter.untranslated) {
+  for (const r of first.filter.untranslated) {
     lines.push(
       `note: filter regex ${JSON.stringify(r.source)} has no rsync pattern: directory and full syncs walk the tree and exclude matching paths by name`,
     );
   }
   if (withoutUpdateFlag(config.rsync.commonParams).dropped) lines.push(UPDATE_FLAG_NOTE);
-  lines.push(`watch: ${root}`);
+  const shared = [
+    `realtime deletions: ${config.inotify.delete ? 'on' : 'off (<delete start="false">)'}; dot-files: ${config.tuning.dotFiles ? 'synced' : 'skipped (sersync2 rule)'}`,
+    `temporary files, not synced in real time; full syncs carry them (<tuning tempGlobs> sets all but 4913 and *~): 4913 *~ ${config.tuning.tempGlobs.join(' ')}`.trimEnd(),
+    `batches: quiet ${config.tuning.quietMs} ms, at most ${config.tuning.maxWaitMs} ms; crontab: ${crontab(config, module)}`,
+  ];
+  if (plans.length > 1) {
+    // Several <localpath>: what they share once, then each site with its remotes.
+    lines.push(
+      `sites: ${plans.length} <localpath>, each with its own remotes; filter, rsync, crontab, failLog and plugin are shared`,
+      ...shared,
+    );
+    for (const [i, plan] of plans.entries()) {
+      lines.push('', `site ${i + 1} of ${plans.length}:`, ...(await watchLines(plan.root, plan)));
+      lines.push(...remoteLines(plan, opts.initialSync));
+    }
+    return lines.join('\n');
+  }
+  const root = module === null ? first.root : standaloneRoot(config, module);
+  lines.push(...(await watchLines(root, first)), ...shared);
+  if (module !== null) {
+    lines.push('', `-m ${module}: the plugin alone on ${root}, told each batch; no rsync, no retry queue, no crontab`);
+    return lines.join('\n');
+  }
+  lines.push(...remoteLines(first, opts.initialSync));
+  return lines.join('\n');
+}
+
+/** The watch root, and the directories the filter keeps out of it. */
+async function watchLines(root: string, { config, filter }: SitePlan): Promise<string[]> {
+  const lines = [`watch: ${root}`];
   if (config.filter.enabled && config.filter.excludes.length > 0) {
     const out = await keptOut(root, filter);
     const shown = out.dirs.map((d) => displayPath(d)).join(', ');
@@ -40,27 +72,22 @@ export async function checkReport(
       `directories the filter keeps out (not watched, not synced; first ${KEPT_OUT_DEPTH} levels): ${shown === '' ? 'none' : shown}${more}`,
     );
   }
-  lines.push(
-    `realtime deletions: ${config.inotify.delete ? 'on' : 'off (<delete start="false">)'}; dot-files: ${config.tuning.dotFiles ? 'synced' : 'skipped (sersync2 rule)'}`,
-  );
-  lines.push(
-    `temporary files, not synced in real time; full syncs carry them (<tuning tempGlobs> sets all but 4913 and *~): 4913 *~ ${config.tuning.tempGlobs.join(' ')}`.trimEnd(),
-  );
-  lines.push(`batches: quiet ${config.tuning.quietMs} ms, at most ${config.tuning.maxWaitMs} ms; crontab: ${crontab(config, module)}`);
-  if (module !== null) {
-    lines.push('', `-m ${module}: the plugin alone on ${root}, told each batch; no rsync, no retry queue, no crontab`);
-    return lines.join('\n');
-  }
+  return lines;
+}
+
+/** Each remote's exact rsync argv: a full sync and sample batches. */
+function remoteLines(plan: SitePlan, initialSync: boolean): string[] {
+  const lines: string[] = [];
   for (const { remote, context: ctx } of plan.remotes) {
     lines.push('', `remote ${remote.id} (${remote.kind}):`);
     const full = planFull(ctx, plan.fullSyncFilters);
-    lines.push(`  full sync${opts.initialSync ? ' (-r, crontab, recovery)' : ' (crontab, recovery)'}:`, `    ${show(full)}`);
+    lines.push(`  full sync${initialSync ? ' (-r, crontab, recovery)' : ' (crontab, recovery)'}:`, `    ${show(full)}`);
     lines.push('  sample batch, update run:', `    ${show(planUpdate(ctx, ['index.html', 'img/logo.png']))}`);
     const withDir = planUpdate(ctx, ['index.html', 'img/new-dir'], [], new Set(['img/new-dir']));
     lines.push('  sample batch with a new directory, update run:', `    ${show(withDir)}`);
     lines.push('  sample batch, delete run:', `    ${show(planDelete(ctx, [{ path: 'old/page.html', tree: true }]))}`);
   }
-  return lines.join('\n');
+  return lines;
 }
 
 function crontab(config: Config, module: PluginName | null): string {

@@ -5,7 +5,7 @@
  */
 import type { Config } from '../config/model.ts';
 import { ExitCode } from '../core/errors.ts';
-import type { DaemonStatus, RemoteStatus } from '../observe/status-model.ts';
+import type { DaemonStatus, RemoteStatus, SiteStatus } from '../observe/status-model.ts';
 import { formatAge, remoteState } from '../observe/status-page.ts';
 
 /** How long to wait for the daemon's answer; it renders from memory, so a slow answer means something is wrong. */
@@ -112,7 +112,13 @@ function describeStatus(st: DaemonStatus, base: string): string {
   const lines = head.map(([k, v]) => `${k.padEnd(9)}${v}`);
   if (st.remotes.length === 0) return [...lines, '', 'no remotes'].join('\n');
 
+  // With several <localpath> (`sites`, absent from older daemons), each remote's line names its site.
+  const all: readonly SiteStatus[] = (st as Partial<DaemonStatus>).sites ?? [];
+  const sites = all.length > 1 ? all : null;
+  const siteOf = new Map(sites?.flatMap((site) => site.remotes.map((r): [RemoteStatus, string] => [r, site.watch])));
+  const remotes = sites === null ? st.remotes : sites.flatMap((site) => site.remotes);
   const columns: { title: string; right?: boolean; cell: (r: RemoteStatus) => string }[] = [
+    ...(sites === null ? [] : [{ title: 'SITE', cell: (r: RemoteStatus) => printable(siteOf.get(r) ?? '') }]),
     { title: 'REMOTE', cell: (r) => printable(r.id) },
     { title: 'STATE', cell: (r) => remoteState(r) },
     { title: 'PENDING', right: true, cell: (r) => `${count(r.pendingPaths)}${r.pendingFullSync ? ' +full' : ''}` },
@@ -121,7 +127,7 @@ function describeStatus(st: DaemonStatus, base: string): string {
     { title: 'RETRY', right: true, cell: (r) => count(r.retryQueued) },
     { title: 'LAST ERROR', cell: (r) => (r.lastError === null ? '-' : shorten(printable(r.lastError), 160)) },
   ];
-  const cells = st.remotes.map((r) => columns.map((c) => c.cell(r)));
+  const cells = remotes.map((r) => columns.map((c) => c.cell(r)));
   const widths = columns.map((c, i) => Math.max(c.title.length, ...cells.map((row) => (row[i] ?? '').length)));
   const row = (values: string[]) =>
     values

@@ -35,6 +35,15 @@ export interface Remote {
   readonly line: number;
 }
 
+/** One `<sersync><localpath>`: a watch root and its remotes. Everything else in the config is shared by all sites. */
+export interface SiteConfig {
+  /** Absolute, without a trailing slash. */
+  readonly watch: string;
+  readonly remotes: readonly Remote[];
+  /** The `<localpath>` element's line. */
+  readonly line: number;
+}
+
 export interface RsyncSettings {
   /** commonParams@params split into argv words as sh would (quotes and backslashes, no expansion). */
   readonly commonParams: readonly string[];
@@ -113,7 +122,13 @@ export interface Config {
   readonly inotify: InotifyToggles;
   /** The first `<sersync><localpath watch>` (with -m, the plugin's own when it has one), absolute, without a trailing slash. */
   readonly watch: string;
+  /** The first site's remotes. */
   readonly remotes: readonly Remote[];
+  /**
+   * Every `<sersync><localpath>` (an extension; sersync2 read only the first), the first being `watch` and `remotes`.
+   * With -m, only the one watched. siteConfigOf (site-config.ts) gives the config one site runs with.
+   */
+  readonly sites: readonly SiteConfig[];
   readonly rsync: RsyncSettings;
   /** `<failLog path timeToExecute>`: where the retry queue lives, and the longest wait between retries. */
   readonly failLog: { readonly path: string; readonly retryCapMinutes: number };

@@ -9,7 +9,7 @@ import { readFailLog } from './sections/fail-log.ts';
 import { readFilter } from './sections/filter.ts';
 import { readHost } from './sections/head-elements.ts';
 import { readInotify } from './sections/inotify.ts';
-import { readRemotes, readWatch } from './sections/localpath.ts';
+import { readRemotes, readSites, readWatch } from './sections/localpath.ts';
 import { readPluginBlocks, readPluginChoice } from './sections/plugins.ts';
 import { readRsync } from './sections/rsync.ts';
 import { readTuning } from './sections/tuning.ts';
@@ -94,8 +94,21 @@ function readSections(head: ConfigNode, displayName: string, standalone: PluginN
   const blocks = readPluginBlocks(head, active, child(sersync, 'plugin'), values);
 
   const watch = readWatch(head, sersync, standalone, blocks, values) ?? '';
-  const remotes = readRemotes(child(sersync, 'localpath'), watch, sshEnabled, standalone !== null, values);
-  const rsync = readRsync(rsyncNode, sshNode, sshEnabled, watch, remotes, values);
+  const firstLocalpath = child(sersync, 'localpath');
+  // -m runs the plugin alone on one directory: the other localpaths mean nothing to it.
+  const sites =
+    standalone === null
+      ? readSites(sersync, watch, sshEnabled, values)
+      : [{ watch, remotes: readRemotes(firstLocalpath, watch, sshEnabled, true, values), line: firstLocalpath?.el.line ?? head.el.line }];
+  const remotes = sites[0]?.remotes ?? [];
+  const rsync = readRsync(
+    rsyncNode,
+    sshNode,
+    sshEnabled,
+    watch,
+    sites.flatMap((s) => s.remotes),
+    values,
+  );
   const crontab = readCrontab(child(sersync, 'crontab'), values);
 
   if (filter.enabled && filter.excludes.length > 0 && crontab.enabled && crontab.filter.excludes.length === 0) {
@@ -128,6 +141,7 @@ function readSections(head: ConfigNode, displayName: string, standalone: PluginN
     inotify,
     watch,
     remotes,
+    sites,
     rsync,
     failLog: readFailLog(child(sersync, 'failLog'), values),
     crontab,

@@ -61,11 +61,7 @@ function walk(node: XmlElement, spec: ElementSpec, path: string, problems: Confi
     const childPath = `${path}<${childSpec.name}>`;
     if (!childSpec.many) {
       if (seen.has(childSpec.name)) {
-        const what =
-          childSpec.name === 'localpath'
-            ? 'only the first <localpath> is used (run one sersync-ts per directory)'
-            : 'repeated element, only the first one is used';
-        problems.warn(child.line, childPath, `${what}; this one is ignored`);
+        problems.warn(child.line, childPath, 'repeated element, only the first one is used; this one is ignored');
         continue;
       }
       seen.add(childSpec.name);

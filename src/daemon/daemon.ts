@@ -1,6 +1,7 @@
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { Config } from '../config/model.ts';
+import { sameSiteConfig, siteConfigOf } from '../config/site-config.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
 import type { StatusSource } from '../observe/status-model.ts';
@@ -13,11 +14,12 @@ import { DeletionGuard } from '../sync/deletion-guard.ts';
 import { type ProcessRunner, execaRunner } from '../sync/process-runner.ts';
 import type { AttemptReport, RemoteLane } from '../sync/remote-lane.ts';
 import type { Watcher } from '../watch/watcher.ts';
-import { rootIdentity, type Site, startSite } from './site.ts';
+import { rootIdentity, type Site, type SiteDeps, startSite } from './site.ts';
 
 /**
  * The composition root: the one place that wires the real clock, processes, watcher and queue file into the pure
- * core. It starts the site (src/daemon/site.ts), swaps it on a reload or a replaced root, and stops it.
+ * core. It starts one site (src/daemon/site.ts) per `<localpath>`, swaps one on a reload or a replaced root, and
+ * stops them; the sites share the rsync process limit (-n), the event counts and the status endpoint.
  */
 
 export interface DaemonOptions {
@@ -40,10 +42,10 @@ export interface RunningDaemon extends StatusSource {
   readonly config: Config;
   /** `http://host:port` of the status endpoint, or null when it is off or could not listen. */
   readonly statusUrl: string | null;
-  readonly lanes: readonly RemoteLane[];
-  readonly queue: FailQueue;
-  watchCount(): number;
-  /** Swaps in a new config: the new watcher starts before the old one stops, so nothing falls in between. */
+  /**
+   * Swaps in a new config, site by site: a site whose config did not change runs on untouched; a changed one gets a
+   * new watcher, started before the old one stops, so nothing falls in between; a dropped one stops; a new one starts.
+   */
   reload(config: Config): Promise<void>;
   /** Lets held deletions go once, even though the watch root looks empty (SIGUSR1). */
   releaseHold(): void;
@@ -57,6 +59,20 @@ export interface RunningDaemon extends StatusSource {
 const MOUNT_POLL_MS = 5000;
 /** How often a replaced root that cannot be watched yet is tried again. */
 const FOLLOW_RETRY_MS = 2000;
+/** How long a site that a reload replaces or drops gets to send what it has pending. */
+const RELOAD_GRACE_MS = 10_000;
+
+/**
+ * One `<localpath>` as the daemon runs it: the site (swapped on a change or a replaced root), and what outlives a
+ * swap: its retry queue file with its lock, and its deletion guard. Keyed by the watch root.
+ */
+interface Slot {
+  site: Site;
+  /** When the running site's watcher started. */
+  watchingSince: number;
+  readonly queue: FailQueue;
+  readonly guard: DeletionGuard;
+}
 
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const { log } = opts;
@@ -67,26 +83,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const limits = await raiseInotifyLimits();
   for (const m of limits.messages) log[m.level](m.text);
 
-  const queue = FailQueue.open({
-    failLogPath: opts.config.failLog.path,
-    stateDir: opts.config.tuning.stateDir,
-    watch: opts.config.watch,
-    remoteIds: opts.config.remotes.map((r) => r.id),
-    clock,
-    log,
-  });
-  if (queue.setAside) log.error({ file: queue.setAside }, 'the retry queue file was unreadable and was set aside; doing a full sync');
-  log.info(
-    { failLog: opts.config.failLog.path, queue: queue.file },
-    'failed transfers are kept as data in the retry queue, never as a script',
-  );
-  const crashed = queue.previousRunCrashed;
-  const stored = { ...queue.remotes };
-  queue.markRunning(true);
-  // One guard per watch root, kept across reloads: a site started while a disk is unmounted must not take that as
-  // normal. Its memory of mount points lives beside the retry queue (one instance, one file).
-  const guardFile = (root: string) => (root === opts.config.watch ? queue.file.replace(/(\.queue)?\.json$/, '.mounts.json') : null);
-  let guard = { root: opts.config.watch, guard: await DeletionGuard.create(opts.config.watch, { file: guardFile(opts.config.watch) }) };
+  let config = opts.config;
+  /** The running sites in config order. */
+  let slots = new Map<string, Slot>();
   let stopping: Promise<number> | null = null;
   // Reloads, root follows and the stop run one at a time, in order: two at once could retire a site twice, or
   // restore one site's leftovers into lanes that the other had already stopped and saved.
@@ -98,34 +97,102 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   };
   const startedAt = new Date(clock.now()).toISOString();
   const events = { seen: 0, ignored: 0, counted: 0, lost: 0 };
+  const slotOf = (site: Site) => [...slots.values()].find((s) => s.site === site);
 
-  // Assigned once the first site runs; before that, followRoot (reached through onLost) finds it unset and leaves a
-  // replaced root to the next mount poll.
-  let current: Site;
   const follow = (site: Site, reason: string) => {
     followRoot(site, reason).catch((err: unknown) => log.error({ err }, 'following the watch root failed'));
   };
-  const siteDeps = {
+  const siteDeps = (queue: FailQueue): SiteDeps => ({
     clock,
     runner,
-    limiter: new PQueue({ concurrency: opts.workers }),
+    limiter,
     log,
     rsyncPath,
     maxUserWatches: limits.maxUserWatches,
     events,
     createWatcher: opts.createWatcher,
     onAttempt: (lane: RemoteLane, r: AttemptReport) => recordAttempt(queue, lane.remote.id, r, clock.now(), lane.parkedPaths > 0),
+    // A site not running yet is not followed; the next mount poll finds a replaced root.
     onLost: (site: Site, reason: string) => follow(site, reason),
-  };
-  /** A reload to another watch root gets its own guard, taken over once its site runs. */
-  const begin = async (config: Config, initialSync: boolean): Promise<Site> => {
-    const root = config.watch;
-    const next = root === guard.root ? guard : { root, guard: await DeletionGuard.create(root, { file: guardFile(root) }) };
-    const site = await startSite(config, initialSync, next.guard, siteDeps);
-    guard = next;
-    return site;
-  };
-  current = await begin(opts.config, opts.initialSync);
+  });
+  const limiter = new PQueue({ concurrency: opts.workers });
+
+  /**
+   * Opens a site's retry queue (its lock keeps a second daemon of the same config out) and starts it, replaying
+   * what the queue holds. The first site's queue file has the name a one-site daemon always used.
+   */
+  async function open(siteConfig: Config, initialSync: boolean): Promise<Slot> {
+    const queue = FailQueue.open({
+      failLogPath: siteConfig.failLog.path,
+      stateDir: siteConfig.tuning.stateDir,
+      watch: siteConfig.watch,
+      remoteIds: siteConfig.remotes.map((r) => r.id),
+      clock,
+      log,
+    });
+    try {
+      if (queue.setAside) log.error({ file: queue.setAside }, 'the retry queue file was unreadable and was set aside; doing a full sync');
+      log.info(
+        { failLog: siteConfig.failLog.path, queue: queue.file },
+        'failed transfers are kept as data in the retry queue, never as a script',
+      );
+      const crashed = queue.previousRunCrashed;
+      const stored = { ...queue.remotes };
+      queue.markRunning(true);
+      // Its memory of mount points lives beside the retry queue: a site started while a disk is unmounted must not
+      // take that as normal.
+      const guard = await DeletionGuard.create(siteConfig.watch, { file: queue.file.replace(/(\.queue)?\.json$/, '.mounts.json') });
+      const site = await startSite(siteConfig, initialSync, guard, siteDeps(queue));
+      if (crashed) {
+        log.warn(
+          { watch: siteConfig.watch },
+          'the previous run did not shut down cleanly: pending changes may have been lost; full sync of every remote',
+        );
+        for (const lane of site.lanes) lane.requestFull('restart after a crash', { immediate: true });
+      }
+      for (const lane of site.lanes) {
+        const batch = stored[lane.remote.id];
+        if (!batch) continue;
+        log.info(
+          { remote: lane.remote.id, paths: batch.full ? 'full' : batch.entries.length, attempts: batch.attempts },
+          'replaying the retry queue',
+        );
+        lane.restore(batch);
+      }
+      return { site, watchingSince: clock.now(), queue, guard };
+    } catch (err) {
+      queue.markRunning(false);
+      queue.close();
+      throw err;
+    }
+  }
+
+  /** Stops a slot's site and keeps what it still owes in its queue, for the next start. Returns how many it owes. */
+  async function close(slot: Slot, graceMs: number, why: string): Promise<number> {
+    let left = 0;
+    for (const { id, rest } of await slot.site.retire(graceMs)) {
+      if (!rest) {
+        slot.queue.clear(id);
+        continue;
+      }
+      left += rest.full ? 1 : rest.entries.length;
+      recordOwed(slot.queue, id, rest, clock.now(), why);
+    }
+    slot.queue.markRunning(false);
+    slot.queue.close();
+    return left;
+  }
+
+  for (const site of config.sites) {
+    const siteConfig = siteConfigOf(config, site);
+    try {
+      slots.set(site.watch, await open(siteConfig, opts.initialSync));
+    } catch (err) {
+      // The sites already running stop cleanly before the error ends the start.
+      for (const slot of slots.values()) await close(slot, 0, 'pending at a failed start');
+      throw err;
+    }
+  }
 
   /** A root that was removed or replaced: watch the new one when it is there (deletions stay held while empty). */
   async function followRoot(site: Site, reason: string): Promise<void> {
@@ -133,16 +200,17 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     site.following = true;
     try {
       for (;;) {
-        if (stopping || current !== site) return;
+        const slot = slotOf(site);
+        if (stopping || slot === undefined) return;
         const id = await rootIdentity(site.config.watch);
         if (id !== null && id === site.rootId) return;
         if (id !== null) {
           log.warn({ reason }, `watch root ${site.config.watch} was replaced: watching the new one`);
           try {
             await serially(async () => {
-              if (stopping || current !== site) return;
-              await swap(site.config);
-              for (const lane of current.lanes) lane.requestFull('watch root replaced');
+              if (stopping || slot.site !== site) return;
+              await swap(slot, site.config);
+              for (const lane of slot.site.lanes) lane.requestFull('watch root replaced');
             });
             return;
           } catch (err) {
@@ -160,40 +228,29 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const mountTimer = () => {
     clock.setTimeout(() => {
       if (stopping) return;
-      const site = current;
-      site
-        .pollMounts()
-        .then((replaced) => {
-          if (replaced) follow(site, 'the watch root changed (mounted or unmounted)');
-        })
-        .catch((err: unknown) => log.error({ err }, 'looking at the mount points failed'))
-        .finally(mountTimer);
+      const polls = [...slots.values()].map(({ site }) =>
+        site
+          .pollMounts()
+          .then((replaced) => {
+            if (replaced) follow(site, 'the watch root changed (mounted or unmounted)');
+          })
+          .catch((err: unknown) => log.error({ err }, 'looking at the mount points failed')),
+      );
+      void Promise.all(polls).finally(mountTimer);
     }, MOUNT_POLL_MS);
   };
   mountTimer();
 
-  if (crashed) {
-    log.warn('the previous run did not shut down cleanly: pending changes may have been lost; full sync of every remote');
-    for (const lane of current.lanes) lane.requestFull('restart after a crash', { immediate: true });
-  }
-  for (const lane of current.lanes) {
-    const batch = stored[lane.remote.id];
-    if (!batch) continue;
-    log.info(
-      { remote: lane.remote.id, paths: batch.full ? 'full' : batch.entries.length, attempts: batch.attempts },
-      'replaying the retry queue',
-    );
-    lane.restore(batch);
-  }
-
-  const swap = async (config: Config) => {
-    const old = current;
-    const next = await begin(config, false);
-    current = next;
+  /** Runs a slot on a new site of the same root: the new watcher starts before the old one stops. */
+  const swap = async (slot: Slot, siteConfig: Config) => {
+    const old = slot.site;
+    const next = await startSite(siteConfig, false, slot.guard, siteDeps(slot.queue));
+    slot.site = next;
+    slot.watchingSince = clock.now();
     // A remote that the old config did not have holds nothing yet: it gets a full sync.
     const known = new Set(old.lanes.map((l) => l.remote.id));
     for (const lane of next.lanes) if (!known.has(lane.remote.id)) lane.requestFull('remote added by a reload', { immediate: true });
-    const leftovers = await old.retire(10_000);
+    const leftovers = await old.retire(RELOAD_GRACE_MS);
     for (const { id, rest } of leftovers) {
       const lane = next.lanes.find((l) => l.remote.id === id);
       // A remote that reached maxDelete goes on waiting for the operator.
@@ -202,78 +259,110 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       if (lane) lane.restore(rest);
       else log.warn({ remote: id }, 'remote removed from the config; its pending changes are dropped');
     }
-    for (const id of Object.keys(queue.remotes)) if (!next.lanes.some((l) => l.remote.id === id)) queue.clear(id);
+    for (const id of Object.keys(slot.queue.remotes)) if (!next.lanes.some((l) => l.remote.id === id)) slot.queue.clear(id);
+  };
+
+  /** The new config's sites, each started, kept, swapped or stopped as its own config says. */
+  const applySites = async (next: Config) => {
+    const kept = new Map<string, Slot>();
+    const wanted = new Set(next.sites.map((s) => s.watch));
+    for (const [watch, slot] of slots) {
+      if (wanted.has(watch)) continue;
+      const left = await close(slot, RELOAD_GRACE_MS, 'pending when its site was removed');
+      log.info({ watch, left, queue: slot.queue.file }, `site ${watch} removed from the config: its watcher and lanes stopped`);
+    }
+    for (const site of next.sites) {
+      const siteConfig = siteConfigOf(next, site);
+      const slot = slots.get(site.watch);
+      try {
+        if (slot === undefined) {
+          kept.set(site.watch, await open(siteConfig, opts.initialSync));
+          log.info({ watch: site.watch }, `site ${site.watch} added by the reload`);
+        } else if (sameSiteConfig(slot.site.config, siteConfig)) {
+          kept.set(site.watch, slot);
+          log.info({ watch: site.watch }, `site ${site.watch} unchanged: its watcher and lanes run on`);
+        } else {
+          await swap(slot, siteConfig);
+          kept.set(site.watch, slot);
+        }
+      } catch (err) {
+        log.error({ err, watch: site.watch }, `site ${site.watch} cannot start; the other sites run on`);
+        if (slot !== undefined) kept.set(site.watch, slot);
+      }
+    }
+    slots = kept;
+    config = next;
   };
 
   const daemon: RunningDaemon = {
     get config() {
-      return current.config;
+      return config;
     },
     get statusUrl() {
       return endpoint?.url ?? null;
     },
-    get lanes() {
-      return current.lanes;
-    },
-    queue,
-    watchCount: () => current.watcher.watchCount(),
     snapshot: () =>
       statusSnapshot({
-        config: current.config,
-        watcher: current.watcher,
-        lanes: current.lanes,
-        crontab: current.crontab,
+        sites: [...slots.values()].map(({ site, watchingSince, queue }) => ({
+          config: site.config,
+          watcher: site.watcher,
+          watchingSince,
+          lanes: site.lanes,
+          crontab: site.crontab,
+          queue,
+        })),
         version: opts.version ?? '0.0.0',
         startedAt,
         now: clock.now(),
-        queue,
         maxUserWatches: limits.maxUserWatches,
         events,
       }),
-    reload: (config) =>
+    reload: (next) =>
       serially(async () => {
         if (stopping) {
           log.warn('stopping: the new config is not applied');
           return;
         }
-        log.info({ file: config.file }, 'reloading the config');
-        await swap(config);
-        await endpoint?.serve(config.host);
+        log.info({ file: next.file }, 'reloading the config');
+        await applySites(next);
+        await endpoint?.serve(next.host);
         log.info('config reloaded');
       }),
     releaseHold: () => {
       log.warn('hold released by the operator: held deletions go now, and the present mounts are taken as normal');
-      guard.guard.release().then(
-        () => {
-          for (const lane of current.lanes) lane.releaseHold();
-        },
-        (err: unknown) => log.error({ err }, 'releasing the hold failed'),
-      );
+      for (const slot of slots.values()) {
+        slot.guard.release().then(
+          () => {
+            for (const lane of slot.site.lanes) lane.releaseHold();
+          },
+          (err: unknown) => log.error({ err }, 'releasing the hold failed'),
+        );
+      }
     },
     persistForCrash: () => {
       // The queue stays marked running, so the next start also does a full sync.
-      for (const lane of current.lanes) {
-        const rest = lane.unfinished();
-        if (rest) recordOwed(queue, lane.remote.id, rest, clock.now(), 'pending at a crash');
+      for (const { site, queue } of slots.values()) {
+        for (const lane of site.lanes) {
+          const rest = lane.unfinished();
+          if (rest) recordOwed(queue, lane.remote.id, rest, clock.now(), 'pending at a crash');
+        }
       }
     },
     stop: (reason, graceMs = 10_000) => {
       // After a reload or root follow in progress, never beside it.
       stopping ??= serially(async () => {
         log.info({ reason }, 'stopping: sending what is pending');
-        let left = 0;
-        for (const { id, rest } of await current.retire(graceMs)) {
-          if (!rest) {
-            queue.clear(id);
-            continue;
-          }
-          left += rest.full ? 1 : rest.entries.length;
-          recordOwed(queue, id, rest, clock.now(), 'pending at shutdown');
-        }
-        queue.markRunning(false);
-        queue.close();
+        const all = [...slots.values()];
+        const left = await Promise.all(all.map((slot) => close(slot, graceMs, 'pending at shutdown')));
         await endpoint?.close();
-        if (left > 0) log.warn({ left, queue: queue.file }, 'stopped with changes not yet on every remote; they are in the retry queue');
+        const total = left.reduce((n, x) => n + x, 0);
+        if (total > 0) {
+          const queues = all.filter((_, i) => (left[i] ?? 0) > 0).map((s) => s.queue.file);
+          log.warn(
+            { left: total, queue: queues.length === 1 ? queues[0] : queues },
+            'stopped with changes not yet on every remote; they are in the retry queue',
+          );
+        }
         log.info('stopped');
         return ExitCode.Ok;
       });

@@ -47,7 +47,7 @@ export interface Leftover {
 
 /**
  * One running watch root (a `<localpath>`): its watcher, its lanes (one per remote, from the SitePlan), close-write
- * filter, crontab and plugin. The daemon starts, follows and retires sites; it serves one today.
+ * filter, crontab and plugin. The daemon starts, follows and retires sites, one per `<localpath>`.
  */
 export interface Site {
   readonly config: Config;

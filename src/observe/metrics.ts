@@ -4,7 +4,8 @@
  *
  * Conventions: counters end in `_total`; times are seconds; "never" and "nothing pending" are 0, so an alert such as
  * `time() - sersync_last_success_timestamp_seconds > 3600` also fires for a remote that never succeeded. Per-remote
- * series carry the label `remote` (the config's remote id, `ip::name`, `ip:name` or the local path).
+ * series carry the label `remote` (the config's remote id, `ip::name`, `ip:name` or the local path), and with several
+ * `<localpath>` also `site` (the watch directory).
  */
 import type { DaemonStatus, RemoteStatus } from './status-model.ts';
 
@@ -39,8 +40,13 @@ export function renderMetrics(status: DaemonStatus): string {
 
 function families(st: DaemonStatus): Family[] {
   const started = seconds(st.startedAt);
-  const perRemote = (value: (r: RemoteStatus) => number): Sample[] =>
-    st.remotes.map((r) => ({ labels: { remote: r.id }, value: value(r) }));
+  // With several sites, a remote's series also name its site: two sites may send to the same host and module name.
+  const remotes: { r: RemoteStatus; site: Labels }[] =
+    st.sites.length > 1
+      ? st.sites.flatMap((site) => site.remotes.map((r) => ({ r, site: { site: site.watch } })))
+      : st.remotes.map((r) => ({ r, site: {} }));
+  const perRemote = (value: (r: RemoteStatus) => number, labels: (r: RemoteStatus) => Labels = () => ({})): Sample[] =>
+    remotes.map(({ r, site }) => ({ labels: { remote: r.id, ...labels(r), ...site }, value: value(r) }));
   const flag = (b: boolean) => (b ? 1 : 0);
   const gauge = (name: string, help: string, samples: Sample[]): Family => ({ name: `sersync_${name}`, type: 'gauge', help, samples });
   const counter = (name: string, help: string, samples: Sample[]): Family => ({ name: `sersync_${name}`, type: 'counter', help, samples });
@@ -86,7 +92,10 @@ function families(st: DaemonStatus): Family[] {
     gauge(
       'remote_info',
       'Always 1 per remote; the kind label says how it is reached (daemon, ssh, local).',
-      st.remotes.map((r) => ({ labels: { remote: r.id, kind: r.kind }, value: 1 })),
+      perRemote(
+        () => 1,
+        (r) => ({ kind: r.kind }),
+      ),
     ),
     counter(
       'batches_total',
@@ -101,7 +110,9 @@ function families(st: DaemonStatus): Family[] {
     counter(
       'rsync_runs_total',
       'rsync processes that ended, by result: ok, partial (exit 23/24), retry (will be retried), config (needs a config change).',
-      st.remotes.flatMap((r) => RSYNC_RESULTS.map((result) => ({ labels: { remote: r.id, result }, value: r.rsyncRuns[result] }))),
+      remotes.flatMap(({ r, site }) =>
+        RSYNC_RESULTS.map((result) => ({ labels: { remote: r.id, result, ...site }, value: r.rsyncRuns[result] })),
+      ),
     ),
     counter(
       'paths_synced_total',

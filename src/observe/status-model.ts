@@ -33,6 +33,24 @@ export interface RemoteStatus {
   readonly nextRetryAt: string | null;
 }
 
+/** One `<localpath>` and its remotes (sersync-ts serves several in one daemon; sersync2 read the first). */
+export interface SiteStatus {
+  readonly watch: string;
+  readonly watcher: 'dirs' | 'chokidar';
+  readonly watchBackend: string;
+  /** When this site's watcher started; a reload that leaves the site alone leaves it alone. */
+  readonly watchingSince: string;
+  readonly watches: number;
+  readonly unreadable: { readonly count: number; readonly sample: readonly string[] };
+  readonly retryQueue: { readonly file: string; readonly entries: number; readonly writeError: string | null };
+  readonly crontab: { readonly enabled: boolean; readonly nextAt: string | null };
+  readonly remotes: readonly RemoteStatus[];
+}
+
+/**
+ * The top-level watch, watcher, retry queue file and crontab are the first site's; watches, unreadable paths, queue
+ * entries and remotes count over every site; `sites` has each.
+ */
 export interface DaemonStatus {
   readonly version: string;
   readonly pid: number;
@@ -52,6 +70,7 @@ export interface DaemonStatus {
   readonly retryQueue: { readonly file: string; readonly entries: number; readonly writeError: string | null };
   readonly crontab: { readonly enabled: boolean; readonly nextAt: string | null };
   readonly remotes: readonly RemoteStatus[];
+  readonly sites: readonly SiteStatus[];
 }
 
 export interface StatusSource {

@@ -85,7 +85,16 @@ export function renderStatusPage(st: DaemonStatus): string {
     ['crontab', 'Crontab', crontab, false],
   ];
 
-  const rows = st.remotes.map((r) => remoteRow(r, since)).join('\n');
+  // With several `<localpath>`, each site's remotes follow a row naming the site.
+  const rows =
+    st.sites.length > 1
+      ? st.sites
+          .flatMap((site) => [
+            `<tr data-site="${escapeHtml(site.watch)}"><th colspan="8">Site <code>${escapeHtml(site.watch)}</code> <span class="dim">· ${count(site.watches)} watches · watching since ${escapeHtml(site.watchingSince)}</span></th></tr>`,
+            ...site.remotes.map((r) => remoteRow(r, since)),
+          ])
+          .join('\n')
+      : st.remotes.map((r) => remoteRow(r, since)).join('\n');
   const title = `sersync-ts: ${st.watch}`;
   return `<!doctype html>
 <html lang="en">

@@ -1,5 +1,5 @@
 import { displayPath } from '../core/paths.ts';
-import type { DaemonStatus, RemoteStatus } from './status-model.ts';
+import type { DaemonStatus, RemoteStatus, SiteStatus } from './status-model.ts';
 
 /** What the snapshot reads of one remote's lane (observe/ sits below sync/, so it names only what it reads). */
 export interface LaneView {
@@ -26,13 +26,12 @@ export interface LaneView {
   readonly nextAttemptAt: number | null;
 }
 
-/** What the daemon knows at one moment; the status endpoint serves it in the shape of DaemonStatus. */
-export interface StatusInputs {
-  readonly version: string;
-  readonly startedAt: string;
-  readonly now: number;
+/** What the daemon knows of one site (one `<localpath>`) at one moment. */
+export interface SiteInputs {
   readonly config: { readonly watch: string; readonly tuning: { readonly watcher: DaemonStatus['watcher'] } };
   readonly watcher: { readonly backend?: string; watchCount(): number; unreadablePaths?(): readonly string[] };
+  /** When this site's watcher started: a reload that leaves the site alone leaves this alone. */
+  readonly watchingSince: number;
   readonly lanes: readonly LaneView[];
   /** null when the crontab is off. */
   readonly crontab: { readonly nextAt: number | null } | null;
@@ -42,25 +41,61 @@ export interface StatusInputs {
     readonly writeError: string | null;
     readonly remotes: Readonly<Record<string, { readonly full: boolean; readonly entries: { readonly length: number } }>>;
   };
+}
+
+/** What the daemon knows at one moment; the status endpoint serves it in the shape of DaemonStatus. */
+export interface StatusInputs {
+  readonly version: string;
+  readonly startedAt: string;
+  readonly now: number;
+  /** In config order; at least one. */
+  readonly sites: readonly SiteInputs[];
   readonly maxUserWatches: number | null;
   readonly events: DaemonStatus['events'];
 }
 
+/**
+ * The fields of one site describe the first site at the top level, as before there were several; figures that add
+ * up (watches, unreadable paths, queue entries) and the remotes are over all sites. `sites` has each one.
+ */
 export function statusSnapshot(s: StatusInputs): DaemonStatus {
   const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
-  const unreadable = s.watcher.unreadablePaths?.() ?? [];
+  const sites = s.sites.map((site) => siteStatus(site, s.now, iso));
+  const first = sites[0] ?? NO_SITE;
+  const sum = (f: (x: SiteStatus) => number) => sites.reduce((n, x) => n + f(x), 0);
+  const unreadable = sites.flatMap((x) => x.unreadable.sample);
   return {
     version: s.version,
     pid: process.pid,
     startedAt: s.startedAt,
     now: new Date(s.now).toISOString(),
+    watch: first.watch,
+    watcher: first.watcher,
+    watchBackend: first.watchBackend,
+    watches: sum((x) => x.watches),
+    unreadable: { count: sum((x) => x.unreadable.count), sample: unreadable.slice(0, 20) },
+    maxUserWatches: s.maxUserWatches,
+    events: { ...s.events },
+    retryQueue: {
+      file: first.retryQueue.file,
+      entries: sum((x) => x.retryQueue.entries),
+      writeError: sites.find((x) => x.retryQueue.writeError !== null)?.retryQueue.writeError ?? null,
+    },
+    crontab: first.crontab,
+    remotes: sites.flatMap((x) => x.remotes),
+    sites,
+  };
+}
+
+function siteStatus(s: SiteInputs, now: number, iso: (t: number | null) => string | null): SiteStatus {
+  const unreadable = s.watcher.unreadablePaths?.() ?? [];
+  return {
     watch: s.config.watch,
     watcher: s.config.tuning.watcher,
     watchBackend: s.watcher.backend ?? s.config.tuning.watcher,
+    watchingSince: iso(s.watchingSince) ?? '',
     watches: s.watcher.watchCount(),
     unreadable: { count: unreadable.length, sample: unreadable.slice(0, 20).map(displayPath) },
-    maxUserWatches: s.maxUserWatches,
-    events: { ...s.events },
     retryQueue: { file: s.queue.file, entries: s.queue.size, writeError: s.queue.writeError },
     crontab: { enabled: s.crontab !== null, nextAt: iso(s.crontab?.nextAt ?? null) },
     remotes: s.lanes.map((lane): RemoteStatus => {
@@ -71,7 +106,7 @@ export function statusSnapshot(s: StatusInputs): DaemonStatus {
         kind: lane.remote.kind,
         pendingPaths: lane.pendingPaths + (lane.fullPending ? 1 : 0),
         pendingFullSync: lane.fullPending,
-        oldestPendingSeconds: oldest === null ? null : (s.now - oldest) / 1000,
+        oldestPendingSeconds: oldest === null ? null : (now - oldest) / 1000,
         rsyncRunning: lane.busy,
         batches: st.batches,
         fullSyncs: st.fullSyncs,
@@ -92,6 +127,19 @@ export function statusSnapshot(s: StatusInputs): DaemonStatus {
     }),
   };
 }
+
+/** What the top level shows when no site runs (a reload whose every new site failed to start). */
+const NO_SITE: SiteStatus = {
+  watch: '',
+  watcher: 'dirs',
+  watchBackend: 'none',
+  watchingSince: '',
+  watches: 0,
+  unreadable: { count: 0, sample: [] },
+  retryQueue: { file: '', entries: 0, writeError: null },
+  crontab: { enabled: false, nextAt: null },
+  remotes: [],
+};
 
 /** A stored full sync counts as one. */
 function queued(stored: { readonly full: boolean; readonly entries: { readonly length: number } } | undefined): number {

@@ -8,8 +8,8 @@ export const DEFAULT_IO_TIMEOUT_SECONDS = 300;
 /**
  * One watch root and what is built from its config once: the path filter, each remote's rsync context and the
  * excludes every full sync adds. The daemon runs lanes from it, `--check` prints it, `-m` takes its filter, so what
- * `--check` shows is what runs. One `<localpath>` is one site; a daemon serves one today (sersync2 read only the
- * first).
+ * `--check` shows is what runs. One `<localpath>` is one site (siteConfigOf gives its config);
+ * a daemon serves every one (sersync2 read only the first).
  */
 export interface SitePlan {
   readonly config: Config;

@@ -27,7 +27,7 @@ export const IDLE: RemoteStatus = {
 };
 
 export function statusFixture(watch: string, degradedError = 'rsync exit 12: <connection> unexpectedly closed & "gone"'): DaemonStatus {
-  return {
+  const status = {
     version: '0.1.0',
     pid: 4242,
     startedAt: '2026-11-25T10:00:00.000Z',
@@ -60,5 +60,10 @@ export function statusFixture(watch: string, degradedError = 'rsync exit 12: <co
       },
       { ...IDLE, id: '/mnt/backup', kind: 'local', lastSuccessAt: null, holdingDeletions: true },
     ],
+  } satisfies Omit<DaemonStatus, 'sites'>;
+  const { watcher, watchBackend, watches, unreadable, retryQueue, crontab, remotes } = status;
+  return {
+    ...status,
+    sites: [{ watch, watcher, watchBackend, watchingSince: status.startedAt, watches, unreadable, retryQueue, crontab, remotes }],
   };
 }

@@ -4,7 +4,7 @@
  * a SIGTERM right after writes. Each ends with an entry-by-entry compare of the trees, without a full sync to help.
  */
 import assert from 'node:assert/strict';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
@@ -52,6 +52,7 @@ async function scenario(module: string, tuning: Record<string, string | number> 
   });
   return {
     src,
+    conf,
     dest: rsyncd.modules[module] as string,
     async start(args: string[] = []): Promise<SersyncProcess> {
       const proc = await startSersync([...args, '-o', conf]);
@@ -143,7 +144,7 @@ describe('nothing lost', () => {
   });
 
   test('SIGHUP reloads during churn in 200 directories lose nothing', async () => {
-    const s = await scenario('hup', { quietMs: 100 });
+    const s = await scenario('hup', { quietMs: 100, progressMs: 10_000 });
     const proc = await s.start();
     const dirs = Array.from({ length: 200 }, (_, i) => join(s.src, `d${i}`));
     let stop = false;
@@ -160,6 +161,9 @@ describe('nothing lost', () => {
     })();
     for (let i = 0; i < 10; i++) {
       await sleep(300);
+      // A changed setting, so that each reload hands the site over to a new watcher (an unchanged site runs on).
+      const text = await readFile(s.conf, 'utf8');
+      await writeFile(s.conf, text.replace(/progressMs="\d+"/, `progressMs="${10_001 + i}"`));
       process.kill(proc.proc.child.pid as number, 'SIGHUP');
     }
     stop = true;
@@ -167,6 +171,8 @@ describe('nothing lost', () => {
     await proc.waitForLog((r) => r.msg === 'config reloaded', 'a reload to finish');
     await waitForIdenticalTrees(s.src, s.dest, { absSymlinksStripped: true, ignoreRootAttrs: true, timeoutMs: 30_000 });
     assert.equal(fullSyncs(proc), 0, `converged without a full sync (${written} files written)`);
+    const watching = proc.records().filter((r) => typeof r.msg === 'string' && r.msg.startsWith('watching ')).length;
+    assert.ok(watching > 1, `the reloads started new watchers (${watching} "watching" lines)`);
     await terminate(proc);
   });
 });

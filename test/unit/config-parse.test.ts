@@ -70,6 +70,13 @@ test("sersync2's shipped confxml.xml, verbatim, reads as its documented meaning"
     },
     watch: '/opt/tongbu',
     remotes: [{ kind: 'daemon', ip: '127.0.0.1', name: 'tongbu1', id: '127.0.0.1::tongbu1', line: 25 }],
+    sites: [
+      {
+        watch: '/opt/tongbu',
+        remotes: [{ kind: 'daemon', ip: '127.0.0.1', name: 'tongbu1', id: '127.0.0.1::tongbu1', line: 25 }],
+        line: 24,
+      },
+    ],
     rsync: {
       commonParams: ['-artuz'],
       auth: { enabled: false, users: 'root', passwordFile: '/etc/rsync.pas' },
@@ -102,7 +109,7 @@ test("sersync2's shipped confxml.xml, verbatim, reads as its documented meaning"
 test('a minimal file gets every shipped default', () => {
   const config = parseConfig(fixture('minimal.xml'), 'minimal.xml', { cwd: '/' });
   assert.deepEqual(
-    { ...config, file: undefined, remotes: undefined },
+    { ...config, file: undefined, remotes: undefined, sites: undefined },
     {
       file: undefined,
       host: { ip: 'localhost', port: 8008 },
@@ -121,6 +128,7 @@ test('a minimal file gets every shipped default', () => {
       },
       watch: '/data/www',
       remotes: undefined,
+      sites: undefined,
       rsync: {
         commonParams: ['-artuz'],
         auth: { enabled: false, users: 'root', passwordFile: '/etc/rsync.pas' },
@@ -458,16 +466,51 @@ test('the watch path: one trailing slash stripped; a relative one is resolved ag
   ]);
 });
 
-test('only the first <localpath> is used; the next one is a warning', () => {
-  const config = parse(withSersync(`${REMOTE}\n<localpath watch="/other"><remote ip="x" name="y"/></localpath>`));
+test('every <localpath> is a site with its own remotes; the extra ones are one warning (sersync2 ignored them)', () => {
+  const config = parse(
+    withSersync(
+      `${REMOTE}\n<localpath watch="/other"><remote ip="x" name="y"/></localpath>\n<localpath watch="/third/"><remote name="/mirror"/></localpath>`,
+    ),
+  );
   assert.equal(config.watch, '/data/www');
   assert.deepEqual(
     config.remotes.map((r) => r.id),
     ['10.0.0.2::www'],
   );
+  assert.deepEqual(
+    config.sites.map((s) => [s.watch, s.remotes.map((r) => r.id), s.line]),
+    [
+      ['/data/www', ['10.0.0.2::www'], 4],
+      ['/other', ['x::y'], 5],
+      ['/third', ['/mirror'], 6],
+    ],
+  );
   assert.deepEqual(config.warnings, [
-    'conf.xml:5: <sersync><localpath>: only the first <localpath> is used (run one sersync-ts per directory); this one is ignored',
+    'conf.xml:5: <sersync><localpath>: several <localpath>: sersync2 synced only the first and ignored the others; sersync-ts syncs them all, also /other, /third',
   ]);
+});
+
+test('one <localpath> is one site and no warning', () => {
+  const config = parse(withSersync(REMOTE));
+  assert.deepEqual(
+    config.sites.map((s) => s.watch),
+    ['/data/www'],
+  );
+  assert.deepEqual(config.warnings, []);
+});
+
+test('a <localpath> that repeats or nests in another is an error naming both lines', () => {
+  assert.deepEqual(problemsOf(withSersync(`${REMOTE}\n<localpath watch="/data/www/"><remote ip="x" name="y"/></localpath>`)), [
+    'conf.xml:5: <sersync><localpath watch="/data/www/">: the same directory as the <localpath watch="/data/www"> of line 4; its files would be synced twice, give each directory one <localpath>',
+  ]);
+  assert.deepEqual(problemsOf(withSersync(`${REMOTE}\n<localpath watch="/data/www/img"><remote ip="x" name="y"/></localpath>`)), [
+    'conf.xml:5: <sersync><localpath watch="/data/www/img">: inside the <localpath watch="/data/www"> of line 4; its files would be synced twice, give each directory one <localpath>',
+  ]);
+  assert.deepEqual(problemsOf(withSersync(`${REMOTE}\n<localpath watch="/data"><remote ip="x" name="y"/></localpath>`)), [
+    'conf.xml:5: <sersync><localpath watch="/data">: around the <localpath watch="/data/www"> of line 4; its files would be synced twice, give each directory one <localpath>',
+  ]);
+  // A sibling whose name only starts the same is no clash.
+  assert.equal(parse(withSersync(`${REMOTE}\n<localpath watch="/data/www2"><remote ip="x" name="y"/></localpath>`)).sites.length, 2);
 });
 
 test('unknown elements and attributes are warnings naming their path; repeated elements use the first', () => {

@@ -42,6 +42,8 @@ const STATUS: DaemonStatus = {
   retryQueue: { file: '/var/lib/sersync-ts/retry-queue.json', entries: 3, writeError: null },
   crontab: { enabled: true, nextAt: '2026-11-25T12:17:30.000Z' },
   remotes: [REMOTE],
+  // One site: the per-remote series come from `remotes`, without a site label.
+  sites: [],
 };
 
 /** The samples only (no HELP/TYPE), for a readable comparison of the figures. */
@@ -168,4 +170,14 @@ test('renderMetrics: no remotes gives the daemon figures and empty per-remote fa
   const lines = samples(renderMetrics({ ...STATUS, remotes: [] }));
   assert.ok(lines.includes('sersync_events_seen_total 12345'));
   assert.ok(!lines.some((l) => l.includes('remote=')));
+});
+
+test('renderMetrics: with several sites, each remote series also names its site', () => {
+  const site = (watch: string, id: string) => ({ ...STATUS, watch, watchingSince: STATUS.startedAt, remotes: [{ ...REMOTE, id }] });
+  const lines = samples(renderMetrics({ ...STATUS, sites: [site('/a', 'h::m'), site('/b', 'h::m')] }));
+  assert.deepEqual(
+    lines.filter((l) => l.startsWith('sersync_remote_info')),
+    ['sersync_remote_info{remote="h::m",kind="daemon",site="/a"} 1', 'sersync_remote_info{remote="h::m",kind="daemon",site="/b"} 1'],
+  );
+  assert.ok(lines.includes('sersync_rsync_runs_total{remote="h::m",result="ok",site="/b"} 37'), lines.join('\n'));
 });

@@ -1,12 +1,12 @@
 import path from 'node:path';
 import { type ConfigNode, attr, child, children, pluginBlock, where } from '../config-node.ts';
 import { el } from '../element-spec.ts';
-import type { PluginName, Remote } from '../model.ts';
+import type { PluginName, Remote, SiteConfig } from '../model.ts';
 import type { ValueReader } from '../value-reader.ts';
 import type { PluginBlocks } from './plugins.ts';
 
 /** `<sersync><localpath watch><remote ip name/>...</localpath>`: what is watched and where it goes. */
-export const LOCALPATH_SPEC = el('localpath', ['watch'], [el('remote', ['ip', 'name'], [], true)]);
+export const LOCALPATH_SPEC = el('localpath', ['watch'], [el('remote', ['ip', 'name'], [], true)], true);
 
 /**
  * The watch directory: `<sersync><localpath watch>`, or with `-m NAME` the plugin's own `<localpath watch>` when it
@@ -42,6 +42,12 @@ export function readWatch(
     p.error(sersync.el.line, where(sersync), 'no <localpath watch="/dir"> element, so there is nothing to watch');
     return null;
   }
+  return readLocalpathWatch(lp, values);
+}
+
+/** One `<localpath watch>`: absolute, without a trailing slash; null (with an error) when missing or `/`. */
+function readLocalpathWatch(lp: ConfigNode, values: ValueReader): string | null {
+  const p = values.problems;
   const raw = attr(lp, 'watch');
   if (raw === undefined || raw === '') {
     p.error(lp.el.line, where(lp, 'watch'), 'the watch directory is missing; write watch="/absolute/dir"');
@@ -54,6 +60,41 @@ export function readWatch(
   }
   values.checkOnDisk('watchDirectory', resolved, lp, 'watch');
   return resolved;
+}
+
+/**
+ * Every `<sersync><localpath>` as a site (an extension: sersync2 read only the first). `first` is the first one's
+ * watch directory as readWatch read it. Two roots that are the same or nested are an error: the inner tree would be
+ * synced twice, by two lanes that know nothing of each other.
+ */
+export function readSites(sersync: ConfigNode | undefined, first: string, ssh: boolean, values: ValueReader): SiteConfig[] {
+  const p = values.problems;
+  const nodes = children(sersync, 'localpath');
+  const sites: SiteConfig[] = [];
+  for (const [i, lp] of nodes.entries()) {
+    const watch = i === 0 ? first : (readLocalpathWatch(lp, values) ?? '');
+    const clash = watch === '' ? undefined : sites.find((s) => s.watch !== '' && (isInside(watch, s.watch) || isInside(s.watch, watch)));
+    if (clash !== undefined) {
+      const how = clash.watch === watch ? 'the same directory as' : isInside(watch, clash.watch) ? 'inside' : 'around';
+      p.error(
+        lp.el.line,
+        where(lp, 'watch'),
+        `${how} the <localpath watch="${clash.watch}"> of line ${clash.line}; its files would be synced twice, give each directory one <localpath>`,
+      );
+      continue;
+    }
+    sites.push({ watch, remotes: readRemotes(lp, watch, ssh, false, values), line: lp.el.line });
+  }
+  const extra = sites.slice(1);
+  if (extra.length > 0) {
+    const lp = nodes[1] as ConfigNode;
+    p.warn(
+      lp.el.line,
+      where(lp),
+      `several <localpath>: sersync2 synced only the first and ignored the others; sersync-ts syncs them all, also ${extra.map((s) => s.watch).join(', ')}`,
+    );
+  }
+  return sites;
 }
 
 /** The `<remote>` list: rsync daemon modules, ssh destinations (with `<ssh start="true">`) or local mirrors. */

@@ -32,13 +32,20 @@ export interface ConfSpec {
   /** `<sersync><plugin start="true" name>`; its block goes into `extra`. */
   plugin?: string;
   extra?: string;
+  /** More `<localpath>` after the first (an extension: sersync2 read only the first). */
+  moreSites?: { watch: string; remotes: RemoteSpec[] }[];
 }
 
 const attr = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
 
 /** A sersync2-format confxml.xml for a test. */
 export function confXml(c: ConfSpec): string {
-  const remotes = c.remotes.map((r) => `<remote ${r.ip ? `ip="${attr(r.ip)}" ` : ''}name="${attr(r.name)}"/>`).join('\n      ');
+  const remoteXml = (list: RemoteSpec[]) =>
+    list.map((r) => `<remote ${r.ip ? `ip="${attr(r.ip)}" ` : ''}name="${attr(r.name)}"/>`).join('\n      ');
+  const remotes = remoteXml(c.remotes);
+  const moreSites = (c.moreSites ?? [])
+    .map((s) => `\n    <localpath watch="${attr(s.watch)}">${remoteXml(s.remotes)}</localpath>`)
+    .join('');
   const excludes = (c.filterExcludes ?? []).map((e) => `<exclude expression="${attr(e)}"/>`).join('');
   const cronEx = (c.crontab?.excludes ?? []).map((e) => `<exclude expression="${attr(e)}"/>`).join('');
   const tuning = Object.entries(c.tuning ?? {})
@@ -58,7 +65,7 @@ export function confXml(c: ConfSpec): string {
   <sersync>
     <localpath watch="${attr(c.watch)}">
       ${remotes}
-    </localpath>
+    </localpath>${moreSites}
     <rsync>
       <commonParams params="${attr(c.commonParams ?? '-artuz')}"/>
       <auth start="${c.auth ? 'true' : 'false'}" users="${attr(c.auth?.users ?? 'root')}" passwordfile="${attr(c.auth?.passwordFile ?? '/etc/rsync.pas')}"/>
@@ -111,7 +118,11 @@ export function testStateDir(): string {
 /** Starts `sersync-ts ARGS` and waits for its "watching" line. */
 export async function startSersync(
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; waitReady?: boolean; /** A command to run it through, e.g. setpriv as another user. */ via?: string[] } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    waitReady?: boolean /** A command to run it through, e.g. setpriv as another user. */;
+    via?: string[];
+  } = {},
 ): Promise<SersyncProcess> {
   const [file, ...rest] = [...(opts.via ?? []), process.execPath, BIN, ...args] as [string, ...string[]];
   const proc = spawnBackground(file, rest, { env: { STATE_DIRECTORY: testStateDir(), ...process.env, ...opts.env } });

@@ -1,0 +1,185 @@
+/**
+ * Several `<localpath>` in one daemon (an extension; sersync2 read only the first): each a site with its own remotes,
+ * lanes and retry queue file, one status endpoint; a SIGHUP reload that drops a site stops its lanes and leaves the
+ * others running on their watchers; `--check` shows each site; same or nested roots are refused. Real daemon (bin/ →
+ * dist/), real rsync daemon with auth, real files.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { queueFileFor } from '../../src/recovery/queue-file.ts';
+import { freePort } from '../helpers/ports.ts';
+import { type RsyncDaemon, startRsyncDaemon } from '../helpers/rsync-daemon.ts';
+import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
+import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
+import { type ConfSpec, runSersync, type SersyncProcess, startSersync, testStateDir, writeConf } from './support/sersync.ts';
+
+let rsyncd: RsyncDaemon;
+const running: SersyncProcess[] = [];
+
+before(async () => {
+  rsyncd = await startRsyncDaemon({ modules: ['s1', 's2', 's3', 'r1', 'r2', 'r3'], user: 'rsync_backup', password: 'pw' });
+});
+
+after(async () => {
+  await Promise.all(running.map((p) => p.stop()));
+  await rsyncd?.stop();
+  await removeTempDirs();
+});
+
+const CMP = { absSymlinksStripped: true, ignoreRootAttrs: true };
+
+interface SiteView {
+  watch: string;
+  watchingSince: string;
+  retryQueue: { file: string };
+  remotes: { id: string }[];
+}
+
+/** Three watch roots, each to its own module of the test's rsync daemon; `sites` picks which of them are in. */
+async function threeSites(prefix: string, modules: [string, string, string]) {
+  const dir = await makeTempDir(prefix);
+  const roots = ['a', 'b', 'c'].map((n) => join(dir, n)) as [string, string, string];
+  for (const r of roots) await mkdir(r);
+  const statusPort = await freePort();
+  const spec = (sites: number[]): ConfSpec => {
+    const [first, ...more] = sites.map((i) => ({ watch: roots[i] as string, remotes: [{ ip: '127.0.0.1', name: modules[i] as string }] }));
+    return {
+      ...(first as { watch: string; remotes: { ip: string; name: string }[] }),
+      moreSites: more,
+      auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
+      port: rsyncd.port,
+      failLog: join(dir, 'fail.log'),
+      host: { ip: '127.0.0.1', port: statusPort },
+    };
+  };
+  const mirrors = modules.map((m) => rsyncd.modules[m] as string) as [string, string, string];
+  const status = async () =>
+    (await (await fetch(`http://127.0.0.1:${statusPort}/status`)).json()) as {
+      watch: string;
+      remotes: { id: string }[];
+      sites: SiteView[];
+    };
+  return { dir, roots, mirrors, spec, status };
+}
+
+test('a config with three <localpath> syncs all three, each with its own retry queue file; the first keeps the one-site name', async () => {
+  const { dir, roots, mirrors, spec, status } = await threeSites('sites-three-', ['s1', 's2', 's3']);
+  for (const [i, r] of roots.entries()) await writeFile(join(r, 'before.txt'), `before, site ${i}`);
+  const conf = await writeConf(dir, spec([0, 1, 2]));
+  const proc = await startSersync(['-r', '-o', conf]);
+  running.push(proc);
+  // The extra sites are named once at the start: a drop-in sersync2 user may not expect them to sync.
+  await proc.waitForLog(
+    (r) => typeof r.msg === 'string' && r.msg.includes(`sersync-ts syncs them all, also ${roots[1]}, ${roots[2]}`),
+    'the warning naming the extra sites',
+  );
+  for (const [i, r] of roots.entries()) await writeFile(join(r, 'after.txt'), `after, site ${i}`);
+  for (const [i, r] of roots.entries()) await waitForIdenticalTrees(r, mirrors[i] as string, CMP);
+
+  const st = await status();
+  assert.equal(st.watch, roots[0]);
+  assert.deepEqual(
+    st.sites.map((s) => [s.watch, s.remotes.map((r) => r.id)]),
+    [
+      [roots[0], ['127.0.0.1::s1']],
+      [roots[1], ['127.0.0.1::s2']],
+      [roots[2], ['127.0.0.1::s3']],
+    ],
+  );
+  assert.equal(st.remotes.length, 3);
+  const files = st.sites.map((s) => s.retryQueue.file);
+  assert.equal(new Set(files).size, 3, `one retry queue file per site: ${files.join(', ')}`);
+  assert.equal(files[0], queueFileFor(join(dir, 'fail.log'), testStateDir(), roots[0], ['127.0.0.1::s1']));
+
+  // `sersync-ts status` names each remote's site.
+  const table = await runSersync(['status', '-o', conf]);
+  assert.equal(table.code, 0, table.stderr);
+  for (const [i, r] of roots.entries()) assert.match(table.stdout, new RegExp(`^${r} +127\\.0\\.0\\.1::s${i + 1} `, 'm'), table.stdout);
+
+  // The same config twice is still refused: the lock covers it.
+  const again = await runSersync(['-o', conf]);
+  assert.notEqual(again.code, 0);
+  assert.match(again.stderr, /another sersync-ts \(pid \d+\) holds the lock of this instance/);
+  assert.equal(await proc.stop(), 0);
+});
+
+test('a SIGHUP that drops one site stops its lanes; the others go on syncing on the watchers they had; one that adds it back syncs it in full (-r)', async () => {
+  const { dir, roots, mirrors, spec, status } = await threeSites('sites-reload-', ['r1', 'r2', 'r3']);
+  const conf = await writeConf(dir, spec([0, 1, 2]));
+  const proc = await startSersync(['-r', '-o', conf]);
+  running.push(proc);
+  await waitFor(async () => (await status()).sites.length === 3 || undefined, { what: 'three sites running' });
+  const before = await status();
+  for (const [i, r] of roots.entries()) await writeFile(join(r, 'one.txt'), `site ${i}`);
+  for (const [i, r] of roots.entries()) await waitForIdenticalTrees(r, mirrors[i] as string, CMP);
+
+  await writeConf(dir, spec([0, 2]));
+  proc.proc.child.kill('SIGHUP');
+  await proc.waitForLog((r) => r.msg === 'config reloaded', 'the reload');
+  await proc.waitForLog((r) => r.msg === `site ${roots[1]} removed from the config: its watcher and lanes stopped`, 'the drop');
+  const after = await status();
+  assert.deepEqual(
+    after.sites.map((s) => s.watch),
+    [roots[0], roots[2]],
+  );
+  // Their watchers were not started again: the same start time as before the reload.
+  for (const site of after.sites) {
+    assert.equal(site.watchingSince, before.sites.find((s) => s.watch === site.watch)?.watchingSince, site.watch);
+  }
+
+  await writeFile(join(roots[1], 'dropped.txt'), 'no longer synced');
+  await writeFile(join(roots[0], 'two.txt'), 'still synced');
+  await writeFile(join(roots[2], 'two.txt'), 'still synced');
+  await waitForIdenticalTrees(roots[0], mirrors[0], CMP);
+  await waitForIdenticalTrees(roots[2], mirrors[2], CMP);
+  // The kept sites' batches went after the same quiet time the dropped one would have had.
+  assert.equal(existsSync(join(mirrors[1], 'dropped.txt')), false, 'the dropped site synced after the reload');
+
+  await writeConf(dir, spec([0, 1, 2]));
+  proc.proc.child.kill('SIGHUP');
+  await proc.waitForLog((r) => r.msg === `site ${roots[1]} added by the reload`, 'the site added again');
+  // Added with -r: a full sync brings what changed while it was out.
+  await waitForIdenticalTrees(roots[1], mirrors[1], CMP);
+  const again = await status();
+  assert.deepEqual(
+    again.sites.map((s) => s.watch),
+    roots,
+  );
+  for (const i of [0, 2]) assert.equal(again.sites[i]?.watchingSince, before.sites[i]?.watchingSince, `${roots[i]} kept its watcher`);
+  assert.equal(await proc.stop(), 0);
+});
+
+test('--check shows each site with its remotes', async () => {
+  const { dir, roots, spec } = await threeSites('sites-check-', ['s1', 's2', 's3']);
+  const conf = await writeConf(dir, spec([0, 1, 2]));
+  const res = await runSersync(['--check', '-o', conf]);
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stdout, /^sites: 3 <localpath>/m);
+  for (const [i, r] of roots.entries()) {
+    const block = res.stdout.split(`site ${i + 1} of 3:\n`)[1]?.split(/\nsite \d of 3:/)[0] ?? '';
+    assert.match(block, new RegExp(`^watch: ${r}$`, 'm'), `site ${i + 1}:\n${res.stdout}`);
+    assert.match(block, new RegExp(`^remote 127\\.0\\.0\\.1::s${i + 1} \\(daemon\\):`, 'm'));
+  }
+});
+
+test('a <localpath> that repeats or nests in another is a config error naming its line', async () => {
+  const { dir, roots, spec } = await threeSites('sites-clash-', ['s1', 's2', 's3']);
+  const nested = join(roots[0], 'inner');
+  await mkdir(nested);
+  for (const [watch, how] of [
+    [roots[0], 'the same directory as'],
+    [nested, 'inside'],
+    [dir, 'around'],
+  ] as const) {
+    const conf = await writeConf(dir, { ...spec([0]), moreSites: [{ watch, remotes: [{ ip: '127.0.0.1', name: 's2' }] }] });
+    const res = await runSersync(['--check', '-o', conf]);
+    assert.equal(res.code, 78, res.stderr);
+    assert.match(
+      res.stderr,
+      new RegExp(`confxml\\.xml:\\d+: <sersync><localpath watch="[^"]*">: ${how} the <localpath watch="${roots[0]}"> of line \\d+`),
+    );
+  }
+});
