@@ -7,14 +7,14 @@ import { ExitCode, SersyncError } from '../core/errors.ts';
 import type { StatusSource } from '../observe/status-model.ts';
 import { statusSnapshot } from '../observe/status-snapshot.ts';
 import { StatusEndpoint } from '../observe/status-endpoint.ts';
-import { FailQueue } from '../recovery/fail-queue.ts';
+import type { FailQueue } from '../recovery/fail-queue.ts';
 import { raiseInotifyLimits } from '../recovery/inotify-limits.ts';
 import { recordAttempt, recordOwed } from '../recovery/retry-record.ts';
-import { DeletionGuard } from '../sync/deletion-guard.ts';
 import { type ProcessRunner, execaRunner } from '../sync/process-runner.ts';
 import type { AttemptReport, RemoteLane } from '../sync/remote-lane.ts';
 import type { Watcher } from '../watch/watcher.ts';
 import { rootIdentity, type Site, type SiteDeps, startSite } from './site.ts';
+import { closeSlot, openSlot, type Slot, type SlotDeps } from './slot.ts';
 
 /**
  * The composition root: the one place that wires the real clock, processes, watcher and queue file into the pure
@@ -62,18 +62,6 @@ const FOLLOW_RETRY_MS = 2000;
 /** How long a site that a reload replaces or drops gets to send what it has pending. */
 const RELOAD_GRACE_MS = 10_000;
 
-/**
- * One `<localpath>` as the daemon runs it: the site (swapped on a change or a replaced root), and what outlives a
- * swap: its retry queue file with its lock, and its deletion guard. Keyed by the watch root.
- */
-interface Slot {
-  site: Site;
-  /** When the running site's watcher started. */
-  watchingSince: number;
-  readonly queue: FailQueue;
-  readonly guard: DeletionGuard;
-}
-
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const { log } = opts;
   const clock = opts.clock ?? systemClock;
@@ -116,80 +104,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     onLost: (site: Site, reason: string) => follow(site, reason),
   });
   const limiter = new PQueue({ concurrency: opts.workers });
-
-  /**
-   * Opens a site's retry queue (its lock keeps a second daemon of the same config out) and starts it, replaying
-   * what the queue holds. The first site's queue file has the name a one-site daemon always used.
-   */
-  async function open(siteConfig: Config, initialSync: boolean): Promise<Slot> {
-    const queue = FailQueue.open({
-      failLogPath: siteConfig.failLog.path,
-      stateDir: siteConfig.tuning.stateDir,
-      watch: siteConfig.watch,
-      remoteIds: siteConfig.remotes.map((r) => r.id),
-      clock,
-      log,
-    });
-    try {
-      if (queue.setAside) log.error({ file: queue.setAside }, 'the retry queue file was unreadable and was set aside; doing a full sync');
-      log.info(
-        { failLog: siteConfig.failLog.path, queue: queue.file },
-        'failed transfers are kept as data in the retry queue, never as a script',
-      );
-      const crashed = queue.previousRunCrashed;
-      const stored = { ...queue.remotes };
-      queue.markRunning(true);
-      // Its memory of mount points lives beside the retry queue: a site started while a disk is unmounted must not
-      // take that as normal.
-      const guard = await DeletionGuard.create(siteConfig.watch, { file: queue.file.replace(/(\.queue)?\.json$/, '.mounts.json') });
-      const site = await startSite(siteConfig, initialSync, guard, siteDeps(queue));
-      if (crashed) {
-        log.warn(
-          { watch: siteConfig.watch },
-          'the previous run did not shut down cleanly: pending changes may have been lost; full sync of every remote',
-        );
-        for (const lane of site.lanes) lane.requestFull('restart after a crash', { immediate: true });
-      }
-      for (const lane of site.lanes) {
-        const batch = stored[lane.remote.id];
-        if (!batch) continue;
-        log.info(
-          { remote: lane.remote.id, paths: batch.full ? 'full' : batch.entries.length, attempts: batch.attempts },
-          'replaying the retry queue',
-        );
-        lane.restore(batch);
-      }
-      return { site, watchingSince: clock.now(), queue, guard };
-    } catch (err) {
-      queue.markRunning(false);
-      queue.close();
-      throw err;
-    }
-  }
-
-  /** Stops a slot's site and keeps what it still owes in its queue, for the next start. Returns how many it owes. */
-  async function close(slot: Slot, graceMs: number, why: string): Promise<number> {
-    let left = 0;
-    for (const { id, rest } of await slot.site.retire(graceMs)) {
-      if (!rest) {
-        slot.queue.clear(id);
-        continue;
-      }
-      left += rest.full ? 1 : rest.entries.length;
-      recordOwed(slot.queue, id, rest, clock.now(), why);
-    }
-    slot.queue.markRunning(false);
-    slot.queue.close();
-    return left;
-  }
+  const slotDeps: SlotDeps = { clock, log, siteDeps };
 
   for (const site of config.sites) {
     const siteConfig = siteConfigOf(config, site);
     try {
-      slots.set(site.watch, await open(siteConfig, opts.initialSync));
+      slots.set(site.watch, await openSlot(siteConfig, opts.initialSync, slotDeps));
     } catch (err) {
       // The sites already running stop cleanly before the error ends the start.
-      for (const slot of slots.values()) await close(slot, 0, 'pending at a failed start');
+      for (const slot of slots.values()) await closeSlot(slot, 0, 'pending at a failed start', clock);
       throw err;
     }
   }
@@ -268,7 +191,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const wanted = new Set(next.sites.map((s) => s.watch));
     for (const [watch, slot] of slots) {
       if (wanted.has(watch)) continue;
-      const left = await close(slot, RELOAD_GRACE_MS, 'pending when its site was removed');
+      const left = await closeSlot(slot, RELOAD_GRACE_MS, 'pending when its site was removed', clock);
       log.info({ watch, left, queue: slot.queue.file }, `site ${watch} removed from the config: its watcher and lanes stopped`);
     }
     for (const site of next.sites) {
@@ -276,7 +199,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       const slot = slots.get(site.watch);
       try {
         if (slot === undefined) {
-          kept.set(site.watch, await open(siteConfig, opts.initialSync));
+          kept.set(site.watch, await openSlot(siteConfig, opts.initialSync, slotDeps));
           log.info({ watch: site.watch }, `site ${site.watch} added by the reload`);
         } else if (sameSiteConfig(slot.site.config, siteConfig)) {
           kept.set(site.watch, slot);
@@ -353,7 +276,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       stopping ??= serially(async () => {
         log.info({ reason }, 'stopping: sending what is pending');
         const all = [...slots.values()];
-        const left = await Promise.all(all.map((slot) => close(slot, graceMs, 'pending at shutdown')));
+        const left = await Promise.all(all.map((slot) => closeSlot(slot, graceMs, 'pending at shutdown', clock)));
         await endpoint?.close();
         const total = left.reduce((n, x) => n + x, 0);
         if (total > 0) {
