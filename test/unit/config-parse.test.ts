@@ -429,7 +429,6 @@ test('bad remotes are errors; a duplicate is a warning and dropped', () => {
     'conf.xml:7: <sersync><localpath><remote>: empty name; write the rsync module (the remote path with ssh), or an absolute directory without ip for a local mirror',
     'conf.xml:8: <sersync><localpath><remote ip="-e sh">: starts with "-", so rsync would read it as an option',
     'conf.xml:9: <sersync><localpath><remote name="--delete">: starts with "-", so rsync would read it as an option',
-    'conf.xml:11: <sersync><localpath><remote ip="u@::1">: an IPv6 address must be written in brackets, e.g. ip="[2001:db8::1]"',
     'conf.xml:12: <sersync><localpath><remote name="/">: mirroring into / is refused',
     'conf.xml:13: <sersync><localpath><remote name="/d/mirror">: the mirror and the watch directory /d contain one another; the mirror would sync into itself or delete the source',
     'conf.xml:14: <sersync><localpath><remote name="/">: mirroring into / is refused',
@@ -511,6 +510,32 @@ test('a <localpath> that repeats or nests in another is an error naming both lin
   ]);
   // A sibling whose name only starts the same is no clash.
   assert.equal(parse(withSersync(`${REMOTE}\n<localpath watch="/data/www2"><remote ip="x" name="y"/></localpath>`)).sites.length, 2);
+});
+
+test('a local mirror inside or around another site`s root is an error (each would sync the other without end)', () => {
+  assert.deepEqual(
+    problemsOf(
+      withSersync(`<localpath watch="/a"><remote name="/b/m"/></localpath>\n<localpath watch="/b"><remote name="/a/m"/></localpath>`),
+    ),
+    [
+      'conf.xml:4: <sersync><localpath><remote name="/b/m">: the mirror and the <localpath watch="/b"> of another site contain one another; that site would sync the mirror again (or delete it)',
+      'conf.xml:5: <sersync><localpath><remote name="/a/m">: the mirror and the <localpath watch="/a"> of another site contain one another; that site would sync the mirror again (or delete it)',
+    ],
+  );
+  assert.equal(
+    parse(
+      withSersync(`<localpath watch="/a"><remote name="/srv/m"/></localpath>\n<localpath watch="/b"><remote name="/srv/n"/></localpath>`),
+    ).sites.length,
+    2,
+  );
+});
+
+test('a user@ before a bare IPv6 address is a warning, and the address goes in brackets after the user', () => {
+  const config = parse(withSersync('<localpath watch="/d"><remote ip="u@::1" name="m"/></localpath>'));
+  assert.equal(config.remotes[0]?.ip, 'u@::1');
+  assert.deepEqual(config.warnings, [
+    'conf.xml:4: <sersync><localpath><remote ip="u@::1">: an IPv6 address without brackets; sersync-ts connects to u@[::1]',
+  ]);
 });
 
 test('unknown elements and attributes are warnings naming their path; repeated elements use the first', () => {

@@ -71,6 +71,7 @@ export function readSites(sersync: ConfigNode | undefined, first: string, ssh: b
   const p = values.problems;
   const nodes = children(sersync, 'localpath');
   const sites: SiteConfig[] = [];
+  const kept: { lp: ConfigNode; watch: string }[] = [];
   for (const [i, lp] of nodes.entries()) {
     const watch = i === 0 ? first : (readLocalpathWatch(lp, values) ?? '');
     const clash = watch === '' ? undefined : sites.find((s) => s.watch !== '' && (isInside(watch, s.watch) || isInside(s.watch, watch)));
@@ -83,7 +84,14 @@ export function readSites(sersync: ConfigNode | undefined, first: string, ssh: b
       );
       continue;
     }
-    sites.push({ watch, remotes: readRemotes(lp, watch, ssh, false, values), line: lp.el.line });
+    sites.push({ watch, remotes: [], line: lp.el.line });
+    kept.push({ lp, watch });
+  }
+  // Remotes are read once every root is known: a local mirror inside another site's root would be synced again by
+  // that site, and two such mirrors would feed each other without end.
+  for (const [i, { lp, watch }] of kept.entries()) {
+    const others = kept.filter((_, j) => j !== i).map((k) => k.watch);
+    sites[i] = { watch, remotes: readRemotes(lp, watch, ssh, false, values, others), line: lp.el.line };
   }
   const extra = sites.slice(1);
   if (extra.length > 0) {
@@ -98,7 +106,14 @@ export function readSites(sersync: ConfigNode | undefined, first: string, ssh: b
 }
 
 /** The `<remote>` list: rsync daemon modules, ssh destinations (with `<ssh start="true">`) or local mirrors. */
-export function readRemotes(lp: ConfigNode | undefined, watch: string, ssh: boolean, optional: boolean, values: ValueReader): Remote[] {
+export function readRemotes(
+  lp: ConfigNode | undefined,
+  watch: string,
+  ssh: boolean,
+  optional: boolean,
+  values: ValueReader,
+  otherRoots: readonly string[] = [],
+): Remote[] {
   const p = values.problems;
   const remotes: Remote[] = [];
   if (lp === undefined) return remotes;
@@ -139,6 +154,15 @@ export function readRemotes(lp: ConfigNode | undefined, watch: string, ssh: bool
         );
         continue;
       }
+      const other = otherRoots.find((root) => root !== '' && (isInside(dest, root) || isInside(root, dest)));
+      if (other !== undefined) {
+        p.error(
+          line,
+          where(node, 'name'),
+          `the mirror and the <localpath watch="${other}"> of another site contain one another; that site would sync the mirror again (or delete it)`,
+        );
+        continue;
+      }
       values.checkOnDisk('directory', dest, node, 'name');
       remote = { kind: 'local', ip: '', name: dest, id: dest, line };
     } else {
@@ -154,8 +178,10 @@ export function readRemotes(lp: ConfigNode | undefined, watch: string, ssh: bool
       }
       if (ip.includes(':') && !/^(?:[^@]*@)?\[[^\]]*\]$/.test(ip)) {
         // sersync2 wrote `2001:db8::1::module`, which rsync cannot parse; brackets are the nearest thing that works.
-        if (/^[0-9A-Fa-f:.]+$/.test(ip)) {
-          p.warn(line, where(node, 'ip'), `an IPv6 address without brackets; sersync-ts connects to [${ip}]`);
+        const user = ip.slice(0, ip.lastIndexOf('@') + 1);
+        const host = ip.slice(user.length);
+        if (/^[0-9A-Fa-f:.]+$/.test(host)) {
+          p.warn(line, where(node, 'ip'), `an IPv6 address without brackets; sersync-ts connects to ${user}[${host}]`);
         } else {
           p.error(line, where(node, 'ip'), 'an IPv6 address must be written in brackets, e.g. ip="[2001:db8::1]"');
           bad = true;
