@@ -124,14 +124,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     try {
       for (;;) {
         const slot = slotOf(site);
-        if (stopping || slot === undefined) return;
+        if (stopping || slot === undefined || slot.closed) return;
         const id = await rootIdentity(site.config.watch);
         if (id !== null && id === site.rootId) return;
         if (id !== null) {
           log.warn({ reason }, `watch root ${site.config.watch} was replaced: watching the new one`);
           try {
             await serially(async () => {
-              if (stopping || slot.site !== site) return;
+              if (stopping || slot.closed || slot.site !== site) return;
               await swap(slot, site.config);
               for (const lane of slot.site.lanes) lane.requestFull('watch root replaced');
             });
@@ -189,11 +189,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const applySites = async (next: Config) => {
     const kept = new Map<string, Slot>();
     const wanted = new Set(next.sites.map((s) => s.watch));
-    for (const [watch, slot] of slots) {
-      if (wanted.has(watch)) continue;
-      const left = await closeSlot(slot, RELOAD_GRACE_MS, 'pending when its site was removed', clock);
-      log.info({ watch, left, queue: slot.queue.file }, `site ${watch} removed from the config: its watcher and lanes stopped`);
-    }
+    const dropped = [...slots].filter(([watch]) => !wanted.has(watch));
+    // New and changed sites start before dropped ones stop, so a reload whose new root cannot start is no outage.
     for (const site of next.sites) {
       const siteConfig = siteConfigOf(next, site);
       const slot = slots.get(site.watch);
@@ -212,6 +209,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         log.error({ err, watch: site.watch }, `site ${site.watch} cannot start; the other sites run on`);
         if (slot !== undefined) kept.set(site.watch, slot);
       }
+    }
+    if (kept.size === 0) {
+      log.error('no site of the new config could start: the sites of the old config run on as they were');
+      return;
+    }
+    for (const [watch, slot] of dropped) {
+      const left = await closeSlot(slot, RELOAD_GRACE_MS, 'pending when its site was removed', clock);
+      log.info({ watch, left, queue: slot.queue.file }, `site ${watch} removed from the config: its watcher and lanes stopped`);
     }
     slots = kept;
     config = next;

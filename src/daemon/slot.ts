@@ -14,6 +14,8 @@ export interface Slot {
   site: Site;
   /** When the running site's watcher started. */
   watchingSince: number;
+  /** Set when it starts to stop: a root follow or mount poll queued behind that must not bring it back. */
+  closed: boolean;
   readonly queue: FailQueue;
   readonly guard: DeletionGuard;
 }
@@ -67,7 +69,7 @@ export async function openSlot(siteConfig: Config, initialSync: boolean, deps: S
       );
       lane.restore(batch);
     }
-    return { site, watchingSince: clock.now(), queue, guard };
+    return { site, watchingSince: clock.now(), closed: false, queue, guard };
   } catch (err) {
     queue.markRunning(false);
     queue.close();
@@ -77,6 +79,7 @@ export async function openSlot(siteConfig: Config, initialSync: boolean, deps: S
 
 /** Stops a slot's site and keeps what it still owes in its queue, for the next start. Returns how many it owes. */
 export async function closeSlot(slot: Slot, graceMs: number, why: string, clock: Clock): Promise<number> {
+  slot.closed = true;
   let left = 0;
   for (const { id, rest } of await slot.site.retire(graceMs)) {
     if (!rest) {
