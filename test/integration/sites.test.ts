@@ -20,7 +20,11 @@ let rsyncd: RsyncDaemon;
 const running: SersyncProcess[] = [];
 
 before(async () => {
-  rsyncd = await startRsyncDaemon({ modules: ['s1', 's2', 's3', 'r1', 'r2', 'r3'], user: 'rsync_backup', password: 'pw' });
+  rsyncd = await startRsyncDaemon({
+    modules: ['s1', 's2', 's3', 'r1', 'r2', 'r3', 'h1', 'h2', 'h2b', 'h3', 'k1', 'k2', 'k3'],
+    user: 'rsync_backup',
+    password: 'pw',
+  });
 });
 
 after(async () => {
@@ -35,34 +39,40 @@ interface SiteView {
   watch: string;
   watchingSince: string;
   retryQueue: { file: string };
-  remotes: { id: string }[];
+  remotes: { id: string; consecutiveFailures: number }[];
 }
 
-/** Three watch roots, each to its own module of the test's rsync daemon; `sites` picks which of them are in. */
-async function threeSites(prefix: string, modules: [string, string, string]) {
+/**
+ * Three watch roots, each to its own module of `daemon` (the shared one by default); `sites` picks which of them are
+ * in, `more` gives a site further modules.
+ */
+async function threeSites(prefix: string, modules: [string, string, string], daemon: RsyncDaemon = rsyncd) {
   const dir = await makeTempDir(prefix);
   const roots = ['a', 'b', 'c'].map((n) => join(dir, n)) as [string, string, string];
   for (const r of roots) await mkdir(r);
   const statusPort = await freePort();
-  const spec = (sites: number[]): ConfSpec => {
-    const [first, ...more] = sites.map((i) => ({ watch: roots[i] as string, remotes: [{ ip: '127.0.0.1', name: modules[i] as string }] }));
+  const spec = (sites: number[], more: Record<number, string[]> = {}): ConfSpec => {
+    const [first, ...rest] = sites.map((i) => ({
+      watch: roots[i] as string,
+      remotes: [modules[i] as string, ...(more[i] ?? [])].map((name) => ({ ip: '127.0.0.1', name })),
+    }));
     return {
       ...(first as { watch: string; remotes: { ip: string; name: string }[] }),
-      moreSites: more,
-      auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
-      port: rsyncd.port,
+      moreSites: rest,
+      auth: { users: daemon.user as string, passwordFile: daemon.passwordFile as string },
+      port: daemon.port,
       failLog: join(dir, 'fail.log'),
       host: { ip: '127.0.0.1', port: statusPort },
     };
   };
-  const mirrors = modules.map((m) => rsyncd.modules[m] as string) as [string, string, string];
+  const mirrors = modules.map((m) => daemon.modules[m] as string) as [string, string, string];
   const status = async () =>
     (await (await fetch(`http://127.0.0.1:${statusPort}/status`)).json()) as {
       watch: string;
       remotes: { id: string }[];
       sites: SiteView[];
     };
-  return { dir, roots, mirrors, spec, status };
+  return { dir, roots, mirrors, spec, status, statusPort };
 }
 
 test('a config with three <localpath> syncs all three, each with its own retry queue file; the first keeps the one-site name', async () => {
@@ -149,6 +159,41 @@ test('a SIGHUP that drops one site stops its lanes; the others go on syncing on 
     roots,
   );
   for (const i of [0, 2]) assert.equal(again.sites[i]?.watchingSince, before.sites[i]?.watchingSince, `${roots[i]} kept its watcher`);
+  assert.equal(await proc.stop(), 0);
+});
+
+test('a SIGHUP that adds a remote to one site: the others keep their watchers and sync on; the new remote gets it all, the old one goes on, nothing is lost', async () => {
+  const { dir, roots, mirrors, spec, status } = await threeSites('sites-hup-', ['h1', 'h2', 'h3']);
+  const added = rsyncd.modules.h2b as string;
+  for (const [i, r] of roots.entries()) await writeFile(join(r, 'before.txt'), `before, site ${i}`);
+  const conf = await writeConf(dir, spec([0, 1, 2]));
+  const proc = await startSersync(['-r', '-o', conf]);
+  running.push(proc);
+  for (const [i, r] of roots.entries()) await waitForIdenticalTrees(r, mirrors[i] as string, CMP);
+  const before = await status();
+
+  await writeConf(dir, spec([0, 1, 2], { 1: ['h2b'] }));
+  // Changes made right before the reload are in the old site's watcher or lanes when it is swapped out.
+  for (let n = 0; n < 30; n++) await writeFile(join(roots[1], `late-${n}.txt`), `late ${n}`);
+  proc.proc.child.kill('SIGHUP');
+  await proc.waitForLog((r) => r.msg === 'config reloaded', 'the reload');
+  const after = await status();
+  assert.deepEqual(
+    after.sites.map((s) => [s.watch, s.remotes.map((r) => r.id)]),
+    [
+      [roots[0], ['127.0.0.1::h1']],
+      [roots[1], ['127.0.0.1::h2', '127.0.0.1::h2b']],
+      [roots[2], ['127.0.0.1::h3']],
+    ],
+  );
+  for (const i of [0, 2]) assert.equal(after.sites[i]?.watchingSince, before.sites[i]?.watchingSince, `${roots[i]} kept its watcher`);
+  assert.notEqual(after.sites[1]?.watchingSince, before.sites[1]?.watchingSince, `${roots[1]} got a new watcher`);
+  await waitForIdenticalTrees(roots[1], mirrors[1], CMP);
+  await waitForIdenticalTrees(roots[1], added, CMP);
+
+  for (const [i, r] of roots.entries()) await writeFile(join(r, 'after.txt'), `after, site ${i}`);
+  for (const [i, r] of roots.entries()) await waitForIdenticalTrees(r, mirrors[i] as string, CMP);
+  await waitForIdenticalTrees(roots[1], added, CMP);
   assert.equal(await proc.stop(), 0);
 });
 
