@@ -197,6 +197,48 @@ test('a SIGHUP that adds a remote to one site: the others keep their watchers an
   assert.equal(await proc.stop(), 0);
 });
 
+test('a reload that adds a site whose retry queue lock another daemon holds names that site; the other sites run on, and a later SIGHUP adds it', async () => {
+  const { dir, roots, mirrors, spec, status } = await threeSites('sites-locked-', ['k1', 'k2', 'k3']);
+  const conf = await writeConf(dir, spec([0, 1]));
+  const proc = await startSersync(['-o', conf]);
+  running.push(proc);
+  await waitFor(async () => (await status()).sites.length === 2 || undefined, { what: 'two sites running' });
+  const before = await status();
+
+  // A daemon of the third root alone, with the same failLog and state directory: the same instance lock.
+  const otherDir = await makeTempDir('sites-locked-other-');
+  const other = await startSersync(['-o', await writeConf(otherDir, { ...spec([2]), host: { ip: '127.0.0.1', port: await freePort() } })]);
+  running.push(other);
+
+  await writeConf(dir, spec([0, 1, 2]));
+  proc.proc.child.kill('SIGHUP');
+  const refused = await proc.waitForLog((r) => r.level === 50 && r.watch === roots[2], 'the error naming the locked site');
+  assert.match(String(refused.msg), new RegExp(`^site ${roots[2]} cannot start`));
+  assert.match(JSON.stringify(refused.err), /another sersync-ts \(pid \d+\) holds the lock of this instance/);
+  await proc.waitForLog((r) => r.msg === 'config reloaded', 'the reload');
+  const after = await status();
+  assert.deepEqual(
+    after.sites.map((s) => s.watch),
+    [roots[0], roots[1]],
+  );
+  for (const i of [0, 1]) assert.equal(after.sites[i]?.watchingSince, before.sites[i]?.watchingSince, `${roots[i]} kept its watcher`);
+  for (const i of [0, 1]) await writeFile(join(roots[i] as string, 'after.txt'), `after, site ${i}`);
+  for (const i of [0, 1]) await waitForIdenticalTrees(roots[i] as string, mirrors[i] as string, CMP);
+
+  // Once the other daemon is gone, a SIGHUP of the same file starts the site it could not.
+  assert.equal(await other.stop(), 0);
+  await writeFile(join(roots[2], 'later.txt'), 'after the other daemon');
+  proc.proc.child.kill('SIGHUP');
+  await proc.waitForLog((r) => r.msg === `site ${roots[2]} added by the reload`, 'the site added by the second reload');
+  await writeFile(join(roots[2], 'watched.txt'), 'seen by the new site');
+  await waitFor(async () => existsSync(join(mirrors[2], 'watched.txt')) || undefined, { what: `${roots[2]} synced` });
+  assert.deepEqual(
+    (await status()).sites.map((s) => s.watch),
+    roots,
+  );
+  assert.equal(await proc.stop(), 0);
+});
+
 test('--check shows each site with its remotes', async () => {
   const { dir, roots, spec } = await threeSites('sites-check-', ['s1', 's2', 's3']);
   const conf = await writeConf(dir, spec([0, 1, 2]));
