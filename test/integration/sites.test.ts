@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { queueFileFor } from '../../src/recovery/queue-file.ts';
@@ -237,6 +237,54 @@ test('a reload that adds a site whose retry queue lock another daemon holds name
     roots,
   );
   assert.equal(await proc.stop(), 0);
+});
+
+test('a SIGTERM while three sites owe changes keeps what each site owes in its own queue file; a start without -r sends them all', async () => {
+  // A daemon of this test's own, stopped while the changes are made, so that every run fails.
+  const down = await startRsyncDaemon({ modules: ['d1', 'd2', 'd3'], user: 'rsync_backup', password: 'pw' });
+  try {
+    const { dir, roots, mirrors, spec, status } = await threeSites('sites-owed-', ['d1', 'd2', 'd3'], down);
+    const conf = await writeConf(dir, spec([0, 1, 2]));
+    const proc = await startSersync(['-o', conf]);
+    running.push(proc);
+    await down.stop();
+    for (const [i, r] of roots.entries()) {
+      await mkdir(join(r, 'sub'));
+      for (const name of [`owed-${i}.txt`, '#notes', 'sub/-rf']) await writeFile(join(r, name), `${name}, site ${i}`);
+    }
+    await waitFor(async () => (await status()).sites.every((s) => (s.remotes[0]?.consecutiveFailures ?? 0) > 0) || undefined, {
+      what: 'a failed run on every site',
+      timeoutMs: 20_000,
+    });
+    // And some that no run has tried yet.
+    for (const [i, r] of roots.entries()) await writeFile(join(r, `late-${i}.txt`), `late, site ${i}`);
+    assert.equal(await proc.stop(), 0);
+    const warned = proc.records().find((r) => r.msg === 'stopped with changes not yet on every remote; they are in the retry queue');
+    assert.ok(warned, proc.proc.output());
+    const files = roots.map((r, i) => queueFileFor(join(dir, 'fail.log'), testStateDir(), r, [`127.0.0.1::d${i + 1}`]));
+    assert.deepEqual(warned.queue, files);
+    for (const [i, file] of files.entries()) {
+      const queue = JSON.parse(await readFile(file, 'utf8')) as {
+        running: boolean;
+        remotes: Record<string, { full: boolean; entries: unknown[] }>;
+      };
+      assert.equal(queue.running, false, file);
+      const owed = queue.remotes[`127.0.0.1::d${i + 1}`];
+      assert.ok(owed && !owed.full && owed.entries.length > 0, `${file}: ${JSON.stringify(queue)}`);
+      for (const name of [`owed-${i}.txt`, `late-${i}.txt`])
+        assert.ok(JSON.stringify(owed.entries).includes(name), `${file} lacks ${name}`);
+      assert.doesNotMatch(JSON.stringify(owed.entries), new RegExp(`(owed|late)-[^${i}]\\.txt`), `${file} holds another site's changes`);
+    }
+
+    await down.restart();
+    const again = await startSersync(['-o', conf]);
+    running.push(again);
+    for (const [i, r] of roots.entries()) await waitForIdenticalTrees(r, mirrors[i] as string, { ...CMP, timeoutMs: 30_000 });
+    assert.equal(again.records().filter((r) => r.msg === 'replaying the retry queue').length, 3);
+    assert.equal(await again.stop(), 0);
+  } finally {
+    await down.stop();
+  }
 });
 
 test('--check shows each site with its remotes', async () => {
