@@ -21,7 +21,7 @@ const running: SersyncProcess[] = [];
 
 before(async () => {
   rsyncd = await startRsyncDaemon({
-    modules: ['s1', 's2', 's3', 'r1', 'r2', 'r3', 'h1', 'h2', 'h2b', 'h3', 'k1', 'k2', 'k3'],
+    modules: ['s1', 's2', 's3', 'r1', 'r2', 'r3', 'h1', 'h2', 'h2b', 'h3', 'f1', 'f2', 'f2b', 'f3', 'k1', 'k2', 'k3'],
     user: 'rsync_backup',
     password: 'pw',
   });
@@ -39,7 +39,7 @@ interface SiteView {
   watch: string;
   watchingSince: string;
   retryQueue: { file: string };
-  remotes: { id: string; consecutiveFailures: number }[];
+  remotes: { id: string; consecutiveFailures: number; rsyncRuns: { partial: number } }[];
 }
 
 /**
@@ -194,6 +194,36 @@ test('a SIGHUP that adds a remote to one site: the others keep their watchers an
   for (const [i, r] of roots.entries()) await writeFile(join(r, 'after.txt'), `after, site ${i}`);
   for (const [i, r] of roots.entries()) await waitForIdenticalTrees(r, mirrors[i] as string, CMP);
   await waitForIdenticalTrees(roots[1], added, CMP);
+  assert.equal(await proc.stop(), 0);
+});
+
+test('a SIGHUP that adds a remote to a site whose old remote fails: what that one owes goes to the new lanes and arrives once it is back', async () => {
+  const { dir, roots, mirrors, spec, status } = await threeSites('sites-hup-owed-', ['f1', 'f2', 'f3']);
+  const added = rsyncd.modules.f2b as string;
+  const conf = await writeConf(dir, spec([0, 1, 2]));
+  const proc = await startSersync(['-o', conf]);
+  running.push(proc);
+  await waitFor(async () => (await status()).sites.length === 3 || undefined, { what: 'three sites running' });
+  // f2 refuses these files (exit 23): the lane keeps them and tries them again with a backoff.
+  await rsyncd.setModuleLines('f2', ['exclude = /owed-*']);
+  try {
+    for (let n = 0; n < 10; n++) await writeFile(join(roots[1], `owed-${n}.txt`), `owed ${n}`);
+    await waitFor(async () => ((await status()).sites[1]?.remotes[0]?.rsyncRuns.partial ?? 0) > 0 || undefined, {
+      what: 'a refused run to f2',
+    });
+    await writeConf(dir, spec([0, 1, 2], { 1: ['f2b'] }));
+    proc.proc.child.kill('SIGHUP');
+    await proc.waitForLog((r) => r.msg === 'config reloaded', 'the reload');
+    await waitForIdenticalTrees(roots[1], added, CMP);
+    assert.ok(!existsSync(join(mirrors[1], 'owed-0.txt')), 'f2 refused the file, yet has it');
+  } finally {
+    await rsyncd.setModuleLines('f2', []);
+  }
+  await waitForIdenticalTrees(roots[1], mirrors[1], { ...CMP, timeoutMs: 30_000 });
+  for (const i of [0, 2]) {
+    await writeFile(join(roots[i] as string, 'after.txt'), `after, site ${i}`);
+    await waitForIdenticalTrees(roots[i] as string, mirrors[i] as string, CMP);
+  }
   assert.equal(await proc.stop(), 0);
 });
 
