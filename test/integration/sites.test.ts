@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { queueFileFor } from '../../src/recovery/queue-file.ts';
@@ -20,7 +20,11 @@ let rsyncd: RsyncDaemon;
 const running: SersyncProcess[] = [];
 
 before(async () => {
-  rsyncd = await startRsyncDaemon({ modules: ['s1', 's2', 's3', 'r1', 'r2', 'r3'], user: 'rsync_backup', password: 'pw' });
+  rsyncd = await startRsyncDaemon({
+    modules: ['s1', 's2', 's3', 'r1', 'r2', 'r3', 'h1', 'h2', 'h2b', 'h3', 'f1', 'f2', 'f2b', 'f3', 'k1', 'k2', 'k3'],
+    user: 'rsync_backup',
+    password: 'pw',
+  });
 });
 
 after(async () => {
@@ -35,34 +39,40 @@ interface SiteView {
   watch: string;
   watchingSince: string;
   retryQueue: { file: string };
-  remotes: { id: string }[];
+  remotes: { id: string; consecutiveFailures: number; rsyncRuns: { partial: number } }[];
 }
 
-/** Three watch roots, each to its own module of the test's rsync daemon; `sites` picks which of them are in. */
-async function threeSites(prefix: string, modules: [string, string, string]) {
+/**
+ * Three watch roots, each to its own module of `daemon` (the shared one by default); `sites` picks which of them are
+ * in, `more` gives a site further modules.
+ */
+async function threeSites(prefix: string, modules: [string, string, string], daemon: RsyncDaemon = rsyncd) {
   const dir = await makeTempDir(prefix);
   const roots = ['a', 'b', 'c'].map((n) => join(dir, n)) as [string, string, string];
   for (const r of roots) await mkdir(r);
   const statusPort = await freePort();
-  const spec = (sites: number[]): ConfSpec => {
-    const [first, ...more] = sites.map((i) => ({ watch: roots[i] as string, remotes: [{ ip: '127.0.0.1', name: modules[i] as string }] }));
+  const spec = (sites: number[], more: Record<number, string[]> = {}): ConfSpec => {
+    const [first, ...rest] = sites.map((i) => ({
+      watch: roots[i] as string,
+      remotes: [modules[i] as string, ...(more[i] ?? [])].map((name) => ({ ip: '127.0.0.1', name })),
+    }));
     return {
       ...(first as { watch: string; remotes: { ip: string; name: string }[] }),
-      moreSites: more,
-      auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
-      port: rsyncd.port,
+      moreSites: rest,
+      auth: { users: daemon.user as string, passwordFile: daemon.passwordFile as string },
+      port: daemon.port,
       failLog: join(dir, 'fail.log'),
       host: { ip: '127.0.0.1', port: statusPort },
     };
   };
-  const mirrors = modules.map((m) => rsyncd.modules[m] as string) as [string, string, string];
+  const mirrors = modules.map((m) => daemon.modules[m] as string) as [string, string, string];
   const status = async () =>
     (await (await fetch(`http://127.0.0.1:${statusPort}/status`)).json()) as {
       watch: string;
       remotes: { id: string }[];
       sites: SiteView[];
     };
-  return { dir, roots, mirrors, spec, status };
+  return { dir, roots, mirrors, spec, status, statusPort };
 }
 
 test('a config with three <localpath> syncs all three, each with its own retry queue file; the first keeps the one-site name', async () => {
@@ -150,6 +160,161 @@ test('a SIGHUP that drops one site stops its lanes; the others go on syncing on 
   );
   for (const i of [0, 2]) assert.equal(again.sites[i]?.watchingSince, before.sites[i]?.watchingSince, `${roots[i]} kept its watcher`);
   assert.equal(await proc.stop(), 0);
+});
+
+test('a SIGHUP that adds a remote to one site: the others keep their watchers and sync on; the new remote gets it all, the old one goes on, nothing is lost', async () => {
+  const { dir, roots, mirrors, spec, status } = await threeSites('sites-hup-', ['h1', 'h2', 'h3']);
+  const added = rsyncd.modules.h2b as string;
+  for (const [i, r] of roots.entries()) await writeFile(join(r, 'before.txt'), `before, site ${i}`);
+  const conf = await writeConf(dir, spec([0, 1, 2]));
+  const proc = await startSersync(['-r', '-o', conf]);
+  running.push(proc);
+  for (const [i, r] of roots.entries()) await waitForIdenticalTrees(r, mirrors[i] as string, CMP);
+  const before = await status();
+
+  await writeConf(dir, spec([0, 1, 2], { 1: ['h2b'] }));
+  // Changes made right before the reload are in the old site's watcher or lanes when it is swapped out.
+  for (let n = 0; n < 30; n++) await writeFile(join(roots[1], `late-${n}.txt`), `late ${n}`);
+  proc.proc.child.kill('SIGHUP');
+  await proc.waitForLog((r) => r.msg === 'config reloaded', 'the reload');
+  const after = await status();
+  assert.deepEqual(
+    after.sites.map((s) => [s.watch, s.remotes.map((r) => r.id)]),
+    [
+      [roots[0], ['127.0.0.1::h1']],
+      [roots[1], ['127.0.0.1::h2', '127.0.0.1::h2b']],
+      [roots[2], ['127.0.0.1::h3']],
+    ],
+  );
+  for (const i of [0, 2]) assert.equal(after.sites[i]?.watchingSince, before.sites[i]?.watchingSince, `${roots[i]} kept its watcher`);
+  assert.notEqual(after.sites[1]?.watchingSince, before.sites[1]?.watchingSince, `${roots[1]} got a new watcher`);
+  await waitForIdenticalTrees(roots[1], mirrors[1], CMP);
+  await waitForIdenticalTrees(roots[1], added, CMP);
+
+  for (const [i, r] of roots.entries()) await writeFile(join(r, 'after.txt'), `after, site ${i}`);
+  for (const [i, r] of roots.entries()) await waitForIdenticalTrees(r, mirrors[i] as string, CMP);
+  await waitForIdenticalTrees(roots[1], added, CMP);
+  assert.equal(await proc.stop(), 0);
+});
+
+test('a SIGHUP that adds a remote to a site whose old remote fails: what that one owes goes to the new lanes and arrives once it is back', async () => {
+  const { dir, roots, mirrors, spec, status } = await threeSites('sites-hup-owed-', ['f1', 'f2', 'f3']);
+  const added = rsyncd.modules.f2b as string;
+  const conf = await writeConf(dir, spec([0, 1, 2]));
+  const proc = await startSersync(['-o', conf]);
+  running.push(proc);
+  await waitFor(async () => (await status()).sites.length === 3 || undefined, { what: 'three sites running' });
+  // f2 refuses these files (exit 23): the lane keeps them and tries them again with a backoff.
+  await rsyncd.setModuleLines('f2', ['exclude = /owed-*']);
+  try {
+    for (let n = 0; n < 10; n++) await writeFile(join(roots[1], `owed-${n}.txt`), `owed ${n}`);
+    await waitFor(async () => ((await status()).sites[1]?.remotes[0]?.rsyncRuns.partial ?? 0) > 0 || undefined, {
+      what: 'a refused run to f2',
+    });
+    await writeConf(dir, spec([0, 1, 2], { 1: ['f2b'] }));
+    proc.proc.child.kill('SIGHUP');
+    await proc.waitForLog((r) => r.msg === 'config reloaded', 'the reload');
+    await waitForIdenticalTrees(roots[1], added, CMP);
+    assert.ok(!existsSync(join(mirrors[1], 'owed-0.txt')), 'f2 refused the file, yet has it');
+  } finally {
+    await rsyncd.setModuleLines('f2', []);
+  }
+  await waitForIdenticalTrees(roots[1], mirrors[1], { ...CMP, timeoutMs: 30_000 });
+  for (const i of [0, 2]) {
+    await writeFile(join(roots[i] as string, 'after.txt'), `after, site ${i}`);
+    await waitForIdenticalTrees(roots[i] as string, mirrors[i] as string, CMP);
+  }
+  assert.equal(await proc.stop(), 0);
+});
+
+test('a reload that adds a site whose retry queue lock another daemon holds names that site; the other sites run on, and a later SIGHUP adds it', async () => {
+  const { dir, roots, mirrors, spec, status } = await threeSites('sites-locked-', ['k1', 'k2', 'k3']);
+  const conf = await writeConf(dir, spec([0, 1]));
+  const proc = await startSersync(['-o', conf]);
+  running.push(proc);
+  await waitFor(async () => (await status()).sites.length === 2 || undefined, { what: 'two sites running' });
+  const before = await status();
+
+  // A daemon of the third root alone, with the same failLog and state directory: the same instance lock.
+  const otherDir = await makeTempDir('sites-locked-other-');
+  const other = await startSersync(['-o', await writeConf(otherDir, { ...spec([2]), host: { ip: '127.0.0.1', port: await freePort() } })]);
+  running.push(other);
+
+  await writeConf(dir, spec([0, 1, 2]));
+  proc.proc.child.kill('SIGHUP');
+  const refused = await proc.waitForLog((r) => r.level === 50 && r.watch === roots[2], 'the error naming the locked site');
+  assert.match(String(refused.msg), new RegExp(`^site ${roots[2]} cannot start`));
+  assert.match(JSON.stringify(refused.err), /another sersync-ts \(pid \d+\) holds the lock of this instance/);
+  await proc.waitForLog((r) => r.msg === 'config reloaded', 'the reload');
+  const after = await status();
+  assert.deepEqual(
+    after.sites.map((s) => s.watch),
+    [roots[0], roots[1]],
+  );
+  for (const i of [0, 1]) assert.equal(after.sites[i]?.watchingSince, before.sites[i]?.watchingSince, `${roots[i]} kept its watcher`);
+  for (const i of [0, 1]) await writeFile(join(roots[i] as string, 'after.txt'), `after, site ${i}`);
+  for (const i of [0, 1]) await waitForIdenticalTrees(roots[i] as string, mirrors[i] as string, CMP);
+
+  // Once the other daemon is gone, a SIGHUP of the same file starts the site it could not.
+  assert.equal(await other.stop(), 0);
+  await writeFile(join(roots[2], 'later.txt'), 'after the other daemon');
+  proc.proc.child.kill('SIGHUP');
+  await proc.waitForLog((r) => r.msg === `site ${roots[2]} added by the reload`, 'the site added by the second reload');
+  await writeFile(join(roots[2], 'watched.txt'), 'seen by the new site');
+  await waitFor(async () => existsSync(join(mirrors[2], 'watched.txt')) || undefined, { what: `${roots[2]} synced` });
+  assert.deepEqual(
+    (await status()).sites.map((s) => s.watch),
+    roots,
+  );
+  assert.equal(await proc.stop(), 0);
+});
+
+test('a SIGTERM while three sites owe changes keeps what each site owes in its own queue file; a start without -r sends them all', async () => {
+  // A daemon of this test's own, stopped while the changes are made, so that every run fails.
+  const down = await startRsyncDaemon({ modules: ['d1', 'd2', 'd3'], user: 'rsync_backup', password: 'pw' });
+  try {
+    const { dir, roots, mirrors, spec, status } = await threeSites('sites-owed-', ['d1', 'd2', 'd3'], down);
+    const conf = await writeConf(dir, spec([0, 1, 2]));
+    const proc = await startSersync(['-o', conf]);
+    running.push(proc);
+    await down.stop();
+    for (const [i, r] of roots.entries()) {
+      await mkdir(join(r, 'sub'));
+      for (const name of [`owed-${i}.txt`, '#notes', 'sub/-rf']) await writeFile(join(r, name), `${name}, site ${i}`);
+    }
+    await waitFor(async () => (await status()).sites.every((s) => (s.remotes[0]?.consecutiveFailures ?? 0) > 0) || undefined, {
+      what: 'a failed run on every site',
+      timeoutMs: 20_000,
+    });
+    // And some that no run has tried yet.
+    for (const [i, r] of roots.entries()) await writeFile(join(r, `late-${i}.txt`), `late, site ${i}`);
+    assert.equal(await proc.stop(), 0);
+    const warned = proc.records().find((r) => r.msg === 'stopped with changes not yet on every remote; they are in the retry queue');
+    assert.ok(warned, proc.proc.output());
+    const files = roots.map((r, i) => queueFileFor(join(dir, 'fail.log'), testStateDir(), r, [`127.0.0.1::d${i + 1}`]));
+    assert.deepEqual(warned.queue, files);
+    for (const [i, file] of files.entries()) {
+      const queue = JSON.parse(await readFile(file, 'utf8')) as {
+        running: boolean;
+        remotes: Record<string, { full: boolean; entries: unknown[] }>;
+      };
+      assert.equal(queue.running, false, file);
+      const owed = queue.remotes[`127.0.0.1::d${i + 1}`];
+      assert.ok(owed && !owed.full && owed.entries.length > 0, `${file}: ${JSON.stringify(queue)}`);
+      for (const name of [`owed-${i}.txt`, `late-${i}.txt`])
+        assert.ok(JSON.stringify(owed.entries).includes(name), `${file} lacks ${name}`);
+      assert.doesNotMatch(JSON.stringify(owed.entries), new RegExp(`(owed|late)-[^${i}]\\.txt`), `${file} holds another site's changes`);
+    }
+
+    await down.restart();
+    const again = await startSersync(['-o', conf]);
+    running.push(again);
+    for (const [i, r] of roots.entries()) await waitForIdenticalTrees(r, mirrors[i] as string, { ...CMP, timeoutMs: 30_000 });
+    assert.equal(again.records().filter((r) => r.msg === 'replaying the retry queue').length, 3);
+    assert.equal(await again.stop(), 0);
+  } finally {
+    await down.stop();
+  }
 });
 
 test('--check shows each site with its remotes', async () => {
