@@ -62,6 +62,7 @@ export class Aggregator {
   #root: Node = newNode();
   #full = false;
   #fullReason = '';
+  #disposed = false;
   #firstAt = 0;
   #lastAt = 0;
   #timer: unknown = null;
@@ -199,6 +200,7 @@ export class Aggregator {
 
   /** Stops the timer (shutdown); pending changes stay readable through take(). */
   dispose(): void {
+    this.#disposed = true;
     if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
     this.#timer = null;
   }
@@ -237,7 +239,8 @@ export class Aggregator {
 
   /** One timer at a time: when it fires early (more changes came), it re-arms for the new due time. */
   #arm(): void {
-    if (this.#timer !== null) return;
+    // After dispose (a stopped lane), what is restored waits for take(), not for a timer.
+    if (this.#timer !== null || this.#disposed) return;
     const delay = Math.max(0, this.#dueAt() - this.#clock.now());
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = null;

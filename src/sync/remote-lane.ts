@@ -6,7 +6,7 @@ import { realDisk } from './disk-probe.ts';
 import { batchSucceeded, failedAttempt, type OutcomeContext, parkedPaths, partialFailure } from './lane-outcome.ts';
 import { type AttemptReport, type BatchOutcome, type LaneSettings, type LaneStats, newLaneStats } from './lane-report.ts';
 import { type Attempt, LaneSchedule, type Parked } from './lane-schedule.ts';
-import { merged } from './merge-batches.ts';
+import { mergedByPath } from './merge-batches.ts';
 import type { CommandContext } from './rsync-command.ts';
 import { runBatch } from './run-batch.ts';
 
@@ -135,7 +135,8 @@ export class RemoteLane {
     const parts = [this.#inFlight, s.parked?.batch ?? null, s.held?.batch ?? null, this.#aggregator.take()].filter(
       (b): b is Batch => b !== null,
     );
-    return parts.length === 0 ? null : merged(parts);
+    // By path: a batch cut off by a stop is restored beside the deletions it had already put on hold.
+    return parts.length === 0 ? null : mergedByPath(parts, Number.POSITIVE_INFINITY);
   }
 
   /** Starts the parked batch once it is due, else the aggregator's batch once the aggregator says it is due. */
