@@ -170,63 +170,51 @@ test('standalone: a watcher that cannot start closes the plugin and throws', asy
   await assert.rejects(startStandalone(c, 'command', { log, createWatcher: () => watcher }), /no such directory/);
 });
 
-test('standalone: bursts go through the sync aggregator: a crowded directory is passed as the directory, a short-lived file not at all', async () => {
+/** Runs `-m command` on a fake watcher: the events `emit` sends, one quiet period, a stop; what the plugin was told. */
+async function standaloneSeen(tuning: string, watch: string, emit: (watcher: FakeWatcher) => void): Promise<string[]> {
   const c = config(
-    `<tuning maxChildrenPerDir="2"/>
-<sersync><localpath watch="/nonexistent/www"><remote ip="a" name="m"/></localpath></sersync>${COMMAND}`,
+    `${tuning}
+<sersync><localpath watch="${watch}"><remote ip="a" name="m"/></localpath></sersync>${COMMAND}`,
     { standalone: 'command' },
   );
   const clock = new FakeClock();
   const watcher = new FakeWatcher();
   const runner = new RecordingRunner();
   const running = await startStandalone(c, 'command', { log, runner, clock, createWatcher: () => watcher });
-  for (const n of [1, 2, 3]) watcher.emit({ kind: 'file', op: 'change', path: `img/${n}.jpg` });
-  watcher.emit({ kind: 'file', op: 'add', path: 'tmp.txt' });
-  watcher.emit({ kind: 'file', op: 'unlink', path: 'tmp.txt' });
-  // Changed, then removed: what the disk says (nothing there) makes it a deletion.
-  watcher.emit({ kind: 'file', op: 'change', path: 'old.txt' });
-  watcher.emit({ kind: 'file', op: 'unlink', path: 'old.txt' });
+  emit(watcher);
   clock.advance(c.tuning.quietMs);
   await settle();
   await running.stop(1000);
-  assert.deepEqual(runner.seen(), ['change-dir /nonexistent/www/img', 'delete /nonexistent/www/old.txt']);
+  return runner.seen();
+}
+
+test('standalone: bursts go through the sync aggregator: a crowded directory is passed as the directory, a short-lived file not at all', async () => {
+  const seen = await standaloneSeen('<tuning maxChildrenPerDir="2"/>', '/nonexistent/www', (watcher) => {
+    for (const n of [1, 2, 3]) watcher.emit({ kind: 'file', op: 'change', path: `img/${n}.jpg` });
+    watcher.emit({ kind: 'file', op: 'add', path: 'tmp.txt' });
+    watcher.emit({ kind: 'file', op: 'unlink', path: 'tmp.txt' });
+    // Changed, then removed: what the disk says (nothing there) makes it a deletion.
+    watcher.emit({ kind: 'file', op: 'change', path: 'old.txt' });
+    watcher.emit({ kind: 'file', op: 'unlink', path: 'old.txt' });
+  });
+  assert.deepEqual(seen, ['change-dir /nonexistent/www/img', 'delete /nonexistent/www/old.txt']);
 });
 
 test('standalone: more changed paths than maxPendingPaths tell the plugin the watched directory', async () => {
-  const c = config(
-    `<tuning maxPendingPaths="3" maxChildrenPerDir="100"/>
-<sersync><localpath watch="/nonexistent/www"><remote ip="a" name="m"/></localpath></sersync>${COMMAND}`,
-    { standalone: 'command' },
-  );
-  const clock = new FakeClock();
-  const watcher = new FakeWatcher();
-  const runner = new RecordingRunner();
-  const running = await startStandalone(c, 'command', { log, runner, clock, createWatcher: () => watcher });
-  for (const n of [1, 2, 3, 4]) watcher.emit({ kind: 'file', op: 'change', path: `${n}.txt` });
-  clock.advance(c.tuning.quietMs);
-  await settle();
-  await running.stop(1000);
-  assert.deepEqual(runner.seen(), ['change-dir /nonexistent/www']);
+  const seen = await standaloneSeen('<tuning maxPendingPaths="3" maxChildrenPerDir="100"/>', '/nonexistent/www', (watcher) => {
+    for (const n of [1, 2, 3, 4]) watcher.emit({ kind: 'file', op: 'change', path: `${n}.txt` });
+  });
+  assert.deepEqual(seen, ['change-dir /nonexistent/www']);
 });
 
 test('standalone: a directory that only lost children is a change, a directory that is gone a deletion (the disk decides)', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'sersync-standalone-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
   mkdirSync(join(root, 'd'));
-  const c = config(
-    `<tuning maxChildrenPerDir="2"/>
-<sersync><localpath watch="${root}"><remote ip="a" name="m"/></localpath></sersync>${COMMAND}`,
-    { standalone: 'command' },
-  );
-  const clock = new FakeClock();
-  const watcher = new FakeWatcher();
-  const runner = new RecordingRunner();
-  const running = await startStandalone(c, 'command', { log, runner, clock, createWatcher: () => watcher });
-  for (const n of [1, 2, 3]) watcher.emit({ kind: 'file', op: 'unlink', path: `d/${n}.txt` });
-  watcher.emit({ kind: 'dir', op: 'changed', path: 'e' });
-  watcher.emit({ kind: 'dir', op: 'unlink', path: 'e' });
-  clock.advance(c.tuning.quietMs);
-  await settle();
-  await running.stop(1000);
-  assert.deepEqual(runner.seen().sort(), [`change-dir ${root}/d`, `delete-dir ${root}/e`]);
+  const seen = await standaloneSeen('<tuning maxChildrenPerDir="2"/>', `${root}`, (watcher) => {
+    for (const n of [1, 2, 3]) watcher.emit({ kind: 'file', op: 'unlink', path: `d/${n}.txt` });
+    watcher.emit({ kind: 'dir', op: 'changed', path: 'e' });
+    watcher.emit({ kind: 'dir', op: 'unlink', path: 'e' });
+  });
+  assert.deepEqual(seen.sort(), [`change-dir ${root}/d`, `delete-dir ${root}/e`]);
 });
