@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { fromBytes, toBuffer, type RelPath } from '../../src/core/paths.ts';
-import { createInotifyBackend, loadNativeInotify } from '../../src/watch/dir-watch-backend.ts';
+import { createInotifyBackend, type DirEventHint, loadNativeInotify } from '../../src/watch/dir-watch-backend.ts';
 import { DirWatcher } from '../../src/watch/dir-watcher.ts';
 import type { WatchEvent, WatchOptions } from '../../src/watch/watcher.ts';
 
@@ -387,7 +387,8 @@ describe('the native inotify reader', () => {
 
   test('an overflowing kernel queue is reported as lost (libuv drops IN_Q_OVERFLOW)', async (t) => {
     if (loadNativeInotify() === null) return t.skip(NO_READER);
-    if (!HOST_CHANGES) return t.skip('writes /proc/sys/fs/inotify/max_queued_events for a moment: set SERSYNC_TEST_HOST_CHANGES=1 (.ci/run does)');
+    if (!HOST_CHANGES)
+      return t.skip('writes /proc/sys/fs/inotify/max_queued_events for a moment: set SERSYNC_TEST_HOST_CHANGES=1 (.ci/run does)');
     const knob = '/proc/sys/fs/inotify/max_queued_events';
     const saved = readFileSync(knob, 'utf8').trim();
     try {
@@ -413,49 +414,11 @@ describe('the native inotify reader', () => {
   });
 });
 
-test('native backend: a change right after an event for the same entry is not passed on, anything else is', () => {
-  let feed: ((chunk: Buffer | null, errno: number | null) => void) | undefined;
-  const addon = {
-    open: (cb: (chunk: Buffer | null, errno: number | null) => void) => {
-      feed = cb;
-      return {};
-    },
-    addWatch: () => 7,
-    rmWatch: () => {},
-    listDirs: () => Buffer.alloc(0),
-    close: () => {},
-  } as unknown as Parameters<typeof createInotifyBackend>[0];
-  const backend = createInotifyBackend(addon, () => {}, () => {});
-  const seen: string[] = [];
-  backend.watch(Buffer.from('/w'), {
-    event: (type, name, hint) => seen.push(`${type} ${name?.toString() ?? '-'}${hint?.gone ? ' gone' : ''}`),
-    error: () => {},
-  });
-  const ev = (mask: number, name: string, wd = 7) => {
-    const n = Buffer.alloc(16);
-    n.write(name);
-    const head = Buffer.alloc(16);
-    head.writeInt32LE(wd, 0);
-    head.writeUInt32LE(mask, 4);
-    head.writeUInt32LE(16, 12);
-    return Buffer.concat([head, n]);
-  };
-  const [MODIFY, ATTRIB, CREATE, DELETE] = [0x2, 0x4, 0x100, 0x200];
-  assert.ok(feed);
-  feed(
-    Buffer.concat([
-      ev(CREATE, 'a'), ev(MODIFY, 'a'), ev(ATTRIB, 'a'), // cp: one event for a
-      ev(MODIFY, 'b'), ev(ATTRIB, 'b'), // a rewrite: one for b
-      ev(DELETE, 'c'), ev(ATTRIB, 'c'), // removed, then a change that must still be seen
-      ev(MODIFY, 'a'), // not right after a's events
-      ev(MODIFY, 'a', 8), // another directory's a (not watched here)
-    ]),
-    null,
-  );
-  assert.deepEqual(seen, ['rename a', 'change b', 'rename c gone', 'change c', 'change a']);
-});
-
-test('native backend: a creation at the end of one read is folded into its close-write in the next, a lone one goes on', async () => {
+/**
+ * The native backend on a scripted addon watching `/w` as wd 7: `feed` hands it one read of the kernel, `ev` encodes
+ * one event, `seen` is what the backend passed on, as `describe` writes it.
+ */
+function scriptedBackend(describe: (type: string, name: Buffer | null, hint: DirEventHint | null) => string) {
   let feed: ((chunk: Buffer | null, errno: number | null) => void) | undefined;
   const addon = {
     open: (cb: (chunk: Buffer | null, errno: number | null) => void) => {
@@ -473,27 +436,49 @@ test('native backend: a creation at the end of one read is folded into its close
     () => {},
   );
   const seen: string[] = [];
-  backend.watch(Buffer.from('/w'), {
-    event: (type, name, hint) => seen.push(`${type} ${name?.toString() ?? '-'} ${hint?.how ?? '-'}`),
-    error: () => {},
-  });
-  const ev = (mask: number, name: string) => {
-    const head = Buffer.alloc(16);
-    head.writeInt32LE(7, 0);
-    head.writeUInt32LE(mask, 4);
-    head.writeUInt32LE(16, 12);
+  backend.watch(Buffer.from('/w'), { event: (type, name, hint) => seen.push(describe(type, name, hint)), error: () => {} });
+  const ev = (mask: number, name: string, wd = 7) => {
     const n = Buffer.alloc(16);
     n.write(name);
+    const head = Buffer.alloc(16);
+    head.writeInt32LE(wd, 0);
+    head.writeUInt32LE(mask, 4);
+    head.writeUInt32LE(16, 12);
     return Buffer.concat([head, n]);
   };
+  const read = (...events: Buffer[]) => {
+    assert.ok(feed);
+    feed(Buffer.concat(events), null);
+  };
+  return { backend, seen, ev, read };
+}
+
+test('native backend: a change right after an event for the same entry is not passed on, anything else is', () => {
+  const { seen, ev, read } = scriptedBackend((type, name, hint) => `${type} ${name?.toString() ?? '-'}${hint?.gone ? ' gone' : ''}`);
+  const [MODIFY, ATTRIB, CREATE, DELETE] = [0x2, 0x4, 0x100, 0x200];
+  read(
+    ev(CREATE, 'a'),
+    ev(MODIFY, 'a'),
+    ev(ATTRIB, 'a'), // cp: one event for a
+    ev(MODIFY, 'b'),
+    ev(ATTRIB, 'b'), // a rewrite: one for b
+    ev(DELETE, 'c'),
+    ev(ATTRIB, 'c'), // removed, then a change that must still be seen
+    ev(MODIFY, 'a'), // not right after a's events
+    ev(MODIFY, 'a', 8), // another directory's a (not watched here)
+  );
+  assert.deepEqual(seen, ['rename a', 'change b', 'rename c gone', 'change c', 'change a']);
+});
+
+test('native backend: a creation at the end of one read is folded into its close-write in the next, a lone one goes on', async () => {
+  const { backend, seen, ev, read } = scriptedBackend((type, name, hint) => `${type} ${name?.toString() ?? '-'} ${hint?.how ?? '-'}`);
   const [MODIFY, CLOSE_WRITE, CREATE] = [0x2, 0x8, 0x100];
-  assert.ok(feed);
   // `cp -a` read mid-file: the creation ends one chunk, the writes and the close start the next.
-  feed(ev(CREATE, 'a'), null);
-  feed(Buffer.concat([ev(MODIFY, 'a'), ev(CLOSE_WRITE, 'a')]), null);
+  read(ev(CREATE, 'a'));
+  read(ev(MODIFY, 'a'), ev(CLOSE_WRITE, 'a'));
   assert.deepEqual(seen, ['change a closeWrite']);
   // A link: nothing follows its creation, and no further read comes.
-  feed(ev(CREATE, 'l'), null);
+  read(ev(CREATE, 'l'));
   assert.deepEqual(seen, ['change a closeWrite']);
   await waitFor('the lone creation', () => seen.length === 2);
   assert.deepEqual(seen, ['change a closeWrite', 'rename l create']);
