@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Batch, PendingEntry } from '../../src/aggregate/aggregator.ts';
-import type { Remote, RsyncSettings } from '../../src/config/model.ts';
 import { type DeletionVerdict, NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import type { DiskEntryKind, DiskProbe } from '../../src/sync/disk-probe.ts';
 import { planBatch, planRuns, renameTargets } from '../../src/sync/plan-batch.ts';
 import type { CommandContext } from '../../src/sync/rsync-command.ts';
 import { classifyRun } from '../../src/sync/rsync-exit.ts';
+import { DAEMON_REMOTE, PLAIN_RSYNC } from './support/rsync-fixtures.ts';
 
 /** The planner on a scripted disk and the run classifier on scripted results: no directory, no rsync, no clock. */
 
@@ -17,14 +17,8 @@ const disk: DiskProbe = {
   },
   async *entries() {},
 };
-const rsync: RsyncSettings = {
-  commonParams: ['-artz'],
-  auth: { enabled: false, users: '', passwordFile: '' },
-  port: { enabled: false, port: 874 },
-  timeout: { enabled: false, seconds: 100 },
-  ssh: { enabled: false, options: [] },
-};
-const remote: Remote = { kind: 'daemon', ip: '10.0.0.2', name: 'www', id: '10.0.0.2::www', line: 1 };
+const rsync = PLAIN_RSYNC;
+const remote = DAEMON_REMOTE;
 const ctx: CommandContext = { watch: '/w', remote, rsync, deletes: true, filters: [], defaultTimeoutSeconds: 300 };
 const entry = (path: string, extra: Partial<PendingEntry> = {}): PendingEntry => ({ path, tree: false, deletes: false, ...extra });
 const batchOf = (...entries: PendingEntry[]): Batch => ({ full: false, fullReason: '', entries, since: 5 });

@@ -3,26 +3,20 @@ import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import PQueue from 'p-queue';
 import pino from 'pino';
-import type { Remote, RsyncSettings } from '../../src/config/model.ts';
 import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import type { DiskEntryKind, DiskProbe } from '../../src/sync/disk-probe.ts';
 import type { ProcessResult, ProcessRunner } from '../../src/sync/process-runner.ts';
 import { type LaneDeps, RemoteLane } from '../../src/sync/remote-lane.ts';
 import { FakeClock } from './support/fake-clock.ts';
+import { DAEMON_REMOTE, PLAIN_RSYNC } from './support/rsync-fixtures.ts';
 
 /**
  * The lane's planning on a scripted disk and a fake clock (no directory, no rsync, no clock steps: flush() sends at
  * once): what is looked at and what rsync would be asked. The real-disk counterparts are test/integration/symlink-swap.test.ts and regex-excludes.test.ts.
  */
 
-const rsync: RsyncSettings = {
-  commonParams: ['-artz'],
-  auth: { enabled: false, users: '', passwordFile: '' },
-  port: { enabled: false, port: 874 },
-  timeout: { enabled: false, seconds: 100 },
-  ssh: { enabled: false, options: [] },
-};
-const remote: Remote = { kind: 'daemon', ip: '10.0.0.2', name: 'www', id: '10.0.0.2::www', line: 1 };
+const rsync = PLAIN_RSYNC;
+const remote = DAEMON_REMOTE;
 
 /** Paths under /w: kinds (anything unnamed is gone) and directory listings. */
 class ScriptedDisk implements DiskProbe {

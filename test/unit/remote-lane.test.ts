@@ -3,12 +3,12 @@ import { test } from 'node:test';
 import PQueue from 'p-queue';
 import pino from 'pino';
 import { BATCH_EVENTS } from '../../src/aggregate/aggregator.ts';
-import type { Remote, RsyncSettings } from '../../src/config/model.ts';
 import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import type { DiskEntryKind, DiskProbe } from '../../src/sync/disk-probe.ts';
 import type { ProcessResult, ProcessRunner } from '../../src/sync/process-runner.ts';
 import { type AttemptReport, RemoteLane } from '../../src/sync/remote-lane.ts';
 import { FakeClock } from './support/fake-clock.ts';
+import { DAEMON_REMOTE, PLAIN_RSYNC } from './support/rsync-fixtures.ts';
 
 /**
  * The lane's retry timing with a fake clock, a scripted runner (no rsync) and a scripted disk (no directory): no
@@ -29,14 +29,8 @@ const disk: DiskProbe = {
   async *entries() {},
 };
 
-const rsync: RsyncSettings = {
-  commonParams: ['-artz'],
-  auth: { enabled: false, users: '', passwordFile: '' },
-  port: { enabled: false, port: 874 },
-  timeout: { enabled: false, seconds: 100 },
-  ssh: { enabled: false, options: [] },
-};
-const remote: Remote = { kind: 'daemon', ip: '10.0.0.2', name: 'www', id: '10.0.0.2::www', line: 1 };
+const rsync = PLAIN_RSYNC;
+const remote = DAEMON_REMOTE;
 /** Lets the lane's promises run (the scripted disk and runner answer at once): no time passes. */
 const settle = async () => {
   for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
