@@ -62,6 +62,8 @@ export class Aggregator {
   #root: Node = newNode();
   #full = false;
   #fullReason = '';
+  /** A sweep is owed (Batch.sweep). */
+  #sweep = false;
   #disposed = false;
   #firstAt = 0;
   #lastAt = 0;
@@ -93,7 +95,7 @@ export class Aggregator {
   }
 
   get isEmpty(): boolean {
-    return !this.#full && this.#root.count === 0;
+    return !this.#full && !this.#sweep && this.#root.count === 0;
   }
 
   /** Clock time of the oldest pending change, or null. */
@@ -143,6 +145,12 @@ export class Aggregator {
     }
   }
 
+  /** The held deletions of a full sync (Batch.sweep) go with the next batch, on the same timing rules. */
+  requestSweep(): void {
+    this.#touch();
+    this.#sweep = true;
+  }
+
   isDue(now = this.#clock.now()): boolean {
     if (this.isEmpty) return false;
     return now >= this.#dueAt();
@@ -163,7 +171,8 @@ export class Aggregator {
     const renames: { seq: number; entry: PendingEntry }[] = [];
     collect(this.#root, '', entries, renames);
     for (const r of renames.sort((a, b) => a.seq - b.seq)) entries.push(r.entry);
-    const batch: Batch = { full: this.#full, fullReason: this.#fullReason, entries, since: this.#firstAt };
+    const sweep = this.#sweep && !this.#full ? { sweep: true } : {};
+    const batch: Batch = { full: this.#full, fullReason: this.#fullReason, entries, ...sweep, since: this.#firstAt };
     const now = this.#clock.now();
     const quiet = now >= this.#lastAt + this.#limits.quietMs;
     // A window that the count ended before its cap leaves the stretch as it was: only a cap stretches the next one.
@@ -173,6 +182,7 @@ export class Aggregator {
     this.#root = newNode();
     this.#full = false;
     this.#fullReason = '';
+    this.#sweep = false;
     this.#dueNow = false;
     if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
     this.#timer = null;

@@ -46,6 +46,12 @@ export interface Batch {
   /** Why a full sync was asked for (first reason), when `full`. */
   readonly fullReason: string;
   readonly entries: readonly PendingEntry[];
+  /**
+   * The remote may hold files anywhere in the tree that are gone here: the deletions of a full sync, held while the
+   * root looked unmounted or empty, and sent later as one pass over the tree that deletes and sends nothing. Absent
+   * means false; a full sync includes it.
+   */
+  readonly sweep?: boolean;
   /** Clock time of the oldest change in the batch. */
   readonly since: number;
 }

@@ -38,10 +38,12 @@ export function retryRecord(
   outcome: { readonly failed: Omit<Attempt, 'ok' | 'batch'> } | { readonly why: string },
 ): StoredBatch {
   const at = new Date(now).toISOString();
+  // A sweep (a full sync's held deletions) is kept as the full sync it came from: the guard looks again then.
+  const full = batch.full || batch.sweep === true;
   const common = {
-    full: batch.full,
-    fullReason: batch.fullReason,
-    entries: batch.full ? [] : batch.entries,
+    full,
+    fullReason: batch.full ? batch.fullReason : full ? 'the held deletions of a full sync' : batch.fullReason,
+    entries: full ? [] : batch.entries,
     firstFailedAt: prev?.firstFailedAt ?? at,
   };
   if ('failed' in outcome) {

@@ -135,7 +135,7 @@ export function batchSucceeded(c: OutcomeContext, batch: Batch, summary: SyncSum
   s.pathsSynced += updated.length + deleted.length;
   if (batch.full) s.fullSyncs++;
   schedule.succeeded();
-  if (summary.runs.some((r) => r.kind !== 'update')) schedule.capAgain();
+  if (summary.runs.some((r) => r.args.includes('--delete'))) schedule.capAgain();
   // Unless a crontabfilter kept some paths out of it.
   if (schedule.parked && batch.full && c.fullSyncFilters.length === 0) {
     log.info(
@@ -159,6 +159,7 @@ function logSynced(log: Logger, remoteId: string, batch: Batch, s: SyncSummary, 
     {
       remote: remoteId,
       full: batch.full,
+      ...(batch.sweep ? { sweep: true } : {}),
       updated: updated.length,
       deleted: deleted.length,
       rsyncRuns: s.runs.length + s.renamed.runs,

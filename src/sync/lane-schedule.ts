@@ -211,15 +211,19 @@ export class LaneSchedule {
    * looks again in HOLD_RECHECK_MS while something is held.
    */
   settleHold(held: Held, verdict: DeletionVerdict): Batch | null {
-    const free = held.batch.full ? (verdict.all ? [] : null) : held.batch.entries.filter((e) => !isHeld(verdict, e.path));
-    const still = held.batch.full ? [] : held.batch.entries.filter((e) => isHeld(verdict, e.path));
+    const { batch } = held;
+    const free = batch.full ? (verdict.all ? [] : null) : batch.entries.filter((e) => !isHeld(verdict, e.path));
+    const still = batch.full ? [] : batch.entries.filter((e) => isHeld(verdict, e.path));
+    // A sweep may go unless the whole tree is held (below lost mount points it goes with P rules).
+    const sweep = batch.sweep === true && !verdict.all;
     let go: Batch | null = null;
-    if (free === null || free.length > 0) {
-      const rest = still.length > 0 ? { batch: { ...held.batch, entries: still }, reason: verdict.reason } : null;
+    if (free === null || free.length > 0 || sweep) {
+      const { sweep: _, ...plain } = batch;
+      const rest = still.length > 0 ? { batch: { ...plain, entries: still }, reason: verdict.reason } : null;
       const h = this.#hold;
       if (h.kind === 'operator') this.#hold = { kind: 'operator', held: rest };
       else this.#hold = rest ? { kind: 'guard', held: rest, uncapped: h.uncapped } : { kind: 'open', uncapped: h.uncapped };
-      go = free === null ? held.batch : { ...held.batch, entries: free };
+      go = free === null ? batch : { ...plain, entries: free, ...(sweep ? { sweep } : {}) };
     }
     return go;
   }

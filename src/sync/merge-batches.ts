@@ -1,13 +1,15 @@
 import type { Batch, PendingEntry } from '../aggregate/aggregator.ts';
 import type { RelPath } from '../core/paths.ts';
 
-/** Batches as one: a full sync swallows the rest; the oldest change counts. */
+/** Batches as one: a full sync swallows the rest (a sweep too); the oldest change counts. */
 export function merged(parts: readonly Batch[]): Batch {
   const full = parts.some((b) => b.full);
+  const sweep = !full && parts.some((b) => b.sweep === true);
   return {
     full,
     fullReason: parts.find((b) => b.fullReason)?.fullReason ?? '',
     entries: full ? [] : parts.flatMap((b) => b.entries),
+    ...(sweep ? { sweep } : {}),
     since: Math.min(...parts.map((b) => b.since)),
   };
 }

@@ -1,4 +1,4 @@
-import type { Batch } from '../aggregate/aggregator.ts';
+import type { Batch, PendingEntry } from '../aggregate/aggregator.ts';
 import type { FilterRegex } from '../config/model.ts';
 import type { RelPath } from '../core/paths.ts';
 import { type DeletionVerdict, isHeld } from './deletion-guard.ts';
@@ -38,57 +38,80 @@ export interface UpdatePlan {
 
 /** A batch looked at on the disk: what is sent, deleted and held. No process runs here. */
 export interface BatchPlan {
-  /** A full sync whose deletions the guard holds as a whole: the batch waits. */
-  readonly holdAll: boolean;
+  /** A full sync's run: `sync` with its deletions, `send` without them (they are held as a sweep), or none. */
+  readonly full: 'sync' | 'send' | null;
   readonly update: UpdatePlan | null;
   /** Deletions that go (the delete run). */
   readonly deletes: readonly DeleteTarget[];
-  /** Entries whose deletions wait for the guard, as a batch; or the deletions a full sync owes below mount points. */
+  /** The whole tree's deletions go too, after the update and delete runs (Batch.sweep). */
+  readonly sweep: boolean;
+  /** Deletions that wait for the guard, as a batch (entries, or a sweep); or those a full sync owes below mount points. */
   readonly held: Batch | null;
-  /** Paths the untranslated filter regexes keep out of the update or full run. */
+  /** Paths the untranslated filter regexes keep out of the update, full or sweep run. */
   readonly excluded: RelPath[];
   readonly updated: RelPath[];
   readonly deleted: RelPath[];
-  /** P rules that keep a full sync's --delete off the directories the guard holds. */
+  /** P rules that keep the --delete of a full sync or sweep off the directories the guard holds. */
   readonly protect: string[];
 }
 
-/** Looks at the disk now: what exists is sent, what is gone is deleted, unless the guard holds that deletion. */
+/**
+ * Looks at the disk now: what exists is sent, what is gone is deleted, unless the guard holds that deletion. Only
+ * deletions wait: a full sync whose deletions are held as a whole still sends (without --delete), and owes them as a
+ * sweep.
+ */
 export async function planBatch(batch: Batch, input: PlanInput): Promise<BatchPlan> {
   const { disk, rootBytes, untranslated, verdict } = input;
-  const protect = verdict.below.map(protectRule);
-  const none = { holdAll: false, update: null, deletes: [], held: null, excluded: [], updated: [], deleted: [], protect: [] };
+  const rules = verdict.below.map(protectRule);
+  // The root looks unmounted or empty, maxDelete waits for the operator, or a mount point's name has no P rule.
+  const treeHeld = input.deletes && (verdict.all || rules.includes(null));
+  const protect = treeHeld ? [] : (rules as string[]);
+  const owedBelow = treeHeld ? [] : verdict.below.map((path) => ({ path, tree: true, deletes: true }));
+  const none = { full: null, update: null, deletes: [], sweep: false, held: null, excluded: [], updated: [], deleted: [], protect: [] };
+  const wholeTree = () => excludedByRegexes(disk, rootBytes, [''], untranslated);
   if (batch.full) {
-    if (verdict.all || protect.includes(null)) return { ...none, holdAll: true };
-    const owed = verdict.below.map((path) => ({ path, tree: true, deletes: true }));
-    return {
-      ...none,
-      excluded: await excludedByRegexes(disk, rootBytes, [''], untranslated),
-      held: owed.length > 0 ? { full: false, fullReason: '', entries: owed, since: batch.since } : null,
-      protect: protect as string[],
-    };
+    if (treeHeld) {
+      const held = heldBatch(batch.since, [], true);
+      // An empty, unreadable or vanished root has nothing to send.
+      if (!(await hasEntries(disk, rootBytes))) return { ...none, held };
+      return { ...none, full: 'send', excluded: await wholeTree(), held };
+    }
+    const held = owedBelow.length > 0 ? heldBatch(batch.since, owedBelow, false) : null;
+    return { ...none, full: 'sync', excluded: await wholeTree(), held, protect };
   }
   const split = await splitByDisk(disk, rootBytes, batch.entries);
   // A directory that only lost entries still exists: reported as updated too, so no plugin hears "deleted".
   const updated = [...split.updates, ...split.pruned];
+  const sweep = batch.sweep === true && input.deletes && !treeHeld;
   let deleted = split.deletes.map((d) => d.path);
-  let excluded: RelPath[] = [];
-  let update: UpdatePlan | null = null;
-  if (split.updates.length > 0) {
-    excluded = await excludedByRegexes(disk, rootBytes, split.trees, untranslated);
-    update = { paths: split.updates, trees: split.trees, pruned: split.pruned };
-  }
+  const excluded = sweep
+    ? await wholeTree()
+    : split.updates.length > 0
+      ? await excludedByRegexes(disk, rootBytes, split.trees, untranslated)
+      : [];
+  const update = split.updates.length > 0 ? { paths: split.updates, trees: split.trees, pruned: split.pruned } : null;
   let deletes: DeleteTarget[] = [];
-  let held: Batch | null = null;
+  let waiting: PendingEntry[] = sweep ? owedBelow : [];
   if (split.deletes.length > 0 && input.deletes) {
     deletes = split.deletes.filter((d) => !isHeld(verdict, d.path));
     if (deletes.length < split.deletes.length) {
       const wait = new Set(split.deletes.filter((d) => isHeld(verdict, d.path)).map((d) => d.path));
-      held = { ...batch, entries: batch.entries.filter((e) => wait.has(e.path)) };
+      waiting = [...waiting, ...batch.entries.filter((e) => wait.has(e.path))];
       deleted = deleted.filter((p) => !wait.has(p));
     }
   }
-  return { holdAll: false, update, deletes, held, excluded, updated, deleted, protect: [] };
+  const sweepHeld = batch.sweep === true && input.deletes && treeHeld;
+  const held = waiting.length > 0 || sweepHeld ? heldBatch(batch.since, waiting, sweepHeld) : null;
+  return { full: null, update, deletes, sweep, held, excluded, updated, deleted, protect: sweep ? protect : [] };
+}
+
+function heldBatch(since: number, entries: readonly PendingEntry[], sweep: boolean): Batch {
+  return { full: false, fullReason: '', entries, ...(sweep ? { sweep } : {}), since };
+}
+
+async function hasEntries(disk: DiskProbe, dir: string): Promise<boolean> {
+  for await (const _ of disk.entries(dir)) return true;
+  return false;
 }
 
 /** The renamed paths among those about to be sent, each with the name it was moved from. */
@@ -100,18 +123,19 @@ export function renameTargets(batch: Batch, paths: readonly RelPath[], trees: re
   );
 }
 
-/** The batch's rsync runs in order: the update run first, then the delete run; or the one full sync. */
+/** The batch's rsync runs in order: the update run, then the delete run and the sweep; or the one full sync. */
 export function planRuns(
   ctx: CommandContext,
-  batch: Batch,
-  plan: { readonly update: UpdatePlan | null; readonly deletes: readonly DeleteTarget[]; readonly protect: readonly string[] },
+  plan: Pick<BatchPlan, 'full' | 'update' | 'deletes' | 'sweep' | 'protect'>,
   fullSyncFilters: readonly string[],
   excludeFrom: string | null,
 ): RsyncInvocation[] {
   const runs: RsyncInvocation[] = [];
   if (plan.update !== null) runs.push(planUpdate(ctx, plan.update.paths, [], new Set(plan.update.trees), excludeFrom));
-  // Below a mount point that is none now, the full sync sends but deletes nothing; those deletions wait.
-  if (batch.full) runs.push(planFull(ctx, [...plan.protect, ...fullSyncFilters], excludeFrom));
-  else if (plan.deletes.length > 0) runs.push(planDelete(ctx, plan.deletes));
+  // Below a mount point that is none now, a full sync or sweep deletes nothing (P rules); those deletions wait.
+  const filters = [...plan.protect, ...fullSyncFilters];
+  if (plan.full !== null) runs.push(planFull(plan.full === 'send' ? { ...ctx, deletes: false } : ctx, filters, excludeFrom));
+  if (plan.deletes.length > 0) runs.push(planDelete(ctx, plan.deletes));
+  if (plan.sweep) runs.push(planFull(ctx, filters, excludeFrom, 'sweep'));
   return runs;
 }

@@ -96,8 +96,9 @@ export class RemoteLane {
   }
 
   /** Puts entries of an earlier failed or unfinished batch back (retry queue, restart). */
-  restore(batch: { full: boolean; fullReason?: string; entries: readonly PendingEntry[] }): void {
+  restore(batch: { full: boolean; fullReason?: string; sweep?: boolean; entries: readonly PendingEntry[] }): void {
     if (batch.full) this.#aggregator.requestFull(batch.fullReason || 'restored full sync');
+    else if (batch.sweep) this.#aggregator.requestSweep();
     // `deletes`, not `removed`: a restored entry is no new removal, so a path created since (pending as new) must not
     // vanish with it as "created and removed within the window".
     for (const e of batch.entries) this.#aggregator.putBack(e.path, { tree: e.tree, removed: false, created: false, deletes: e.deletes });
@@ -229,7 +230,11 @@ export class RemoteLane {
   #hold(batch: Batch, reason: string): void {
     if (this.#schedule.held === null) {
       this.#deps.log.error(
-        { remote: this.remote.id, held: batch.full ? 'full sync' : batch.entries.length, reason },
+        {
+          remote: this.remote.id,
+          held: batch.full ? 'full sync' : batch.sweep ? 'the deletions of a full sync' : batch.entries.length,
+          reason,
+        },
         `holding deletions for ${this.remote.id}: ${reason}; they go once that is over, or after SIGUSR1 (release the hold once)`,
       );
     }

@@ -161,20 +161,27 @@ function nulList(items: Iterable<string>): Buffer {
 /**
  * The whole tree, with `--delete` when removals propagate (sersync2's `-r` and crontab sync). `--info=progress2`
  * (whole-transfer progress, read by the sender only) lets a long full sync report files, bytes, rate and ETA.
+ * A `sweep` is a full sync's deletions alone (Batch.sweep): `--existing --ignore-existing` deletes what the source
+ * lacks and sends nothing; the full sync's filters keep what it keeps out untouched.
  */
-export function planFull(ctx: CommandContext, extraFilters: readonly string[] = [], excludeFrom: string | null = null): RsyncInvocation {
+export function planFull(
+  ctx: CommandContext,
+  extraFilters: readonly string[] = [],
+  excludeFrom: string | null = null,
+  mode: 'full' | 'sweep' = 'full',
+): RsyncInvocation {
+  const sweep = mode === 'sweep';
   const args = [
     ...baseParams(ctx),
-    ...(ctx.deletes ? ['--delete', '--force', ...maxDelete(ctx)] : []),
-    '--stats',
-    '--info=progress2',
+    ...(ctx.deletes || sweep ? ['--delete', '--force', ...maxDelete(ctx)] : []),
+    ...(sweep ? ['--existing', '--ignore-existing'] : ['--stats', '--info=progress2']),
     ...(excludeFrom === null ? [] : ['--from0']),
     ...(ctx.fullFilters ?? ctx.filters),
     ...extraFilters,
     ...excludeFromArgs(excludeFrom),
     ...endpoints(ctx),
   ];
-  return { kind: 'full', args, input: null };
+  return { kind: sweep ? 'delete' : 'full', args, input: null };
 }
 
 /** The file's rules go after the path filter's and the crontab's, as the single excludes did (first match wins). */

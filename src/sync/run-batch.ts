@@ -60,15 +60,11 @@ export type BatchResult =
 export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult> {
   const { log, rootBytes, disk, verdict, ctx, stats } = env;
   const plan = await planBatch(batch, { disk, rootBytes, untranslated: env.untranslated, deletes: ctx.deletes, verdict });
-  if (plan.holdAll) {
-    env.hold(batch, verdict.reason);
-    return { kind: 'held' };
-  }
   let { update, updated } = plan;
-  if (!batch.full && plan.held !== null) {
+  if (plan.held !== null) {
     env.hold(plan.held, verdict.reason);
     // Only held deletions: nothing ran, so nothing succeeded, and the hold's recheck delay must stand.
-    if (plan.deletes.length === 0 && update === null) return { kind: 'held' };
+    if (plan.full === null && update === null && plan.deletes.length === 0 && !plan.sweep) return { kind: 'held' };
   }
   await env.afterPlan?.(batch);
   if (update !== null) {
@@ -91,58 +87,56 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
     }
   }
   let bytes = renamed.sent;
-  // Removed right after the run that reads it (the first), and after the loop in case that run never started.
+  // Read by the update run, the full sync or the sweep; removed once the last run is done.
   const excludeFile = await writeExcludeFile(plan.excluded);
-  const runs = planRuns(ctx, batch, { ...plan, update }, env.fullSyncFilters, excludeFile?.path ?? null);
-  if (batch.full && plan.held !== null) env.hold(plan.held, verdict.reason);
+  const runs = planRuns(ctx, { ...plan, update }, env.fullSyncFilters, excludeFile?.path ?? null);
   stats.batches++;
   let recheck = false;
-  for (const run of runs) {
-    if (env.signal.aborted) {
-      // A stop's grace period ended before this run started: nothing says the batch went, so it stays owed whole
-      // (the stop persists it); runs that did go are repeated harmlessly.
-      await excludeFile?.remove();
-      return { kind: 'aborted' };
+  try {
+    for (const run of runs) {
+      if (env.signal.aborted) {
+        // A stop's grace period ended before this run started: nothing says the batch went, so it stays owed whole
+        // (the stop persists it); runs that did go are repeated harmlessly.
+        return { kind: 'aborted' };
+      }
+      stats.rsyncRuns++;
+      const progress = run.kind === 'full' ? env.progress?.(env.remoteId) : undefined;
+      const result = await env.runner
+        .run(env.rsyncPath, run.args, { input: run.input, signal: env.signal, onStdout: progress?.update })
+        .finally(() => progress?.done());
+      const { verdict, meaning, step } = classifyRun(run, result, env.rsyncPath, ctx.nanoseconds !== false);
+      stats.runsByVerdict[verdict]++;
+      const sent = bytesSentFromStats(result.stdout);
+      stats.bytesSent += sent;
+      bytes += sent;
+      const stderr = lastLines(result.stderr, 3);
+      const error = `${meaning}${stderr ? `: ${stderr}` : ''}`;
+      if (step === 'vanished') {
+        log.info({ remote: env.remoteId, run: run.kind, exitCode: 24, stderr }, `rsync ${run.kind} to ${env.remoteId}: ${meaning}`);
+        recheck ||= run.kind === 'update';
+        continue;
+      }
+      if (step === 'old-receiver') {
+        log.warn(
+          { remote: env.remoteId, stderr },
+          `${env.remoteId} refuses --modify-window=-1 (rsync older than 3.1.3): comparing whole seconds from now on, so a ` +
+            'same-size rewrite within the second of its last sync waits for the next full sync; upgrade rsync on the remote',
+        );
+        return { kind: 'old-receiver' };
+      }
+      if (step === 'partial') return { kind: 'partial', run: run.kind, error };
+      if (step === 'max-delete') return { kind: 'max-delete', stderr };
+      if (step === 'failed') {
+        log.warn(
+          { remote: env.remoteId, run: run.kind, exitCode: result.exitCode, signal: result.signal, verdict, stderr },
+          `rsync ${run.kind} to ${env.remoteId} failed: ${meaning}`,
+        );
+        return { kind: 'failed', verdict, exitCode: result.exitCode, error };
+      }
     }
-    stats.rsyncRuns++;
-    const progress = run.kind === 'full' ? env.progress?.(env.remoteId) : undefined;
-    const result = await env.runner
-      .run(env.rsyncPath, run.args, { input: run.input, signal: env.signal, onStdout: progress?.update })
-      .finally(async () => {
-        progress?.done();
-        await excludeFile?.remove();
-      });
-    const { verdict, meaning, step } = classifyRun(run, result, env.rsyncPath, ctx.nanoseconds !== false);
-    stats.runsByVerdict[verdict]++;
-    const sent = bytesSentFromStats(result.stdout);
-    stats.bytesSent += sent;
-    bytes += sent;
-    const stderr = lastLines(result.stderr, 3);
-    const error = `${meaning}${stderr ? `: ${stderr}` : ''}`;
-    if (step === 'vanished') {
-      log.info({ remote: env.remoteId, run: run.kind, exitCode: 24, stderr }, `rsync ${run.kind} to ${env.remoteId}: ${meaning}`);
-      recheck ||= run.kind === 'update';
-      continue;
-    }
-    if (step === 'old-receiver') {
-      log.warn(
-        { remote: env.remoteId, stderr },
-        `${env.remoteId} refuses --modify-window=-1 (rsync older than 3.1.3): comparing whole seconds from now on, so a ` +
-          'same-size rewrite within the second of its last sync waits for the next full sync; upgrade rsync on the remote',
-      );
-      return { kind: 'old-receiver' };
-    }
-    if (step === 'partial') return { kind: 'partial', run: run.kind, error };
-    if (step === 'max-delete') return { kind: 'max-delete', stderr };
-    if (step === 'failed') {
-      log.warn(
-        { remote: env.remoteId, run: run.kind, exitCode: result.exitCode, signal: result.signal, verdict, stderr },
-        `rsync ${run.kind} to ${env.remoteId} failed: ${meaning}`,
-      );
-      return { kind: 'failed', verdict, exitCode: result.exitCode, error };
-    }
+  } finally {
+    await excludeFile?.remove();
   }
-  await excludeFile?.remove();
   return { kind: 'synced', summary: { updated, deleted: plan.deleted, runs, bytes, renamed }, recheck };
 }
 

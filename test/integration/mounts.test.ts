@@ -93,7 +93,8 @@ async function nothingDeleted(expected: string, dest: string): Promise<void> {
   assert.deepEqual(lost, [], 'files were deleted on the remote');
 }
 
-const identical = (a: string, b: string) => waitForIdenticalTrees(a, b, { absSymlinksStripped: true, ignoreRootAttrs: true, timeoutMs: 30_000 });
+const identical = (a: string, b: string) =>
+  waitForIdenticalTrees(a, b, { absSymlinksStripped: true, ignoreRootAttrs: true, timeoutMs: 30_000 });
 
 describe('unmounted disks', { skip: process.getuid?.() === 0 ? false : 'needs root to mount a tmpfs' }, () => {
   test('a tmpfs at the watch root unmounted over a stray file: nothing deleted, the hold shown; the remount syncs', async () => {
@@ -179,9 +180,16 @@ describe('unmounted disks', { skip: process.getuid?.() === 0 ? false : 'needs ro
     await proc.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('holding deletions'), 'the hold to be logged');
     await sleep(6000);
     assert.equal((await readdir(join(s.dest, 'site'))).length, 5, 'the mirror lost files to an empty root');
-    // Content arrives (the disk is there after all): updates go at once, the held deletions once the root has content.
+    // Content arrives (the disk is there after all): updates go at once, the held deletions once the root has content,
+    // as a sweep that sends nothing (no full transfer of a tree that the updates are sending already).
     await writeFile(join(s.src, 'index.html'), 'home');
     await identical(s.src, s.dest);
+    await proc.waitForLog((r) => r.sweep === true, 'the held deletions to go as a sweep');
+    assert.deepEqual(
+      proc.records().filter((r) => r.full === true),
+      [],
+      'no full sync ran',
+    );
   });
 
   test('a restart while a disk inside the tree is unmounted keeps holding its deletions', async () => {

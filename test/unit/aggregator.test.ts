@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Aggregator, BATCH_EVENTS, type Batch } from '../../src/aggregate/aggregator.ts';
+import { merged } from '../../src/sync/merge-batches.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
 const limits = { quietMs: 300, maxWaitMs: 2000, maxChildrenPerDir: 8, maxPendingPaths: 50 };
@@ -296,4 +297,24 @@ test('takeDue hands out the window only once the aggregator says it is due (the 
   clock.advance(limits.quietMs);
   assert.deepEqual(paths(agg.takeDue() ?? undefined), ['a.txt']);
   assert.equal(agg.takeDue(), null, 'nothing pending');
+});
+
+test('a sweep goes with the next batch on the same timing rules; a full sync includes it', () => {
+  const { clock, batches, agg } = setup();
+  agg.requestSweep();
+  agg.add('a.txt', file);
+  clock.advance(300);
+  assert.deepEqual([batches[0]?.sweep, batches[0]?.full, paths(batches[0])], [true, false, ['a.txt']]);
+  agg.requestSweep();
+  clock.advance(300);
+  assert.deepEqual([batches[1]?.sweep, paths(batches[1])], [true, []], 'a sweep alone is due too');
+  agg.requestSweep();
+  agg.requestFull('lost events');
+  clock.advance(300);
+  assert.deepEqual([batches[2]?.full, batches[2]?.sweep], [true, undefined]);
+  clock.advance(300);
+  assert.equal(batches.length, 3);
+  const one = (b: Partial<Batch>): Batch => ({ full: false, fullReason: '', entries: [], since: 0, ...b });
+  assert.equal(merged([one({ sweep: true }), one({ entries: [{ path: 'x', tree: false, deletes: false }] })]).sweep, true);
+  assert.equal(merged([one({ sweep: true }), one({ full: true })]).sweep, undefined);
 });

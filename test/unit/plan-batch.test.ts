@@ -35,7 +35,7 @@ test('planBatch: what exists is sent (a directory as a tree), what is gone is de
   ]);
   assert.deepEqual([p.updated, p.deleted, p.held], [['f', 'd', 'm'], ['gone', 'm'], null]);
   assert.deepEqual(
-    planRuns(ctx, batchOf(), p, [], null).map((r) => r.kind),
+    planRuns(ctx, p, [], null).map((r) => r.kind),
     ['update', 'delete'],
   );
 });
@@ -52,18 +52,70 @@ test('planBatch: deletions the guard holds wait as a batch of their own; a remot
   assert.deepEqual([none.deletes, none.held, none.deleted], [[], null, ['gone']]);
 });
 
-test('planBatch: a full sync waits whole while the root is held; below a lost mount point it protects and owes', async () => {
-  assert.equal((await plan(FULL, { all: true, below: [], reason: 'root gone' })).holdAll, true);
-  const p = await plan(FULL, { all: false, below: ['m'], reason: 'm' });
-  assert.equal(p.holdAll, false);
-  assert.deepEqual(p.held?.entries, [{ path: 'm', tree: true, deletes: true }]);
-  const runs = planRuns(ctx, FULL, p, ['--exclude=/cache'], null);
+test('planBatch: a full sync held as a whole by the guard sends without --delete and owes its deletions as a sweep', async () => {
+  const held = { all: true, below: [], reason: 'root empty' };
+  // The scripted root lists nothing (an empty, unreadable or vanished root): nothing runs, the sweep waits.
+  const empty = await plan(FULL, held);
+  assert.deepEqual([empty.full, empty.held], [null, { full: false, fullReason: '', entries: [], sweep: true, since: 5 }]);
+  assert.deepEqual(planRuns(ctx, empty, [], null), []);
+  const withContent: DiskProbe = {
+    ...disk,
+    async *entries(dir) {
+      if (dir === '/w') yield { name: 'f', dir: false };
+    },
+  };
+  const p = await planBatch(FULL, { disk: withContent, rootBytes: '/w', untranslated: [], deletes: true, verdict: held });
+  assert.deepEqual([p.full, p.held?.sweep], ['send', true]);
+  const runs = planRuns(ctx, p, ['--exclude=/cache'], null);
   assert.deepEqual(
     runs.map((r) => r.kind),
     ['full'],
   );
+  assert.ok(!runs[0]?.args.includes('--delete'));
+  assert.ok(runs[0]?.args.includes('--exclude=/cache'));
+});
+
+test('planBatch: below a lost mount point a full sync protects and owes', async () => {
+  const p = await plan(FULL, { all: false, below: ['m'], reason: 'm' });
+  assert.equal(p.full, 'sync');
+  assert.deepEqual(p.held?.entries, [{ path: 'm', tree: true, deletes: true }]);
+  const runs = planRuns(ctx, p, ['--exclude=/cache'], null);
+  assert.deepEqual(
+    runs.map((r) => r.kind),
+    ['full'],
+  );
+  assert.ok(runs[0]?.args.includes('--delete'));
   assert.ok(runs[0]?.args.includes('--filter=P /m/***'));
   assert.ok(runs[0]?.args.includes('--exclude=/cache'));
+});
+
+test("planBatch: a sweep goes after the batch's own runs, deleting over the whole tree and sending nothing", async () => {
+  const b: Batch = { ...batchOf(entry('f'), entry('gone', { deletes: true })), sweep: true };
+  const p = await plan(b);
+  assert.deepEqual([p.sweep, p.held], [true, null]);
+  const runs = planRuns(ctx, p, ['--exclude=/cache'], null);
+  assert.deepEqual(
+    runs.map((r) => r.kind),
+    ['update', 'delete', 'delete'],
+  );
+  const sweep = runs[2];
+  for (const arg of ['--delete', '--existing', '--ignore-existing', '--exclude=/cache']) assert.ok(sweep?.args.includes(arg), arg);
+  assert.equal(sweep?.input, null);
+  assert.equal(sweep?.args.at(-2), '/w/');
+  // Below a lost mount point the sweep protects and owes; while the root is held it waits with the deletions.
+  const below = await plan(b, { all: false, below: ['m'], reason: 'm' });
+  assert.equal(below.sweep, true);
+  assert.deepEqual(below.protect, ['--filter=P /m/***']);
+  assert.deepEqual(below.held?.entries, [{ path: 'm', tree: true, deletes: true }]);
+  const all = await plan(b, { all: true, below: [], reason: 'root empty' });
+  assert.deepEqual([all.sweep, all.held?.sweep, all.held?.entries.map((e) => e.path)], [false, true, ['gone']]);
+  assert.deepEqual(
+    planRuns(ctx, all, [], null).map((r) => r.kind),
+    ['update'],
+  );
+  // A remote without --delete owes no sweep.
+  const noDeletes = await plan(b, NOTHING_HELD, false);
+  assert.deepEqual([noDeletes.sweep, noDeletes.held], [false, null]);
 });
 
 test('renameTargets: only renamed paths that are being sent, directories marked', () => {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import PQueue from 'p-queue';
 import pino from 'pino';
 import { BATCH_EVENTS } from '../../src/aggregate/aggregator.ts';
-import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
+import { type DeletionVerdict, NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import type { DiskEntryKind, DiskProbe } from '../../src/sync/disk-probe.ts';
 import type { ProcessResult, ProcessRunner } from '../../src/sync/process-runner.ts';
 import { type AttemptReport, RemoteLane } from '../../src/sync/remote-lane.ts';
@@ -77,7 +77,12 @@ class ScriptedRunner implements ProcessRunner {
 }
 
 /** A lane over a scripted runner; `concurrency` is -n, the shared limiter's bound. */
-function lane(codes: number[], concurrency = 1, maxDelete: number | null = null) {
+function lane(
+  codes: number[],
+  concurrency = 1,
+  maxDelete: number | null = null,
+  seams: { disk?: DiskProbe; deletionGuard?: () => Promise<DeletionVerdict> } = {},
+) {
   const clock = new FakeClock();
   const runner = new ScriptedRunner(clock, codes);
   const reports: AttemptReport[] = [];
@@ -93,13 +98,13 @@ function lane(codes: number[], concurrency = 1, maxDelete: number | null = null)
       log: pino({ level: 'silent' }),
       rsyncPath: 'rsync',
       rootBytes: root,
-      disk,
+      disk: seams.disk ?? disk,
       untranslated: [],
       fullSyncFilters: [],
       retry: { baseMs: 1000, capMs: 60_000, random: () => 0.5 },
       onAttempt: (_lane, r) => void reports.push(r),
       onSynced: (_lane, _batch, r) => void synced.push({ updated: r.updated, deleted: r.deleted }),
-      deletionGuard: async () => NOTHING_HELD,
+      deletionGuard: seams.deletionGuard ?? (async () => NOTHING_HELD),
     },
   );
   return { clock, runner, reports, synced, lane: l };
@@ -404,6 +409,34 @@ test('exit 25 (maxDelete reached) holds every deletion for the operator; the rel
     'capped again',
   );
   assert.equal(reports.at(-1)?.ok, true);
+  l.stop();
+});
+
+test('a full sync held by an empty root sends nothing; once the root has content its deletions go as a sweep after the updates', async () => {
+  let rootHasContent = false;
+  const rootDisk: DiskProbe = {
+    ...disk,
+    async *entries(dir) {
+      if (dir === root && rootHasContent) yield { name: 'a.txt', dir: false };
+    },
+  };
+  let verdict: DeletionVerdict = { all: true, below: [], reason: 'watch root /w is empty' };
+  const { clock, runner, lane: l } = lane([], 1, null, { disk: rootDisk, deletionGuard: async () => verdict });
+  l.requestFull('-r', { immediate: true });
+  await run(clock, 300);
+  assert.deepEqual([runner.args.length, l.holding], [0, true], 'nothing to send, nothing deleted');
+  rootHasContent = true;
+  verdict = NOTHING_HELD;
+  l.add('a.txt', { tree: false, removed: false, created: true });
+  await run(clock, 300);
+  assert.deepEqual(runner.inputs, [['/a.txt']], 'the update went at once, not behind the hold');
+  await run(clock, 6000);
+  assert.equal(l.holding, false);
+  assert.equal(runner.args.length, 2);
+  const sweep = runner.args[1] ?? [];
+  for (const arg of ['--delete', '--existing', '--ignore-existing', `${root}/`]) assert.ok(sweep.includes(arg), arg);
+  assert.deepEqual(runner.inputs[1], [], 'the whole tree, no list');
+  assert.ok(!sweep.includes('--info=progress2'), 'no full transfer');
   l.stop();
 });
 

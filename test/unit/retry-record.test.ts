@@ -47,3 +47,8 @@ test('what is owed at a stop keeps the failure history, says why only when there
     { attempts: 0, lastError: 'pending at a crash', full: true, entries: [], fullReason: 'crontab' },
   );
 });
+
+test('a sweep owed at a stop is kept as the full sync it came from (the guard looks again after the restart)', () => {
+  const owed = retryRecord(undefined, { ...batch(['a']), sweep: true }, T0, { why: 'pending at shutdown' });
+  assert.deepEqual([owed.full, owed.entries, owed.fullReason], [true, [], 'the held deletions of a full sync']);
+});
