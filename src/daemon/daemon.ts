@@ -14,7 +14,7 @@ import { type ProcessRunner, execaRunner } from '../sync/process-runner.ts';
 import type { AttemptReport, RemoteLane } from '../sync/remote-lane.ts';
 import type { Watcher } from '../watch/watcher.ts';
 import { rootIdentity, type Site, type SiteDeps, startSite } from './site.ts';
-import { closeSlot, openSlot, type Slot, type SlotDeps } from './slot.ts';
+import { closeSlot, moveToQueue, openSlot, queueForChange, type Slot, type SlotDeps } from './slot.ts';
 
 /**
  * The composition root: the one place that wires the real clock, processes, watcher and queue file into the pure
@@ -167,7 +167,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   /** Runs a slot on a new site of the same root: the new watcher starts before the old one stops. */
   const swap = async (slot: Slot, siteConfig: Config) => {
     const old = slot.site;
-    const next = await startSite(siteConfig, false, slot.guard, siteDeps(slot.queue));
+    const rekeyed = queueForChange(slot, siteConfig, slotDeps);
+    let next: Site;
+    try {
+      next = await startSite(siteConfig, false, slot.guard, siteDeps(rekeyed?.queue ?? slot.queue));
+    } catch (err) {
+      rekeyed?.queue.markRunning(false);
+      rekeyed?.queue.close();
+      throw err;
+    }
     slot.site = next;
     slot.watchingSince = clock.now();
     // A remote that the old config did not have holds nothing yet: it gets a full sync.
@@ -182,7 +190,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       if (lane) lane.restore(rest);
       else log.warn({ remote: id }, 'remote removed from the config; its pending changes are dropped');
     }
-    for (const id of Object.keys(slot.queue.remotes)) if (!next.lanes.some((l) => l.remote.id === id)) slot.queue.clear(id);
+    if (rekeyed) moveToQueue(slot, rekeyed, log);
+    else for (const id of Object.keys(slot.queue.remotes)) if (!next.lanes.some((l) => l.remote.id === id)) slot.queue.clear(id);
   };
 
   /** The new config's sites, each started, kept, swapped or stopped as its own config says. */

@@ -12,7 +12,14 @@ import { type QueueFile, failLogBase, lockFileOf, readQueueFile } from './queue-
  * instance key in the state directory: the one a stop left after a reload changed the remotes.
  */
 export function findEarlierQueue(
-  opts: { failLogPath: string; stateDir: string | null; watch: string; remoteIds: readonly string[]; log: Pick<Logger, 'warn'> },
+  opts: {
+    failLogPath: string;
+    stateDir: string | null;
+    watch: string;
+    remoteIds: readonly string[];
+    ignoring?: string;
+    log: Pick<Logger, 'warn'>;
+  },
   stateDir: string,
   own: string,
 ): { file: string; data: QueueFile } | null {
@@ -25,7 +32,7 @@ export function findEarlierQueue(
   const siblings = readdirSync(stateDir)
     .filter(isSibling)
     .map((f) => join(stateDir, f))
-    .filter((f) => f !== own);
+    .filter((f) => f !== own && f !== opts.ignoring);
   for (const file of [...legacy, ...siblings]) {
     const sibling = !legacy.includes(file);
     if (!isPrivateDir(dirname(file))) continue;

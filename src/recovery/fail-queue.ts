@@ -26,6 +26,8 @@ export interface FailQueueOptions {
   /** The instance: the watch path and the remote ids. */
   readonly watch: string;
   readonly remoteIds: readonly string[];
+  /** A queue file of this daemon's that is no earlier queue to take over (the one a reload re-keys from). */
+  readonly ignoring?: string;
   readonly clock: Clock;
   readonly log: Pick<Logger, 'error' | 'warn' | 'info'>;
 }

@@ -72,7 +72,7 @@ export class DeletionGuard {
   /** Mount points inside the tree, as the watcher found them (relative paths). */
   readonly #mounts = new Set<RelPath>();
   /** Where the mount points are remembered across restarts; null: not at all (tests, --check). */
-  readonly #file: string | null;
+  #file: string | null;
 
   private constructor(root: string, probe: DeviceProbe, file: string | null) {
     this.#root = root;
@@ -99,6 +99,12 @@ export class DeletionGuard {
   noteMountPoint(path: RelPath): void {
     if (this.#mounts.has(path)) return;
     this.#mounts.add(path);
+    this.#remember();
+  }
+
+  /** Remembers the mount points in this file from now on (the site's retry queue was re-keyed by a reload). */
+  rememberIn(file: string): void {
+    this.#file = file;
     this.#remember();
   }
 

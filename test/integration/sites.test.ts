@@ -194,6 +194,19 @@ test('a SIGHUP that adds a remote to one site: the others keep their watchers an
   for (const [i, r] of roots.entries()) await writeFile(join(r, 'after.txt'), `after, site ${i}`);
   for (const [i, r] of roots.entries()) await waitForIdenticalTrees(r, mirrors[i] as string, CMP);
   await waitForIdenticalTrees(roots[1], added, CMP);
+
+  // The changed site's instance key (queue file and lock) follows its remotes: a second daemon of the new site config
+  // is refused, one of the old config is not (its lock was given up).
+  const keyed = (remotes: string[]) => queueFileFor(join(dir, 'fail.log'), testStateDir(), roots[1], remotes);
+  assert.equal((await status()).sites[1]?.retryQueue.file, keyed(['127.0.0.1::h2', '127.0.0.1::h2b']));
+  const aloneConf = async (more: Record<number, string[]>) =>
+    writeConf(await makeTempDir('sites-hup-alone-'), { ...spec([1], more), host: { ip: '127.0.0.1', port: await freePort() } });
+  const twin = await runSersync(['-o', await aloneConf({ 1: ['h2b'] })]);
+  assert.equal(twin.code, 75, twin.stderr);
+  assert.match(twin.stderr, /another sersync-ts \(pid \d+\) holds the lock of this instance/);
+  const old = await startSersync(['-o', await aloneConf({})]);
+  running.push(old);
+  assert.equal(await old.stop(), 0);
   assert.equal(await proc.stop(), 0);
 });
 
