@@ -98,6 +98,7 @@ function describeStatus(st: DaemonStatus, base: string): string {
             string,
           ],
         ]),
+    ...(st.sitesNotStarted ?? []).map((n): [string, string] => ['failed', `site ${printable(n.watch)} not started: ${printable(n.error)}`]),
     [
       'events',
       `${count(st.events.seen)} seen, ${count(st.events.ignored)} ignored, ${count(st.events.counted)} counted, ${count(st.events.lost)} lost`,

@@ -4,7 +4,7 @@ import type { Config } from '../config/model.ts';
 import { sameSiteConfig, siteConfigOf } from '../config/site-config.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
-import type { StatusSource } from '../observe/status-model.ts';
+import type { DaemonStatus, StatusSource } from '../observe/status-model.ts';
 import { statusSnapshot } from '../observe/status-snapshot.ts';
 import { StatusEndpoint } from '../observe/status-endpoint.ts';
 import type { FailQueue } from '../recovery/fail-queue.ts';
@@ -74,6 +74,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   let config = opts.config;
   /** The running sites in config order. */
   let slots = new Map<string, Slot>();
+  /** The sites the last reload could not start, and why (for /status). */
+  let sitesNotStarted: DaemonStatus['sitesNotStarted'] = [];
   let stopping: Promise<number> | null = null;
   // Reloads, root follows and the stop run one at a time, in order: two at once could retire a site twice, or
   // restore one site's leftovers into lanes that the other had already stopped and saved.
@@ -197,6 +199,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   /** The new config's sites, each started, kept, swapped or stopped as its own config says. */
   const applySites = async (next: Config) => {
     const kept = new Map<string, Slot>();
+    const failed: DaemonStatus['sitesNotStarted'][number][] = [];
     const wanted = new Set(next.sites.map((s) => s.watch));
     const dropped = [...slots].filter(([watch]) => !wanted.has(watch));
     // New and changed sites start before dropped ones stop, so a reload whose new root cannot start is no outage.
@@ -216,9 +219,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         }
       } catch (err) {
         log.error({ err, watch: site.watch }, `site ${site.watch} cannot start; the other sites run on`);
+        const running = slot === undefined ? '' : ' (it runs on with the config it had)';
+        failed.push({
+          watch: site.watch,
+          error: `${(err as Error).message ?? String(err)}${running}`,
+          since: new Date(clock.now()).toISOString(),
+        });
         if (slot !== undefined) kept.set(site.watch, slot);
       }
     }
+    sitesNotStarted = failed;
     if (kept.size === 0) {
       log.error('no site of the new config could start: the sites of the old config run on as they were');
       return;
@@ -253,6 +263,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         now: clock.now(),
         maxUserWatches: limits.maxUserWatches,
         events,
+        sitesNotStarted,
       }),
     reload: (next) =>
       serially(async () => {

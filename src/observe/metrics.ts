@@ -61,6 +61,11 @@ function families(st: DaemonStatus): Family[] {
       'Paths that could not be read (EACCES, EIO …): neither watched nor synced until they can be.',
       one(st.unreadable.count),
     ),
+    gauge(
+      'sites_not_started',
+      'Sites (<localpath>) of the config that the last reload could not start; /status says why.',
+      one(st.sitesNotStarted.length),
+    ),
     gauge('start_time_seconds', 'When the daemon started, in seconds since the Unix epoch.', one(started)),
     gauge('uptime_seconds', 'Seconds since the daemon started.', one(Math.max(0, seconds(st.now) - started))),
     gauge('watches', 'Directories (dirs watcher) or paths (chokidar) being watched.', one(st.watches)),

@@ -71,6 +71,8 @@ export interface DaemonStatus {
   readonly crontab: { readonly enabled: boolean; readonly nextAt: string | null };
   readonly remotes: readonly RemoteStatus[];
   readonly sites: readonly SiteStatus[];
+  /** Sites of the config that the last reload could not start (another daemon holds their lock …), with why. */
+  readonly sitesNotStarted: readonly { readonly watch: string; readonly error: string; readonly since: string }[];
 }
 
 export interface StatusSource {

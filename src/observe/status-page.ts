@@ -64,6 +64,12 @@ export function renderStatusPage(st: DaemonStatus): string {
         : `${count(st.unreadable.count)} not watched or synced: ${st.unreadable.sample.map((p) => `<code>${escapeHtml(p)}</code>`).join(' ')}`,
       st.unreadable.count > 0,
     ],
+    ...st.sitesNotStarted.map((n): [string, string, string, boolean] => [
+      'not-started',
+      'Not started',
+      `<code>${escapeHtml(n.watch)}</code>: ${escapeHtml(n.error)}`,
+      true,
+    ]),
     [
       'events',
       'Events',

@@ -52,6 +52,7 @@ export interface StatusInputs {
   readonly sites: readonly SiteInputs[];
   readonly maxUserWatches: number | null;
   readonly events: DaemonStatus['events'];
+  readonly sitesNotStarted?: DaemonStatus['sitesNotStarted'];
 }
 
 /**
@@ -84,6 +85,7 @@ export function statusSnapshot(s: StatusInputs): DaemonStatus {
     crontab: first.crontab,
     remotes: sites.flatMap((x) => x.remotes),
     sites,
+    sitesNotStarted: s.sitesNotStarted ?? [],
   };
 }
 

@@ -60,6 +60,7 @@ export function statusFixture(watch: string, degradedError = 'rsync exit 12: <co
       },
       { ...IDLE, id: '/mnt/backup', kind: 'local', lastSuccessAt: null, holdingDeletions: true },
     ],
+    sitesNotStarted: [],
   } satisfies Omit<DaemonStatus, 'sites'>;
   const { watcher, watchBackend, watches, unreadable, retryQueue, crontab, remotes } = status;
   return {

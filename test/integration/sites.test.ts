@@ -71,6 +71,7 @@ async function threeSites(prefix: string, modules: [string, string, string], dae
       watch: string;
       remotes: { id: string }[];
       sites: SiteView[];
+      sitesNotStarted: { watch: string; error: string }[];
     };
   return { dir, roots, mirrors, spec, status, statusPort };
 }
@@ -264,6 +265,12 @@ test('a reload that adds a site whose retry queue lock another daemon holds name
     after.sites.map((s) => s.watch),
     [roots[0], roots[1]],
   );
+  // /status names the site that did not start, and why.
+  assert.deepEqual(
+    after.sitesNotStarted.map((n) => n.watch),
+    [roots[2]],
+  );
+  assert.match(after.sitesNotStarted[0]?.error ?? '', /another sersync-ts \(pid \d+\) holds the lock of this instance/);
   for (const i of [0, 1]) assert.equal(after.sites[i]?.watchingSince, before.sites[i]?.watchingSince, `${roots[i]} kept its watcher`);
   for (const i of [0, 1]) await writeFile(join(roots[i] as string, 'after.txt'), `after, site ${i}`);
   for (const i of [0, 1]) await waitForIdenticalTrees(roots[i] as string, mirrors[i] as string, CMP);
@@ -275,10 +282,12 @@ test('a reload that adds a site whose retry queue lock another daemon holds name
   await proc.waitForLog((r) => r.msg === `site ${roots[2]} added by the reload`, 'the site added by the second reload');
   await writeFile(join(roots[2], 'watched.txt'), 'seen by the new site');
   await waitFor(async () => existsSync(join(mirrors[2], 'watched.txt')) || undefined, { what: `${roots[2]} synced` });
+  const last = await status();
   assert.deepEqual(
-    (await status()).sites.map((s) => s.watch),
+    last.sites.map((s) => s.watch),
     roots,
   );
+  assert.deepEqual(last.sitesNotStarted, []);
   assert.equal(await proc.stop(), 0);
 });
 

@@ -28,6 +28,7 @@ const REMOTE: RemoteStatus = {
 };
 
 const STATUS: DaemonStatus = {
+  sitesNotStarted: [],
   version: '0.1.0',
   pid: 4242,
   startedAt: '2026-11-25T10:00:00.000Z',
@@ -63,6 +64,7 @@ test('renderMetrics: every figure of the status, exactly', () => {
   assert.deepEqual(samples(text), [
     'sersync_info{version="0.1.0",watch="/data/www",watcher="dirs",backend="fs.watch"} 1',
     'sersync_unwatched_paths 2',
+    'sersync_sites_not_started 0',
     'sersync_start_time_seconds 1795600800',
     'sersync_uptime_seconds 7530.5',
     'sersync_watches 1234',
