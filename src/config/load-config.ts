@@ -1,10 +1,11 @@
 import { constants, type Stats } from 'node:fs';
-import { access, lstat, open, stat } from 'node:fs/promises';
+import { access, lstat, open, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { errorCode, ExitCode, SersyncError } from '../core/errors.ts';
 import type { Config } from './model.ts';
 import { configTooLarge, MAX_CONFIG_BYTES } from './config-text.ts';
 import { analyzeConfig, type ParseOptions } from './parse-config.ts';
+import { isInside } from './sections/localpath.ts';
 
 /**
  * Reads and validates confxml.xml, then checks what the config names on disk: the watch directory, local mirror
@@ -23,8 +24,31 @@ export async function loadConfig(file: string, options: ParseOptions = {}): Prom
         : await directoryProblem(check.path, check.kind === 'watchDirectory');
     if (message !== null) problems.error(check.line, check.where, message);
   }
+  for (const clash of await overlappingRealRoots(config)) problems.error(clash.line, '<sersync><localpath watch>', clash.message);
   problems.throwIfAny();
   return config;
+}
+
+/**
+ * Site roots written as different paths that are the same directory, or nested, once symbolic links are followed
+ * (the parser compares them as written): the inner tree would be synced twice.
+ */
+async function overlappingRealRoots(config: Config): Promise<{ line: number; message: string }[]> {
+  if (config.sites.length < 2) return [];
+  const real = await Promise.all(config.sites.map((s) => realpath(s.watch).catch(() => null)));
+  const out: { line: number; message: string }[] = [];
+  for (const [j, site] of config.sites.entries()) {
+    const b = real[j];
+    const i = real.findIndex((a, k) => k < j && a && b && (isInside(a, b) || isInside(b, a)));
+    const other = config.sites[i];
+    if (b === null || b === undefined || other === undefined) continue;
+    const how = real[i] === b ? 'the same directory as' : isInside(b, real[i] as string) ? 'inside' : 'around';
+    out.push({
+      line: site.line,
+      message: `${site.watch} is ${b} once symbolic links are followed: ${how} the <localpath watch="${other.watch}"> of line ${other.line}; its files would be synced twice, give each directory one <localpath>`,
+    });
+  }
+  return out;
 }
 
 function missing(message: string, cause?: unknown): SersyncError {

@@ -279,3 +279,19 @@ test('the tutorial copies load once their paths exist', async () => {
   assert.equal(config.rsync.auth.passwordFile, pw);
   assert.equal(config.filter.excludes.length, 4);
 });
+
+test('two <localpath> roots that are nested once symbolic links are followed are refused, naming both lines', async () => {
+  const outer = path.join(tmp, 'site-outer');
+  mkdirSync(path.join(outer, 'inner'), { recursive: true });
+  const link = path.join(tmp, 'site-link');
+  symlinkSync(path.join(outer, 'inner'), link);
+  const file = write(
+    'linked-roots.xml',
+    `<head><sersync>\n<localpath watch="${outer}"><remote ip="h" name="a"/></localpath>\n<localpath watch="${link}"><remote ip="h" name="b"/></localpath>\n</sersync></head>`,
+  );
+  const err = await rejection(file);
+  assert.equal(
+    err.message,
+    `${file}:3: <sersync><localpath watch>: ${link} is ${path.join(outer, 'inner')} once symbolic links are followed: inside the <localpath watch="${outer}"> of line 2; its files would be synced twice, give each directory one <localpath>`,
+  );
+});
