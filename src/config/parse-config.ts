@@ -111,14 +111,6 @@ function readSections(head: ConfigNode, displayName: string, standalone: PluginN
   );
   const crontab = readCrontab(child(sersync, 'crontab'), values);
 
-  if (filter.enabled && filter.excludes.length > 0 && crontab.enabled && crontab.filter.excludes.length === 0) {
-    const node = child(sersync, 'crontab');
-    p.warn(
-      node?.el.line ?? null,
-      node === undefined ? null : where(node),
-      'the realtime <filter> is on but <crontabfilter> has no <exclude>: the full sync would copy the filtered files; sersync2 turned crontab off here, add rsync patterns matching the filter',
-    );
-  }
   const activeBlock = active === null ? null : blocks[active];
   if (standalone === null && activeBlock !== null && activeBlock !== undefined && 'watch' in activeBlock) {
     const pluginWatch = activeBlock.watch;

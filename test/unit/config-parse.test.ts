@@ -636,7 +636,7 @@ test('<host> is informational: a bad port is only a warning', () => {
   assert.deepEqual(config.warnings, ['conf.xml:2: <host port="x">: expected a port number 1-65535; the status endpoint uses 8008']);
 });
 
-test('a realtime filter with crontab on but no crontabfilter excludes is reported, crontab left on', () => {
+test('a realtime filter with crontab on but no crontabfilter excludes is no warning: crontab stays on (--check notes it)', () => {
   const xml = (crontabfilter: string) =>
     withSersync(
       `${REMOTE}\n<crontab start="true" schedule="60">${crontabfilter}</crontab>`,
@@ -644,9 +644,7 @@ test('a realtime filter with crontab on but no crontabfilter excludes is reporte
     );
   const config = parse(xml('<crontabfilter start="false"><exclude expression="*.gz"/></crontabfilter>'));
   assert.equal(config.crontab.enabled, true);
-  assert.deepEqual(config.warnings, [
-    'conf.xml:5: <sersync><crontab>: the realtime <filter> is on but <crontabfilter> has no <exclude>: the full sync would copy the filtered files; sersync2 turned crontab off here, add rsync patterns matching the filter',
-  ]);
+  assert.deepEqual(config.warnings, []);
   const fine = parse(xml('<crontabfilter start="true"><exclude expression="*.gz"/></crontabfilter>'));
   assert.deepEqual(fine.warnings, []);
   assert.deepEqual(fine.crontab.filter, { enabled: true, excludes: ['*.gz'] });
