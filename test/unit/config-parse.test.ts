@@ -218,7 +218,6 @@ test('tutorial copy 2: BOM, blank line before the declaration, upper-case names,
   const config = parse(fixture('tutorial-ssh.xml'));
   assert.deepEqual(config.warnings, [
     'conf.xml:24: <inotify><attrib start="TRUE">: only the exact value "true" turns this on; read as false',
-    'conf.xml:47: <sersync><crontab schedule="abc">: not a number of minutes > 0, read as 600 (as sersync2 did)',
   ]);
   assert.equal(config.inotify.delete, false);
   assert.equal(config.inotify.attrib, false);
@@ -604,6 +603,29 @@ test('<crontab schedule>: read with atoi like sersync2; 0 or less, or no digits,
     assert.equal(config.crontab.scheduleMinutes, minutes, raw);
     assert.deepEqual(config.warnings, warning === null ? [] : [`conf.xml:4: <sersync><crontab schedule="${raw}">: ${warning}`], raw);
   }
+});
+
+test('<crontab> off: its schedule and crontabfilter quirks are no warning (sersync2 never used them), the same value is read', () => {
+  const off = (schedule: string) =>
+    parse(
+      withSersync(
+        `${REMOTE}<crontab start="false" schedule="${schedule}"><crontabfilter start="yes"><exclude expression=""/></crontabfilter></crontab>`,
+      ),
+    );
+  for (const [raw, minutes] of [
+    ['0', 600],
+    ['abc', 600],
+    ['10min', 10],
+    ['99999999', 525600],
+  ] as const) {
+    const config = off(raw);
+    assert.equal(config.crontab.scheduleMinutes, minutes, raw);
+    assert.deepEqual(config.warnings, [], raw);
+  }
+  // The start attribute itself is still read strictly: "True" is not on, and says so.
+  assert.deepEqual(parse(withSersync(`${REMOTE}<crontab start="True" schedule="0"/>`)).warnings, [
+    'conf.xml:4: <sersync><crontab start="True">: only the exact value "true" turns this on; read as false',
+  ]);
 });
 
 test('failLog: minutes; an empty timeToExecute means 120 like sersync2; 0 or junk is 1 minute (sersync2 replayed every idle minute)', () => {
