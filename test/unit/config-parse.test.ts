@@ -537,6 +537,28 @@ test('a user@ before a bare IPv6 address is a warning, and the address goes in b
   ]);
 });
 
+test('an ip with a port (IPv4, a host name, a bracketed IPv6) is refused: rsync has no port in host::module; a bare IPv6 address stays a warning', () => {
+  const remote = (ip: string, rsync = '') => withSersync(`<localpath watch="/d"><remote ip="${ip}" name="m"/></localpath>${rsync}`);
+  assert.deepEqual(problemsOf(remote('127.0.0.1:873')), [
+    'conf.xml:4: <sersync><localpath><remote ip="127.0.0.1:873">: a port in ip: rsync\'s host::module form has no port; write ip="127.0.0.1" and set the port with <rsync><userDefinedPort start="true" port="873"/>',
+  ]);
+  assert.deepEqual(problemsOf(remote('u@mirror.example.com:8873')), [
+    'conf.xml:4: <sersync><localpath><remote ip="u@mirror.example.com:8873">: a port in ip: rsync\'s host::module form has no port; write ip="u@mirror.example.com" and set the port with <rsync><userDefinedPort start="true" port="8873"/>',
+  ]);
+  assert.deepEqual(problemsOf(remote('[fd00::41]:873')), [
+    'conf.xml:4: <sersync><localpath><remote ip="[fd00::41]:873">: a port in ip: rsync\'s host::module form has no port; write ip="[fd00::41]" and set the port with <rsync><userDefinedPort start="true" port="873"/>',
+  ]);
+  assert.match(
+    problemsOf(remote('10.0.0.2:2222', '<rsync><ssh start="true"/></rsync>')).join('\n'),
+    /rsync's host:path form has no port; write ip="10\.0\.0\.2" .*port="2222"/,
+  );
+  const v6 = parse(remote('fd00::41'));
+  assert.deepEqual(v6.warnings, [
+    'conf.xml:4: <sersync><localpath><remote ip="fd00::41">: an IPv6 address without brackets; sersync-ts connects to [fd00::41]',
+  ]);
+  assert.equal(parse(remote('[fd00::41]')).warnings.length, 0);
+});
+
 test('unknown elements and attributes are warnings naming their path; repeated elements use the first', () => {
   const config = parse(
     withSersync(
