@@ -559,6 +559,24 @@ test('an ip with a port (IPv4, a host name, a bracketed IPv6) is refused: rsync 
   assert.equal(parse(remote('[fd00::41]')).warnings.length, 0);
 });
 
+test('an element after a "#" on its line is read (XML has no # comments), with a warning; # text on its own line changes nothing', () => {
+  const config = parse(
+    withSersync(
+      '<localpath watch="/d">\n<remote ip="10.0.0.1" name="m"/>\n  # <remote ip="10.9.9.9" name="old"/>\n  # old mirror:<remote ip="10.9.9.8" name="m"/>\n</localpath>\n# comment\n<rsync><timeout start="true" time="5"/></rsync> # trailing',
+    ),
+  );
+  assert.deepEqual(
+    config.remotes.map((r) => r.id),
+    ['10.0.0.1::m', '10.9.9.9::old', '10.9.9.8::m'],
+  );
+  const hint =
+    'a "#" before it on its line does not comment it out (XML has no # comments): this element is read and used; to disable it, wrap it in <!-- -->';
+  assert.deepEqual(config.warnings, [
+    `conf.xml:6: <sersync><localpath><remote>: ${hint}`,
+    `conf.xml:7: <sersync><localpath><remote>: ${hint}`,
+  ]);
+});
+
 test('unknown elements and attributes are warnings naming their path; repeated elements use the first', () => {
   const config = parse(
     withSersync(
