@@ -67,7 +67,11 @@ export function analyzeConfig(
 
   const problems = new ConfigProblems(displayName);
   if (encoding === 'latin1') {
-    problems.warn(1, null, 'not valid UTF-8, read as ISO-8859-1; non-ASCII characters in paths may not match the disk');
+    problems.warn(
+      1,
+      null,
+      'not valid UTF-8, read as ISO-8859-1; the paths in it are used as UTF-8 names, so a non-ASCII path written in another encoding (GBK, Latin-1) names a different directory: save the file as UTF-8',
+    );
   }
   checkStructure(head, problems);
   const values = new ValueReader(problems, path.resolve(options.cwd ?? process.cwd()), encoding === 'utf8');

@@ -314,7 +314,7 @@ test('a file that is not UTF-8 is read as latin1, with a warning, and its regexe
   );
   const config = parse(Buffer.concat([head, Buffer.from([0xe9]), tail]));
   assert.deepEqual(config.warnings, [
-    'conf.xml:1: not valid UTF-8, read as ISO-8859-1; non-ASCII characters in paths may not match the disk',
+    'conf.xml:1: not valid UTF-8, read as ISO-8859-1; the paths in it are used as UTF-8 names, so a non-ASCII path written in another encoding (GBK, Latin-1) names a different directory: save the file as UTF-8',
   ]);
   assert.equal(config.watch, '/d/caf\u00e9');
   const regex = config.filter.excludes[0]?.regex;
