@@ -3,7 +3,7 @@ import type { Config, PluginName } from '../config/model.ts';
 import { displayPath, fromBytes, fromUtf8, joinRel, type RelPath, toBuffer } from '../core/paths.ts';
 import { planDelete, planFull, planUpdate, type RsyncInvocation, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
 import { standaloneRoot } from '../plugins/standalone.ts';
-import { planSite, type SitePlan } from '../sync/site-plan.ts';
+import { CRONTAB_KEPT_NOTE, crontabKeptDespiteFilter, planSite, type SitePlan } from '../sync/site-plan.ts';
 import { siteConfigOf } from '../config/site-config.ts';
 import type { PathFilter } from '../watch/path-filter.ts';
 
@@ -34,6 +34,7 @@ export async function checkReport(
     );
   }
   if (withoutUpdateFlag(config.rsync.commonParams).dropped) lines.push(UPDATE_FLAG_NOTE);
+  if (module === null && crontabKeptDespiteFilter(config)) lines.push(`note: ${CRONTAB_KEPT_NOTE}`);
   const shared = [
     `realtime deletions: ${config.inotify.delete ? 'on' : 'off (<delete start="false">)'}; dot-files: ${config.tuning.dotFiles ? 'synced' : 'skipped (sersync2 rule)'}`,
     `temporary files, not synced in real time; full syncs carry them (<tuning tempGlobs> sets all but 4913 and *~): 4913 *~ ${config.tuning.tempGlobs.join(' ')}`.trimEnd(),

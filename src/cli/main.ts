@@ -8,6 +8,8 @@ import { CHILD_ENV, detach, shouldDetach, tellParent } from '../daemon/detach.ts
 import { createLogger } from '../observe/logger.ts';
 import { startStandalone } from '../plugins/standalone.ts';
 import { PidFile } from '../recovery/pid-file.ts';
+import { execaRunner } from '../sync/process-runner.ts';
+import { requireRsync } from '../sync/rsync-available.ts';
 import { checkReport } from './check-report.ts';
 import { parseCommandLine, parseStatusCommandLine } from './options.ts';
 import { statusCommand } from './status-command.ts';
@@ -29,6 +31,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     const config = await loadConfig(opts.config, opts.module ? { standalonePlugin: opts.module } : {});
     if (opts.check) {
       console.log(await checkReport(config, { initialSync: opts.initialSync, module: opts.module }));
+      // -m runs no rsync; everything else needs it, so a unit's ExecStartPre fails here, with the daemon's code.
+      if (!opts.module) await requireRsync(execaRunner, 'rsync');
       return opts.strict && config.warnings.length > 0 ? ExitCode.ConfigWarnings : ExitCode.Ok;
     }
     if (shouldDetach(opts.daemon)) return await detach(argv, opts.logFile);
@@ -70,7 +74,10 @@ export async function main(argv: readonly string[]): Promise<number> {
             return daemon.reload(next);
           },
           (err: unknown) =>
-            log.error({ errors: err instanceof Error ? err.message.split('\n') : String(err) }, 'SIGHUP: the new config is invalid; keeping the running one'),
+            log.error(
+              { errors: err instanceof Error ? err.message.split('\n') : String(err) },
+              'SIGHUP: the new config is invalid; keeping the running one',
+            ),
         ),
       releaseHold: () => daemon.releaseHold(),
     });

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ExitCode, SersyncError } from '../core/errors.ts';
+import { EXIT_CODE_MEANINGS, ExitCode, SersyncError } from '../core/errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../observe/logger.ts';
 import { loadNativeInotify } from '../watch/dir-watch-backend.ts';
 
@@ -59,9 +59,9 @@ export function parseCommandLine(
     .configureOutput({ writeOut: (s) => out.log(s.trimEnd()), writeErr: (s) => out.err(s.trimEnd()) });
   program.addHelpText(
     'after',
-    '\nExit codes: 0 ok, 1 runtime failure, 64 usage, 65 warnings (--check --strict), 66 config file missing or\n' +
-      'unreadable, 69 rsync missing, 70 internal error, 73 state directory not writable, 75 inotify limit,\n' +
-      '78 config invalid.\n' +
+    `\nExit codes:\n${Object.entries(EXIT_CODE_MEANINGS)
+      .map(([code, meaning]) => `  ${code.padEnd(3)} ${meaning}`)
+      .join('\n')}\n` +
       'Example: sersync-ts -r -d -o /etc/sersync/confxml.xml\n' +
       'Status of a running daemon: sersync-ts status [-o FILE] [--json]',
   );

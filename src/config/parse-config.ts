@@ -67,7 +67,11 @@ export function analyzeConfig(
 
   const problems = new ConfigProblems(displayName);
   if (encoding === 'latin1') {
-    problems.warn(1, null, 'not valid UTF-8, read as ISO-8859-1; non-ASCII characters in paths may not match the disk');
+    problems.warn(
+      1,
+      null,
+      'not valid UTF-8, read as ISO-8859-1; the paths in it are used as UTF-8 names, so a non-ASCII path written in another encoding (GBK, Latin-1) names a different directory: save the file as UTF-8',
+    );
   }
   checkStructure(head, problems);
   const values = new ValueReader(problems, path.resolve(options.cwd ?? process.cwd()), encoding === 'utf8');
@@ -111,14 +115,6 @@ function readSections(head: ConfigNode, displayName: string, standalone: PluginN
   );
   const crontab = readCrontab(child(sersync, 'crontab'), values);
 
-  if (filter.enabled && filter.excludes.length > 0 && crontab.enabled && crontab.filter.excludes.length === 0) {
-    const node = child(sersync, 'crontab');
-    p.warn(
-      node?.el.line ?? null,
-      node === undefined ? null : where(node),
-      'the realtime <filter> is on but <crontabfilter> has no <exclude>: the full sync would copy the filtered files; sersync2 turned crontab off here, add rsync patterns matching the filter',
-    );
-  }
   const activeBlock = active === null ? null : blocks[active];
   if (standalone === null && activeBlock !== null && activeBlock !== undefined && 'watch' in activeBlock) {
     const pluginWatch = activeBlock.watch;

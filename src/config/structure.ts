@@ -66,6 +66,13 @@ function walk(node: XmlElement, spec: ElementSpec, path: string, problems: Confi
       }
       seen.add(childSpec.name);
     }
+    if (child.afterHash) {
+      problems.warn(
+        child.line,
+        childPath,
+        'a "#" before it on its line does not comment it out (XML has no # comments): this element is read and used; to disable it, wrap it in <!-- -->',
+      );
+    }
     walk(child, childSpec, childPath, problems);
   }
 }

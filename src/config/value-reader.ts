@@ -64,20 +64,24 @@ export class ValueReader {
 
   /**
    * A count of minutes read as sersync2 read it, with C's atoi: leading digits count, the rest is ignored, and no
-   * digits at all is 0. Anything atoi had to bend earns a warning saying what the value became.
+   * digits at all is 0. Anything atoi had to bend earns a warning saying what the value became, unless `quiet`
+   * (a value of a part that is off, which sersync2 never used).
    */
-  minutes(node: ConfigNode, key: string, raw: string, zero: { atMostZero: number; meaning: string }): number {
+  minutes(node: ConfigNode, key: string, raw: string, zero: { atMostZero: number; meaning: string; quiet?: boolean }): number {
     const value = atoi(raw);
     const at = where(node, key);
+    const warn = (message: string) => {
+      if (zero.quiet !== true) this.problems.warn(node.el.line, at, message);
+    };
     if (value <= 0) {
-      this.problems.warn(node.el.line, at, `not a number of minutes > 0, read as ${zero.atMostZero} (${zero.meaning})`);
+      warn(`not a number of minutes > 0, read as ${zero.atMostZero} (${zero.meaning})`);
       return zero.atMostZero;
     }
     if (value > MAX_MINUTES) {
-      this.problems.warn(node.el.line, at, `more than a year, read as ${MAX_MINUTES} minutes`);
+      warn(`more than a year, read as ${MAX_MINUTES} minutes`);
       return MAX_MINUTES;
     }
-    if (!/^\s*\+?\d+\s*$/.test(raw)) this.problems.warn(node.el.line, at, `not a whole number, read as ${value} as sersync2 did (atoi)`);
+    if (!/^\s*\+?\d+\s*$/.test(raw)) warn(`not a whole number, read as ${value} as sersync2 did (atoi)`);
     return value;
   }
 

@@ -11,6 +11,11 @@ export interface XmlElement {
   readonly children: readonly XmlElement[];
   /** 1-based line of the element's `<` in the file. */
   readonly line: number;
+  /**
+   * Set when free text starting with `#` precedes the element on its line (`# <remote …/>`): it looks commented out,
+   * but `#` means nothing in XML, so the element is read (sersync2 read it too).
+   */
+  readonly afterHash?: true;
 }
 
 export type XmlTreeResult =
@@ -60,12 +65,21 @@ const parser = new XMLParser({
 
 type RawNode = Record<string | symbol, unknown>;
 
+/** The text before an element, on the element's own line, starts with `#`. */
+const HASH_BEFORE_ON_LINE = /(?:^|\n)[ \t]*#[^\n]*$/;
+
 function toElements(raw: unknown, lineStarts: readonly number[]): XmlElement[] {
   const out: XmlElement[] = [];
   if (!Array.isArray(raw)) return out;
+  let textBefore = '';
   for (const node of raw as RawNode[]) {
     const key = Object.keys(node).find((k) => k.startsWith('@'));
-    if (key === undefined) continue; // text or CDATA
+    if (key === undefined) {
+      textBefore = typeof node['#text'] === 'string' ? node['#text'] : ''; // text, or CDATA (not free text)
+      continue;
+    }
+    const afterHash = HASH_BEFORE_ON_LINE.test(textBefore);
+    textBefore = '';
     const attrs = new Map<string, string>();
     const rawAttrs = node[':@'];
     if (rawAttrs !== null && typeof rawAttrs === 'object') {
@@ -79,6 +93,7 @@ function toElements(raw: unknown, lineStarts: readonly number[]): XmlElement[] {
       attrs,
       children: toElements(node[key], lineStarts),
       line: lineOf(meta?.startIndex ?? 0, lineStarts),
+      ...(afterHash ? { afterHash: true as const } : {}),
     });
   }
   return out;

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/model.ts';
 import { sameSiteConfig, siteConfigOf } from '../config/site-config.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
-import { ExitCode, SersyncError } from '../core/errors.ts';
+import { ExitCode } from '../core/errors.ts';
 import type { DaemonStatus, StatusSource } from '../observe/status-model.ts';
 import { statusSnapshot } from '../observe/status-snapshot.ts';
 import { StatusEndpoint } from '../observe/status-endpoint.ts';
@@ -11,6 +11,7 @@ import type { FailQueue } from '../recovery/fail-queue.ts';
 import { raiseInotifyLimits } from '../recovery/inotify-limits.ts';
 import { recordAttempt, recordOwed } from '../recovery/retry-record.ts';
 import { type ProcessRunner, execaRunner } from '../sync/process-runner.ts';
+import { requireRsync } from '../sync/rsync-available.ts';
 import type { AttemptReport, RemoteLane } from '../sync/remote-lane.ts';
 import type { Watcher } from '../watch/watcher.ts';
 import { rootIdentity, type Site, type SiteDeps, startSite } from './site.ts';
@@ -67,7 +68,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const clock = opts.clock ?? systemClock;
   const runner = opts.runner ?? execaRunner;
   const rsyncPath = opts.rsyncPath ?? 'rsync';
-  await checkRsync(runner, rsyncPath);
+  await requireRsync(runner, rsyncPath);
   const limits = await raiseInotifyLimits();
   for (const m of limits.messages) log[m.level](m.text);
 
@@ -321,15 +322,4 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const endpoint = opts.statusEndpoint === false ? null : new StatusEndpoint(daemon, log);
   await endpoint?.serve(opts.config.host);
   return daemon;
-}
-
-async function checkRsync(runner: ProcessRunner, rsyncPath: string): Promise<void> {
-  const result = await runner.run(rsyncPath, ['--version']);
-  if (result.spawnError || result.exitCode !== 0) {
-    throw new SersyncError(
-      'RSYNC_MISSING',
-      `cannot run '${rsyncPath} --version' (${result.spawnError ?? `exit ${result.exitCode}`}): install rsync (apt-get install rsync) or put it on PATH`,
-      { exitCode: ExitCode.Unavailable },
-    );
-  }
 }

@@ -33,7 +33,12 @@ export function detach(argv: readonly string[], logFile: string | null): Promise
         child.unref();
         resolve(0);
       } else {
-        console.error(m.message.split('\n').map((l) => `sersync-ts: ${l}`).join('\n'));
+        console.error(
+          m.message
+            .split('\n')
+            .map((l) => `sersync-ts: ${l}`)
+            .join('\n'),
+        );
         resolve(m.exitCode);
       }
     });

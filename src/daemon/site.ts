@@ -13,7 +13,7 @@ import type { DeletionGuard } from '../sync/deletion-guard.ts';
 import type { ProcessRunner } from '../sync/process-runner.ts';
 import { type AttemptReport, type LaneDeps, RemoteLane } from '../sync/remote-lane.ts';
 import { UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
-import { planSite } from '../sync/site-plan.ts';
+import { CRONTAB_KEPT_NOTE, crontabKeptDespiteFilter, planSite } from '../sync/site-plan.ts';
 import { CloseWriteFilter, stillOpenMessage } from '../watch/close-write.ts';
 import { createWatcher } from '../watch/watcher-choice.ts';
 import type { Watcher } from '../watch/watcher.ts';
@@ -211,11 +211,7 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
     for (const lane of lanes) lane.requestFull('initial sync (-r)', { immediate: true });
   }
   if (config.crontab.enabled) {
-    if (config.filter.enabled && config.filter.excludes.length > 0 && !config.crontab.filter.enabled) {
-      log.info(
-        'crontab with a realtime filter and no crontabfilter: sersync2 turned crontab off; sersync-ts keeps it, with the filter as rsync excludes',
-      );
-    }
+    if (crontabKeptDespiteFilter(config)) log.info(CRONTAB_KEPT_NOTE);
     crontab = new Crontab(config.crontab.scheduleMinutes * 60_000, clock, () => {
       log.info('crontab: full sync of every remote');
       for (const lane of lanes) lane.requestFull('crontab', { immediate: true });

@@ -90,7 +90,10 @@ export class FullSyncProgress {
             this.#o.tty.write('\r\x1b[K');
             this.#drawnAt = 0;
           }
-          this.#o.log.info({ remote, ...p, seconds: (t - state.started) / 1000, eta: eta(p, t - state.started) }, `full sync to ${remote}: ${describe(p, t - state.started)}`);
+          this.#o.log.info(
+            { remote, ...p, seconds: (t - state.started) / 1000, eta: eta(p, t - state.started) },
+            `full sync to ${remote}: ${describe(p, t - state.started)}`,
+          );
         }
         if (this.#o.tty && t - this.#drawnAt >= 250) {
           this.#drawnAt = t;

@@ -13,7 +13,10 @@ export const COMMAND_LIMITS: PluginLimits = { concurrency: 4, maxQueued: 10_000,
  * that nothing interprets. Null when the command must not run: the `<filter>` is on and no `<include>` matches the
  * absolute path, or the path is not valid UTF-8 (see below).
  */
-export function commandArgv(cfg: CommandPluginConfig, path: string): { file: string; args: string[] } | { skip: 'filter' | 'bytes' | 'prefix' } {
+export function commandArgv(
+  cfg: CommandPluginConfig,
+  path: string,
+): { file: string; args: string[] } | { skip: 'filter' | 'bytes' | 'prefix' } {
   if (cfg.filter.enabled && !cfg.filter.includes.some((rule) => rule.regex.test(path))) return { skip: 'filter' };
   const [file, ...rest] = cfg.prefix;
   // An empty prefix made sersync2's shell run the changed file itself; executing uploaded files is not a feature.

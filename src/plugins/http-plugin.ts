@@ -72,7 +72,11 @@ export function createHttpPlugin(cfg: HttpPluginConfig, syncWatch: string, deps:
       return;
     }
     if (reply.status >= 200 && reply.status < 300) log.debug({ ...fields, status: reply.status }, 'http plugin: sent');
-    else log.warn({ ...fields, status: reply.status, reply: reply.body }, `http plugin: POST to ${shownUrl} answered ${reply.status} ${reply.statusText}`);
+    else
+      log.warn(
+        { ...fields, status: reply.status, reply: reply.body },
+        `http plugin: POST to ${shownUrl} answered ${reply.status} ${reply.statusText}`,
+      );
   });
   return {
     name: 'http',

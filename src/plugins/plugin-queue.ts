@@ -61,7 +61,10 @@ export class PluginQueue {
         continue;
       }
       if (this.#dropped > 0) {
-        this.#log.warn({ plugin: this.#name, dropped: this.#dropped }, `plugin ${this.#name}: dropped ${this.#dropped} events while its queue was full`);
+        this.#log.warn(
+          { plugin: this.#name, dropped: this.#dropped },
+          `plugin ${this.#name}: dropped ${this.#dropped} events while its queue was full`,
+        );
         this.#dropped = 0;
       }
       this.#enqueue(event);
@@ -75,7 +78,10 @@ export class PluginQueue {
   async close(graceMs: number): Promise<void> {
     this.#closed = true;
     if (this.#dropped > 0) {
-      this.#log.warn({ plugin: this.#name, dropped: this.#dropped }, `plugin ${this.#name}: dropped ${this.#dropped} events while its queue was full`);
+      this.#log.warn(
+        { plugin: this.#name, dropped: this.#dropped },
+        `plugin ${this.#name}: dropped ${this.#dropped} events while its queue was full`,
+      );
       this.#dropped = 0;
     }
     if (this.#pending === 0) return;

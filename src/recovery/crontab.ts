@@ -33,12 +33,15 @@ export class Crontab {
   /** Timers cannot wait longer than about 24.8 days; a longer schedule waits in steps. */
   #arm(): void {
     const left = (this.#nextAt ?? 0) - this.#clock.now();
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#timer = null;
-      if (this.#clock.now() < (this.#nextAt ?? 0)) return this.#arm();
-      this.#fire();
-      this.start();
-    }, Math.min(Math.max(0, left), 2 ** 31 - 1));
+    this.#timer = this.#clock.setTimeout(
+      () => {
+        this.#timer = null;
+        if (this.#clock.now() < (this.#nextAt ?? 0)) return this.#arm();
+        this.#fire();
+        this.start();
+      },
+      Math.min(Math.max(0, left), 2 ** 31 - 1),
+    );
   }
 
   stop(): void {

@@ -56,7 +56,9 @@ export const execaRunner: ProcessRunner = {
     const [stdout, stderr, result] = await Promise.all([tail(child.stdout, opts.onStdout), tail(child.stderr), child]);
     const durationMs = performance.now() - started;
     const spawnError =
-      result.failed && result.exitCode === undefined && !result.signal ? ((result.cause as Error | undefined)?.message ?? result.message) : undefined;
+      result.failed && result.exitCode === undefined && !result.signal
+        ? ((result.cause as Error | undefined)?.message ?? result.message)
+        : undefined;
     return { exitCode: result.exitCode, signal: result.signal, stdout, stderr, durationMs, spawnError };
   },
 };

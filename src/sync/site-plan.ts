@@ -32,3 +32,17 @@ export function planSite(config: Config, defaultTimeoutSeconds = DEFAULT_IO_TIME
       config.crontab.enabled && config.crontab.filter.enabled ? config.crontab.filter.excludes.map((e) => `--exclude=${e}`) : [],
   };
 }
+
+/**
+ * sersync2 switched its crontab off when the realtime filter was on and `<crontabfilter>` gave no pattern, since its
+ * full syncs carried no filter then. sersync-ts's full syncs always carry the filter, so the crontab stays on: a
+ * difference worth a note, not a warning (nothing is wrong with such a config).
+ */
+export function crontabKeptDespiteFilter(config: Config): boolean {
+  return (
+    config.crontab.enabled && config.filter.enabled && config.filter.excludes.length > 0 && config.crontab.filter.excludes.length === 0
+  );
+}
+
+export const CRONTAB_KEPT_NOTE =
+  'the realtime <filter> is on and <crontabfilter> has no <exclude>: sersync2 turned the crontab off here; sersync-ts keeps it, and its full syncs exclude what the filter excludes';

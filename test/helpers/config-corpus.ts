@@ -4,8 +4,10 @@ import path from 'node:path';
 /**
  * The compatibility corpus (test/fixtures/config/corpus): confxml.xml files as they are found on servers (sersync2's
  * shipped file, the seed's example, tutorial copies, CRLF, Latin-1, quirky values). Next to each `x.xml`, `x.expect`
- * lists one substring per warning, in the order `--check` prints them, and `kept-out: a/b, c` for the directories
- * `--check` says the filter keeps out (the test creates data/cache and upload/tmp in the watch directory).
+ * lists one substring per warning, in the order `--check` prints them, `note: …` for each of its notes (where
+ * sersync-ts does something differently with a valid value, such as dropping -u; notes are no warnings, so
+ * `--strict` passes them), and `kept-out: a/b, c` for the directories `--check` says the filter keeps out (the test
+ * creates data/cache and upload/tmp in the watch directory).
  */
 export const CORPUS = path.join(import.meta.dirname, '..', 'fixtures', 'config', 'corpus');
 
@@ -36,6 +38,8 @@ export function placeCorpusFile(name: string, dir: string, places: CorpusPlaces)
 
 export interface CorpusExpectation {
   readonly warnings: readonly string[];
+  /** The notes `--check` prints, each without its `note: ` prefix. */
+  readonly notes: readonly string[];
   /** What `--check` lists as kept out, or null when the file has no filter. */
   readonly keptOut: string | null;
 }
@@ -46,7 +50,8 @@ export function corpusExpectation(name: string): CorpusExpectation {
     .filter((l) => l.trim() !== '' && !l.startsWith('#'));
   const kept = lines.find((l) => l.startsWith('kept-out: '));
   return {
-    warnings: lines.filter((l) => !l.startsWith('kept-out: ')),
+    warnings: lines.filter((l) => !l.startsWith('kept-out: ') && !l.startsWith('note: ')),
+    notes: lines.filter((l) => l.startsWith('note: ')).map((l) => l.slice('note: '.length)),
     keptOut: kept === undefined ? null : kept.slice('kept-out: '.length),
   };
 }

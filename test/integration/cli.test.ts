@@ -55,17 +55,26 @@ describe('command line', () => {
     for (const part of ['bin', 'dist', 'package.json']) cpSync(join(repo, part), join(pkg, part), { recursive: true });
     symlinkSync(join(repo, 'node_modules'), join(pkg, 'node_modules'));
     const bin = join(pkg, 'bin', 'sersync-ts.cjs');
-    const cost = /native inotify reader is not available: .*inotify\.node was not built.*\n.*fs\.watch instead: about 2 KB more memory per directory/;
+    const cost =
+      /native inotify reader is not available: .*inotify\.node was not built.*\n.*fs\.watch instead: about 2 KB more memory per directory/;
     const v = await runProcess(process.execPath, [bin, '--version']);
     assert.equal(v.code, 0);
     assert.match(v.stdout, / \(fs\.watch fallback\)\n$/);
     assert.match(v.stderr, cost);
 
     const mirror = await makeTempDir('cli-no-reader-mirror-');
-    const conf = await writeConf(pkg, { watch, remotes: [{ name: mirror }], host: { ip: '127.0.0.1', port: await freePort() }, failLog: join(pkg, 'fail.sh') });
+    const conf = await writeConf(pkg, {
+      watch,
+      remotes: [{ name: mirror }],
+      host: { ip: '127.0.0.1', port: await freePort() },
+      failLog: join(pkg, 'fail.sh'),
+    });
     const daemon = spawnBackground(process.execPath, [bin, '-o', conf]);
     try {
-      await waitFor(async () => daemon.output().includes('"msg":"watching ') || !daemon.running(), { what: 'the "watching" line', timeoutMs: 20_000 });
+      await waitFor(async () => daemon.output().includes('"msg":"watching ') || !daemon.running(), {
+        what: 'the "watching" line',
+        timeoutMs: 20_000,
+      });
       assert.match(daemon.output(), /"backend":"fs\.watch"/);
       assert.match(daemon.output(), cost);
     } finally {
@@ -100,7 +109,10 @@ describe('command line', () => {
     assert.match(r.stdout, /full sync.*\n\s+rsync -artz .*--delete .*127\.0\.0\.1::tongbu1/);
     assert.match(r.stdout, /update run:\n\s+rsync .*--files-from=- /);
     assert.match(r.stdout, /stdin \(NUL-separated\): "\/index\.html" "\/img\/logo\.png"/);
-    assert.match(r.stdout, /--include-from=- '--exclude=\*' \S+ 127\.0\.0\.1::tongbu1\n +stdin \(NUL-separated\): "\/index\.html" "\/img\/" "\/img\/new-dir" "\/img\/new-dir\/\*\*\*"/);
+    assert.match(
+      r.stdout,
+      /--include-from=- '--exclude=\*' \S+ 127\.0\.0\.1::tongbu1\n +stdin \(NUL-separated\): "\/index\.html" "\/img\/" "\/img\/new-dir" "\/img\/new-dir\/\*\*\*"/,
+    );
     assert.match(r.stdout, /delete run:\n\s+rsync .*--delete --force --existing --ignore-existing/);
     assert.match(r.stdout, /-u \(--update\)/, 'says that -u is dropped');
   });
@@ -147,7 +159,10 @@ describe('command line', () => {
     const mirror = await makeTempDir('cli-mirror-');
     const conf = join(tmp, 'detach.xml');
     const logFile = join(tmp, 'detach.log');
-    writeFileSync(conf, `<head><sersync><localpath watch="${watch}"><remote name="${mirror}"/></localpath><failLog path="${tmp}/state/f.sh"/></sersync></head>`);
+    writeFileSync(
+      conf,
+      `<head><sersync><localpath watch="${watch}"><remote name="${mirror}"/></localpath><failLog path="${tmp}/state/f.sh"/></sersync></head>`,
+    );
     const pidFile = join(tmp, 'sersync-ts.pid');
     const r = await runSersync(['-d', '-o', conf, '--log-file', logFile, '--pid-file', pidFile], { env: { INVOCATION_ID: '' } });
     assert.equal(r.code, 0, r.stderr);
@@ -165,7 +180,7 @@ describe('command line', () => {
       process.kill(pid, 'SIGTERM');
     }
     const bad = await runSersync(['-d', '-o', conf], { env: { INVOCATION_ID: '', PATH: '/nonexistent' } });
-    assert.equal(bad.code, 69, 'the child\'s error and exit code reach the caller');
+    assert.equal(bad.code, 69, "the child's error and exit code reach the caller");
     assert.match(bad.stderr, /install rsync/);
   });
 
@@ -176,6 +191,20 @@ describe('command line', () => {
     assert.equal(r.code, 69, r.stderr);
     assert.match(r.stderr, /install rsync/);
     assertNoStackTrace(r.stderr);
+    // --check too (a unit's ExecStartPre), after its report; -m runs no rsync, so its --check passes.
+    const check = await runSersync(['--check', '-o', conf], { env: { PATH: '/nonexistent' } });
+    assert.equal(check.code, 69, check.stderr);
+    assert.match(check.stdout, /^config .*: valid$/m);
+    assert.match(check.stderr, /cannot run 'rsync --version' .*install rsync \(apt-get install rsync\)/);
+    assertNoStackTrace(check.stderr);
+    assert.equal((await runSersync(['--check', '-o', conf])).code, 0);
+    const plugin = join(tmp, 'plugin-only.xml');
+    writeFileSync(
+      plugin,
+      `<head><plugin name="socket"><localpath watch="${watch}"><deshost ip="127.0.0.1" port="9"/></localpath></plugin></head>`,
+    );
+    const alone = await runSersync(['--check', '-m', 'socket', '-o', plugin], { env: { PATH: '/nonexistent' } });
+    assert.equal(alone.code, 0, alone.stderr);
   });
 
   test('an older Node fails with one line naming the version it needs', async (t) => {

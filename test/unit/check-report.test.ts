@@ -49,3 +49,29 @@ test('--check -m: the plugin alone on its directory, no rsync runs and no cronta
   assert.doesNotMatch(report, /^\s+rsync /m);
   assert.doesNotMatch(report, /^warning/m);
 });
+
+test('--check: crontab on, a realtime filter and no crontabfilter: a note (not a warning), full syncs carry the filter', async () => {
+  const withCrontab = (crontabfilter: string) =>
+    parseConfig(
+      Buffer.from(`<head><filter start="true"><exclude expression="(.*)\\.gz"/></filter>
+<sersync><localpath watch="/nonexistent/www"><remote ip="10.0.0.2" name="www"/></localpath>
+<crontab start="true" schedule="60">${crontabfilter}</crontab></sersync></head>`),
+      'conf.xml',
+      { cwd: '/' },
+    );
+  const bare = withCrontab('');
+  assert.deepEqual(bare.warnings, []);
+  const report = await checkReport(bare, { initialSync: false, defaultTimeoutSeconds: 300 });
+  assert.match(
+    report,
+    /^note: the realtime <filter> is on and <crontabfilter> has no <exclude>: sersync2 turned the crontab off here; sersync-ts keeps it/m,
+  );
+  assert.match(report, /crontab: every 60 min/);
+  assert.match(fullSync(report), /'--filter=-p \*\.gz' /);
+  const withPatterns = await checkReport(withCrontab('<crontabfilter start="true"><exclude expression="*.tmp"/></crontabfilter>'), {
+    initialSync: false,
+    defaultTimeoutSeconds: 300,
+  });
+  assert.doesNotMatch(withPatterns, /^note: the realtime <filter>/m);
+  assert.match(fullSync(withPatterns), /'--filter=-p \*\.gz' .*--exclude=\*\.tmp/);
+});

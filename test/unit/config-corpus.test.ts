@@ -30,10 +30,10 @@ test('the corpus holds the kinds of files the issue names', () => {
 });
 
 for (const name of corpusFiles()) {
-  test(`corpus: ${name} loads, with the expected warnings, and --check names each of them`, async () => {
+  test(`corpus: ${name} loads, with the expected warnings, and --check names each of them and its notes`, async () => {
     const file = placeCorpusFile(name, dir, places);
     const config = await loadConfig(file);
-    const { warnings: expected, keptOut } = corpusExpectation(name);
+    const { warnings: expected, notes, keptOut } = corpusExpectation(name);
     assert.equal(
       config.warnings.length,
       expected.length,
@@ -44,6 +44,10 @@ for (const name of corpusFiles()) {
     }
     const report = await checkReport(config, { initialSync: true, defaultTimeoutSeconds: 600 });
     for (const w of config.warnings) assert.ok(report.includes(`warning: ${w}`), `--check lacks: ${w}`);
+    const printedNotes = report.split('\n').filter((l) => l.startsWith('note: '));
+    assert.equal(printedNotes.length, notes.length, `${name}: the notes of --check:\n${printedNotes.join('\n')}`);
+    for (const [i, want] of notes.entries())
+      assert.ok(printedNotes[i]?.includes(want), `${name} note ${i + 1}: ${printedNotes[i]}\n  lacks: ${want}`);
     const kept = /^directories the filter keeps out \(.*?\): (.*)$/m.exec(report)?.[1] ?? null;
     assert.equal(kept, keptOut, `${name}: what --check says the filter keeps out`);
   });

@@ -218,7 +218,6 @@ test('tutorial copy 2: BOM, blank line before the declaration, upper-case names,
   const config = parse(fixture('tutorial-ssh.xml'));
   assert.deepEqual(config.warnings, [
     'conf.xml:24: <inotify><attrib start="TRUE">: only the exact value "true" turns this on; read as false',
-    'conf.xml:47: <sersync><crontab schedule="abc">: not a number of minutes > 0, read as 600 (as sersync2 did)',
   ]);
   assert.equal(config.inotify.delete, false);
   assert.equal(config.inotify.attrib, false);
@@ -315,7 +314,7 @@ test('a file that is not UTF-8 is read as latin1, with a warning, and its regexe
   );
   const config = parse(Buffer.concat([head, Buffer.from([0xe9]), tail]));
   assert.deepEqual(config.warnings, [
-    'conf.xml:1: not valid UTF-8, read as ISO-8859-1; non-ASCII characters in paths may not match the disk',
+    'conf.xml:1: not valid UTF-8, read as ISO-8859-1; the paths in it are used as UTF-8 names, so a non-ASCII path written in another encoding (GBK, Latin-1) names a different directory: save the file as UTF-8',
   ]);
   assert.equal(config.watch, '/d/caf\u00e9');
   const regex = config.filter.excludes[0]?.regex;
@@ -538,6 +537,46 @@ test('a user@ before a bare IPv6 address is a warning, and the address goes in b
   ]);
 });
 
+test('an ip with a port (IPv4, a host name, a bracketed IPv6) is refused: rsync has no port in host::module; a bare IPv6 address stays a warning', () => {
+  const remote = (ip: string, rsync = '') => withSersync(`<localpath watch="/d"><remote ip="${ip}" name="m"/></localpath>${rsync}`);
+  assert.deepEqual(problemsOf(remote('127.0.0.1:873')), [
+    'conf.xml:4: <sersync><localpath><remote ip="127.0.0.1:873">: a port in ip: rsync\'s host::module form has no port; write ip="127.0.0.1" and set the port with <rsync><userDefinedPort start="true" port="873"/>',
+  ]);
+  assert.deepEqual(problemsOf(remote('u@mirror.example.com:8873')), [
+    'conf.xml:4: <sersync><localpath><remote ip="u@mirror.example.com:8873">: a port in ip: rsync\'s host::module form has no port; write ip="u@mirror.example.com" and set the port with <rsync><userDefinedPort start="true" port="8873"/>',
+  ]);
+  assert.deepEqual(problemsOf(remote('[fd00::41]:873')), [
+    'conf.xml:4: <sersync><localpath><remote ip="[fd00::41]:873">: a port in ip: rsync\'s host::module form has no port; write ip="[fd00::41]" and set the port with <rsync><userDefinedPort start="true" port="873"/>',
+  ]);
+  assert.match(
+    problemsOf(remote('10.0.0.2:2222', '<rsync><ssh start="true"/></rsync>')).join('\n'),
+    /rsync's host:path form has no port; write ip="10\.0\.0\.2" .*port="2222"/,
+  );
+  const v6 = parse(remote('fd00::41'));
+  assert.deepEqual(v6.warnings, [
+    'conf.xml:4: <sersync><localpath><remote ip="fd00::41">: an IPv6 address without brackets; sersync-ts connects to [fd00::41]',
+  ]);
+  assert.equal(parse(remote('[fd00::41]')).warnings.length, 0);
+});
+
+test('an element after a "#" on its line is read (XML has no # comments), with a warning; # text on its own line changes nothing', () => {
+  const config = parse(
+    withSersync(
+      '<localpath watch="/d">\n<remote ip="10.0.0.1" name="m"/>\n  # <remote ip="10.9.9.9" name="old"/>\n  # old mirror:<remote ip="10.9.9.8" name="m"/>\n</localpath>\n# comment\n<rsync><timeout start="true" time="5"/></rsync> # trailing',
+    ),
+  );
+  assert.deepEqual(
+    config.remotes.map((r) => r.id),
+    ['10.0.0.1::m', '10.9.9.9::old', '10.9.9.8::m'],
+  );
+  const hint =
+    'a "#" before it on its line does not comment it out (XML has no # comments): this element is read and used; to disable it, wrap it in <!-- -->';
+  assert.deepEqual(config.warnings, [
+    `conf.xml:6: <sersync><localpath><remote>: ${hint}`,
+    `conf.xml:7: <sersync><localpath><remote>: ${hint}`,
+  ]);
+});
+
 test('unknown elements and attributes are warnings naming their path; repeated elements use the first', () => {
   const config = parse(
     withSersync(
@@ -606,6 +645,29 @@ test('<crontab schedule>: read with atoi like sersync2; 0 or less, or no digits,
   }
 });
 
+test('<crontab> off: its schedule and crontabfilter quirks are no warning (sersync2 never used them), the same value is read', () => {
+  const off = (schedule: string) =>
+    parse(
+      withSersync(
+        `${REMOTE}<crontab start="false" schedule="${schedule}"><crontabfilter start="yes"><exclude expression=""/></crontabfilter></crontab>`,
+      ),
+    );
+  for (const [raw, minutes] of [
+    ['0', 600],
+    ['abc', 600],
+    ['10min', 10],
+    ['99999999', 525600],
+  ] as const) {
+    const config = off(raw);
+    assert.equal(config.crontab.scheduleMinutes, minutes, raw);
+    assert.deepEqual(config.warnings, [], raw);
+  }
+  // The start attribute itself is still read strictly: "True" is not on, and says so.
+  assert.deepEqual(parse(withSersync(`${REMOTE}<crontab start="True" schedule="0"/>`)).warnings, [
+    'conf.xml:4: <sersync><crontab start="True">: only the exact value "true" turns this on; read as false',
+  ]);
+});
+
 test('failLog: minutes; an empty timeToExecute means 120 like sersync2; 0 or junk is 1 minute (sersync2 replayed every idle minute)', () => {
   assert.equal(parse(withSersync(`${REMOTE}<failLog path="/var/tmp/f.sh" timeToExecute=""/>`)).failLog.retryCapMinutes, 120);
   assert.deepEqual(parse(withSersync(`${REMOTE}<failLog path="/var/tmp/f.sh" timeToExecute="15"/>`)).failLog, {
@@ -636,7 +698,7 @@ test('<host> is informational: a bad port is only a warning', () => {
   assert.deepEqual(config.warnings, ['conf.xml:2: <host port="x">: expected a port number 1-65535; the status endpoint uses 8008']);
 });
 
-test('a realtime filter with crontab on but no crontabfilter excludes is reported, crontab left on', () => {
+test('a realtime filter with crontab on but no crontabfilter excludes is no warning: crontab stays on (--check notes it)', () => {
   const xml = (crontabfilter: string) =>
     withSersync(
       `${REMOTE}\n<crontab start="true" schedule="60">${crontabfilter}</crontab>`,
@@ -644,9 +706,7 @@ test('a realtime filter with crontab on but no crontabfilter excludes is reporte
     );
   const config = parse(xml('<crontabfilter start="false"><exclude expression="*.gz"/></crontabfilter>'));
   assert.equal(config.crontab.enabled, true);
-  assert.deepEqual(config.warnings, [
-    'conf.xml:5: <sersync><crontab>: the realtime <filter> is on but <crontabfilter> has no <exclude>: the full sync would copy the filtered files; sersync2 turned crontab off here, add rsync patterns matching the filter',
-  ]);
+  assert.deepEqual(config.warnings, []);
   const fine = parse(xml('<crontabfilter start="true"><exclude expression="*.gz"/></crontabfilter>'));
   assert.deepEqual(fine.warnings, []);
   assert.deepEqual(fine.crontab.filter, { enabled: true, excludes: ['*.gz'] });

@@ -11,6 +11,10 @@ export const CRONTAB_SPEC = el(
   [el('crontabfilter', ['start'], [el('exclude', ['expression'], [], true)])],
 );
 
+/**
+ * While the crontab is off its values are read but never warned about: sersync2 never used them, so a `schedule="0"`
+ * there is no problem (and must not fail `--check --strict`).
+ */
 export function readCrontab(node: ConfigNode | undefined, values: ValueReader): Config['crontab'] {
   const enabled = values.bool(node, 'start', false);
   const rawSchedule = attr(node, 'schedule');
@@ -18,16 +22,17 @@ export function readCrontab(node: ConfigNode | undefined, values: ValueReader): 
   const scheduleMinutes =
     rawSchedule === undefined || node === undefined
       ? SHIPPED.crontabMinutes
-      : values.minutes(node, 'schedule', rawSchedule, { atMostZero: SHIPPED.crontabMinutes, meaning: 'as sersync2 did' });
+      : values.minutes(node, 'schedule', rawSchedule, { atMostZero: SHIPPED.crontabMinutes, meaning: 'as sersync2 did', quiet: !enabled });
   const filterNode = child(node, 'crontabfilter');
-  const filterEnabled = values.bool(filterNode, 'start', false);
+  const filterEnabled = enabled ? values.bool(filterNode, 'start', false) : attr(filterNode, 'start') === 'true';
   const excludes: string[] = [];
   if (filterEnabled && filterNode !== undefined) {
     // rsync patterns, not regexes: handed to rsync as --exclude=PATTERN, never compiled here.
     for (const ex of children(filterNode, 'exclude')) {
       const expr = attr(ex, 'expression') ?? '';
-      if (expr.trim() === '') values.problems.warn(ex.el.line, where(ex, 'expression'), 'empty pattern, ignored');
-      else excludes.push(expr);
+      if (expr.trim() === '') {
+        if (enabled) values.problems.warn(ex.el.line, where(ex, 'expression'), 'empty pattern, ignored');
+      } else excludes.push(expr);
     }
   }
   return { enabled, scheduleMinutes, filter: { enabled: filterEnabled, excludes } };

@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import path from 'node:path';
 import { type ConfigNode, attr, child, children, pluginBlock, where } from '../config-node.ts';
 import { el } from '../element-spec.ts';
@@ -180,8 +181,17 @@ export function readRemotes(
         // sersync2 wrote `2001:db8::1::module`, which rsync cannot parse; brackets are the nearest thing that works.
         const user = ip.slice(0, ip.lastIndexOf('@') + 1);
         const host = ip.slice(user.length);
-        if (/^[0-9A-Fa-f:.]+$/.test(host)) {
+        const withPort = /^(\[[^\]]*\]|[^:]+):(\d*)$/.exec(host);
+        if (isIPv6(host)) {
           p.warn(line, where(node, 'ip'), `an IPv6 address without brackets; sersync-ts connects to ${user}[${host}]`);
+        } else if (withPort !== null) {
+          // `10.0.0.2:873` would become `10.0.0.2:873::module`, which no rsync parses (sersync2's neither).
+          p.error(
+            line,
+            where(node, 'ip'),
+            `a port in ip: rsync's ${ssh ? 'host:path' : 'host::module'} form has no port; write ip="${user}${withPort[1]}" and set the port with <rsync><userDefinedPort start="true" port="${withPort[2] || (ssh ? '22' : '873')}"/>`,
+          );
+          bad = true;
         } else {
           p.error(line, where(node, 'ip'), 'an IPv6 address must be written in brackets, e.g. ip="[2001:db8::1]"');
           bad = true;
