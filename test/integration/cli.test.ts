@@ -6,7 +6,7 @@ import { freePort } from '../helpers/ports.ts';
 import { runProcess, spawnBackground } from '../helpers/processes.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
 import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
-import { BIN, runSersync, writeConf } from './support/sersync.ts';
+import { BIN, runSersync, startSersync, writeConf } from './support/sersync.ts';
 
 /** The command line as an operator meets it: real binary, real files; never a stack trace. */
 
@@ -24,6 +24,15 @@ function place(fixture: string): string {
   const file = join(tmp, fixture.replaceAll('/', '-'));
   writeFileSync(file, readFileSync(join(FIXTURES, fixture), 'utf8').replaceAll('@WATCH@', watch).replaceAll('/opt/tongbu', watch));
   return file;
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function assertNoStackTrace(out: string): void {
@@ -55,17 +64,26 @@ describe('command line', () => {
     for (const part of ['bin', 'dist', 'package.json']) cpSync(join(repo, part), join(pkg, part), { recursive: true });
     symlinkSync(join(repo, 'node_modules'), join(pkg, 'node_modules'));
     const bin = join(pkg, 'bin', 'sersync-ts.cjs');
-    const cost = /native inotify reader is not available: .*inotify\.node was not built.*\n.*fs\.watch instead: about 2 KB more memory per directory/;
+    const cost =
+      /native inotify reader is not available: .*inotify\.node was not built.*\n.*fs\.watch instead: about 2 KB more memory per directory/;
     const v = await runProcess(process.execPath, [bin, '--version']);
     assert.equal(v.code, 0);
     assert.match(v.stdout, / \(fs\.watch fallback\)\n$/);
     assert.match(v.stderr, cost);
 
     const mirror = await makeTempDir('cli-no-reader-mirror-');
-    const conf = await writeConf(pkg, { watch, remotes: [{ name: mirror }], host: { ip: '127.0.0.1', port: await freePort() }, failLog: join(pkg, 'fail.sh') });
+    const conf = await writeConf(pkg, {
+      watch,
+      remotes: [{ name: mirror }],
+      host: { ip: '127.0.0.1', port: await freePort() },
+      failLog: join(pkg, 'fail.sh'),
+    });
     const daemon = spawnBackground(process.execPath, [bin, '-o', conf]);
     try {
-      await waitFor(async () => daemon.output().includes('"msg":"watching ') || !daemon.running(), { what: 'the "watching" line', timeoutMs: 20_000 });
+      await waitFor(async () => daemon.output().includes('"msg":"watching ') || !daemon.running(), {
+        what: 'the "watching" line',
+        timeoutMs: 20_000,
+      });
       assert.match(daemon.output(), /"backend":"fs\.watch"/);
       assert.match(daemon.output(), cost);
     } finally {
@@ -100,7 +118,10 @@ describe('command line', () => {
     assert.match(r.stdout, /full sync.*\n\s+rsync -artz .*--delete .*127\.0\.0\.1::tongbu1/);
     assert.match(r.stdout, /update run:\n\s+rsync .*--files-from=- /);
     assert.match(r.stdout, /stdin \(NUL-separated\): "\/index\.html" "\/img\/logo\.png"/);
-    assert.match(r.stdout, /--include-from=- '--exclude=\*' \S+ 127\.0\.0\.1::tongbu1\n +stdin \(NUL-separated\): "\/index\.html" "\/img\/" "\/img\/new-dir" "\/img\/new-dir\/\*\*\*"/);
+    assert.match(
+      r.stdout,
+      /--include-from=- '--exclude=\*' \S+ 127\.0\.0\.1::tongbu1\n +stdin \(NUL-separated\): "\/index\.html" "\/img\/" "\/img\/new-dir" "\/img\/new-dir\/\*\*\*"/,
+    );
     assert.match(r.stdout, /delete run:\n\s+rsync .*--delete --force --existing --ignore-existing/);
     assert.match(r.stdout, /-u \(--update\)/, 'says that -u is dropped');
   });
@@ -147,7 +168,10 @@ describe('command line', () => {
     const mirror = await makeTempDir('cli-mirror-');
     const conf = join(tmp, 'detach.xml');
     const logFile = join(tmp, 'detach.log');
-    writeFileSync(conf, `<head><sersync><localpath watch="${watch}"><remote name="${mirror}"/></localpath><failLog path="${tmp}/state/f.sh"/></sersync></head>`);
+    writeFileSync(
+      conf,
+      `<head><sersync><localpath watch="${watch}"><remote name="${mirror}"/></localpath><failLog path="${tmp}/state/f.sh"/></sersync></head>`,
+    );
     const pidFile = join(tmp, 'sersync-ts.pid');
     const r = await runSersync(['-d', '-o', conf, '--log-file', logFile, '--pid-file', pidFile], { env: { INVOCATION_ID: '' } });
     assert.equal(r.code, 0, r.stderr);
@@ -165,8 +189,63 @@ describe('command line', () => {
       process.kill(pid, 'SIGTERM');
     }
     const bad = await runSersync(['-d', '-o', conf], { env: { INVOCATION_ID: '', PATH: '/nonexistent' } });
-    assert.equal(bad.code, 69, 'the child\'s error and exit code reach the caller');
+    assert.equal(bad.code, 69, "the child's error and exit code reach the caller");
     assert.match(bad.stderr, /install rsync/);
+  });
+
+  test('-d from /etc/rc.local or a Type=forking unit (INVOCATION_ID set): the parent exits 0 once the child watches, the child syncs', async () => {
+    // rc-local.service and a hand-written Type=forking unit both set INVOCATION_ID and wait for this process to exit.
+    const watch = await makeTempDir('cli-rclocal-watch-');
+    const mirror = await makeTempDir('cli-rclocal-mirror-');
+    const conf = join(tmp, 'rclocal.xml');
+    writeFileSync(
+      conf,
+      `<head><sersync><localpath watch="${watch}"><remote name="${mirror}"/></localpath><failLog path="${tmp}/rclocal-state/f.sh"/></sersync></head>`,
+    );
+    const pidFile = join(tmp, 'rclocal.pid');
+    const r = await runSersync(['-d', '-r', '-o', conf, '--pid-file', pidFile], {
+      env: { INVOCATION_ID: '0123456789abcdef0123456789abcdef', SERSYNC_TS_FOREGROUND: '' },
+      timeoutMs: 20_000,
+    });
+    assert.equal(r.timedOut, false, `-d stayed in the foreground under INVOCATION_ID: rc.local would never finish\n${r.stdout}${r.stderr}`);
+    assert.equal(r.code, 0, r.stderr);
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    assert.match(r.stdout, new RegExp(`running in the background, pid ${pid}\\b`));
+    try {
+      writeFileSync(join(watch, 'after-rc-local.txt'), 'still syncing');
+      await waitForIdenticalTrees(watch, mirror, { ignoreRootAttrs: true });
+    } finally {
+      process.kill(pid, 'SIGTERM');
+    }
+    await waitFor(async () => !processExists(pid), { what: `the background daemon (pid ${pid}) to stop on SIGTERM` });
+  });
+
+  test('-d with SERSYNC_TS_FOREGROUND=1, as the shipped Type=exec unit sets it, stays in the foreground', async () => {
+    const unit = readFileSync(join(import.meta.dirname, '..', '..', 'examples', 'systemd', 'sersync-ts.service'), 'utf8');
+    assert.match(unit, /^Type=exec$/m, 'the shipped unit supervises the foreground process');
+    assert.match(unit, /^ExecStart=\S+ .*-d\b/m);
+    const unitEnv = Object.fromEntries([...unit.matchAll(/^Environment=(\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
+    assert.equal(unitEnv.SERSYNC_TS_FOREGROUND, '1', 'the shipped unit sets SERSYNC_TS_FOREGROUND=1');
+    const watch = await makeTempDir('cli-fg-watch-');
+    const mirror = await makeTempDir('cli-fg-mirror-');
+    const conf = join(tmp, 'foreground.xml');
+    writeFileSync(
+      conf,
+      `<head><sersync><localpath watch="${watch}"><remote name="${mirror}"/></localpath><failLog path="${tmp}/fg-state/f.sh"/></sersync></head>`,
+    );
+    const pidFile = join(tmp, 'foreground.pid');
+    // With and without INVOCATION_ID: the variable alone decides.
+    for (const invocation of ['', '0123456789abcdef0123456789abcdef']) {
+      const d = await startSersync(['-d', '-o', conf, '--pid-file', pidFile], { env: { ...unitEnv, INVOCATION_ID: invocation } });
+      try {
+        assert.equal(readFileSync(pidFile, 'utf8').trim(), String(d.proc.child.pid), 'the process systemd started is the daemon');
+        assert.doesNotMatch(d.proc.output(), /running in the background/);
+        writeFileSync(join(watch, `foreground${invocation.length}.txt`), 'x');
+        await waitForIdenticalTrees(watch, mirror, { ignoreRootAttrs: true });
+      } finally {
+        assert.equal(await d.stop(), 0);
+      }
+    }
   });
 
   test('rsync missing from PATH: exit 69 and what to do', async () => {
