@@ -194,6 +194,7 @@ else
   unit=/usr/lib/systemd/system/sersync-ts.service
   grep -q '^ExecStartPre=/usr/bin/sersync-ts --check -o /etc/sersync-ts/confxml.xml$' "$unit" || fail "$unit has no ExecStartPre --check"
   grep -q '^StateDirectory=sersync-ts$' "$unit" || fail "$unit has no StateDirectory=sersync-ts"
+  grep -q '^Environment=SERSYNC_TS_FOREGROUND=1$' "$unit" || fail "$unit does not keep -d in the foreground (Environment=SERSYNC_TS_FOREGROUND=1)"
   code=0
   "${clean_env[@]}" /usr/bin/sersync-ts --check -o /etc/sersync-ts/confxml.xml > "$work/shipped.out" 2>&1 || code=$?
   [ "$code" -eq 78 ] && grep -q 'EDIT-ME' "$work/shipped.out" ||

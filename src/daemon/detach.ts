@@ -3,15 +3,18 @@ import { closeSync, openSync } from 'node:fs';
 
 /**
  * `-d`: run in the background like a good citizen, not like sersync2 (whose parent always exited 0 after a second,
- * kept stdio and wrote no pid file). Under systemd (INVOCATION_ID set) we stay in the foreground: systemd is the
- * supervisor. Elsewhere the process re-spawns itself detached (new session, stdio to the log file or /dev/null,
- * cwd / once the config is read) and the parent exits only when the child says it is watching (0), or with the
- * child's own error and exit code.
+ * kept stdio and wrote no pid file). The process re-spawns itself detached (new session, stdio to the log file or
+ * /dev/null, cwd / once the config is read) and the parent exits only when the child says it is watching (0), or
+ * with the child's own error and exit code. That is also what sersync2's setups under systemd need: `/etc/rc.local`
+ * (rc-local.service, which waits for the script to finish) and hand-written `Type=forking` units both wait for the
+ * parent to exit, so INVOCATION_ID alone must not keep `-d` in the foreground. Only an explicit
+ * SERSYNC_TS_FOREGROUND=1, which our own unit (Type=exec) sets, does.
  */
 export const CHILD_ENV = 'SERSYNC_TS_DETACHED_CHILD';
+export const FOREGROUND_ENV = 'SERSYNC_TS_FOREGROUND';
 
 export function shouldDetach(daemonFlag: boolean): boolean {
-  return daemonFlag && !process.env.INVOCATION_ID && !process.env[CHILD_ENV];
+  return daemonFlag && process.env[FOREGROUND_ENV] !== '1' && !process.env[CHILD_ENV];
 }
 
 export type ChildMessage = { kind: 'ready'; pid: number } | { kind: 'error'; message: string; exitCode: number };

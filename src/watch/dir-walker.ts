@@ -36,8 +36,9 @@ interface WalkTask {
  * one `dir add` for its top once its whole subtree is watched: a recursive sync of it started after that sees every
  * file created before the watches existed, and later files have their own events.
  *
- * ENOSPC/EMFILE, or an `error` from a watcher: one `lost` per new tree; that directory stays unwatched and is not
- * descended (a parent event for it later tries again). EACCES, EIO …: the path is unreadable (UnreadablePaths).
+ * ENOSPC/EMFILE in the walk at start: kept as `rootWalkLimit`, the start fails. Later, or an `error` from a watcher:
+ * one `lost` per new tree; that directory stays unwatched and is not descended (a parent event for it later tries
+ * again). EACCES, EIO …: the path is unreadable (UnreadablePaths).
  */
 export class DirWalker {
   readonly #tree: WatchedTree;
@@ -46,6 +47,7 @@ export class DirWalker {
   readonly #afterTask: () => void;
   readonly #queue: BoundedQueue<WalkTask>;
   #rootError: unknown = null;
+  #rootWalkLimit: unknown = null;
 
   /** `afterTask` is called each time a directory is done (the watcher's idle check). */
   constructor(
@@ -76,6 +78,14 @@ export class DirWalker {
   /** Why the root could not be watched, when it could not. */
   get rootError(): unknown {
     return this.#rootError;
+  }
+
+  /**
+   * A watch limit met while walking the tree at start, when one was: the start then fails, rather than run with part
+   * of the tree unwatched (which sersync2 did in silence).
+   */
+  get rootWalkLimit(): unknown {
+    return this.#rootWalkLimit;
   }
 
   /** Resolves once the root and everything below it is watched (or could not be). */
@@ -181,6 +191,10 @@ export class DirWalker {
     if (code === 'ENOENT' || code === 'ENOTDIR') return;
     if (!isLimit(code)) {
       this.#tree.unreadable.add(path, err);
+      return;
+    }
+    if (group.top === '') {
+      this.#rootWalkLimit ??= err;
       return;
     }
     if (group.reported.has(code)) return;

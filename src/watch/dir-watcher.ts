@@ -56,8 +56,9 @@ const CLOSE_DRAIN_MS = 3000;
  *   recursively, and checks its listing against the known subdirectories to watch new ones and drop vanished ones.
  * - EACCES, EPERM, EIO … on a subdirectory or an entry: skipped, remembered (`unreadablePaths()`), reported once
  *   through `onUnreadable`, and tried again every 30 s until it can be read or is gone.
- * - ENOSPC/EMFILE from fs.watch, or an `error` from a watcher: one `lost` per new tree; that directory stays
- *   unwatched and is not descended (a parent event for it later tries again).
+ * - ENOSPC/EMFILE while walking the tree at start: start() fails (WATCH_LIMIT). Later, or an `error` from a
+ *   watcher: one `lost` per new tree; that directory stays unwatched and is not descended (a parent event for it
+ *   later tries again).
  * - The root removed, moved or replaced (its inode changes): one `lost`. The watcher then keeps what it has; the
  *   daemon decides whether to stop or restart it.
  * - Queue overflow (IN_Q_OVERFLOW): one `lost`, with the native reader only; libuv drops it, so on
@@ -131,9 +132,19 @@ export class DirWatcher implements Watcher {
 
     await this.#walker.walkRoot(rootStats);
     if (tree.closed) return;
-    if (tree.dirs.has('')) {
+    const limit = this.#walker.rootWalkLimit;
+    if (tree.dirs.has('') && limit === null) {
       this.#started = true;
       return;
+    }
+    if (limit !== null) {
+      const watched = tree.dirs.size;
+      await this.close();
+      throw new SersyncError(
+        'WATCH_LIMIT',
+        `cannot watch all of ${rootPath}: ${limitAdvice(errorCode(limit) ?? '')} (it was reached after ${watched} directories; examples/sysctl has the settings)`,
+        { exitCode: ExitCode.TempFail, cause: limit },
+      );
     }
     const cause = this.#walker.rootError;
     await this.close();

@@ -58,15 +58,17 @@ export function corpusExpectation(name: string): CorpusExpectation {
 
 /**
  * The corpus file made runnable here: placed as above, every `<remote>` turned into the local mirror, and the
- * status port and failLog (retry queue) made the test's own, so it runs beside other daemons on this machine.
+ * status port and failLog (retry queue) made the test's own when given, so it runs beside other daemons on this
+ * machine; without them the file keeps its own (the copies of one config that an operator runs side by side).
  */
-export function runnableCorpusFile(name: string, dir: string, places: CorpusPlaces & { port: number; stateDir: string }): string {
+export function runnableCorpusFile(name: string, dir: string, places: CorpusPlaces & { port?: number; stateDir?: string }): string {
   const file = placeCorpusFile(name, dir, places);
-  const text = readFileSync(file).toString('latin1');
-  const runnable = text
-    .replace(/<remote\b[^>]*?\/?>(?:\s*<\/remote>)?/gi, `<remote name="${places.mirror}"/>`)
-    .replace(/(<host\b[^>]*?\bport=")[^"]*"/i, `$1${places.port}"`)
-    .replace(/(<failLog\b[^>]*?\bpath=")[^"]*"/i, `$1${places.stateDir}/rsync_fail_log.sh"`);
+  let runnable = readFileSync(file)
+    .toString('latin1')
+    .replace(/<remote\b[^>]*?\/?>(?:\s*<\/remote>)?/gi, `<remote name="${places.mirror}"/>`);
+  if (places.port !== undefined) runnable = runnable.replace(/(<host\b[^>]*?\bport=")[^"]*"/i, `$1${places.port}"`);
+  if (places.stateDir !== undefined)
+    runnable = runnable.replace(/(<failLog\b[^>]*?\bpath=")[^"]*"/i, `$1${places.stateDir}/rsync_fail_log.sh"`);
   writeFileSync(file, Buffer.from(runnable, 'latin1'));
   return file;
 }

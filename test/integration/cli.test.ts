@@ -6,7 +6,7 @@ import { freePort } from '../helpers/ports.ts';
 import { runProcess, spawnBackground } from '../helpers/processes.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
 import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
-import { BIN, runSersync, writeConf } from './support/sersync.ts';
+import { BIN, runSersync, startSersync, writeConf } from './support/sersync.ts';
 
 /** The command line as an operator meets it: real binary, real files; never a stack trace. */
 
@@ -24,6 +24,15 @@ function place(fixture: string): string {
   const file = join(tmp, fixture.replaceAll('/', '-'));
   writeFileSync(file, readFileSync(join(FIXTURES, fixture), 'utf8').replaceAll('@WATCH@', watch).replaceAll('/opt/tongbu', watch));
   return file;
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function assertNoStackTrace(out: string): void {
@@ -182,6 +191,61 @@ describe('command line', () => {
     const bad = await runSersync(['-d', '-o', conf], { env: { INVOCATION_ID: '', PATH: '/nonexistent' } });
     assert.equal(bad.code, 69, "the child's error and exit code reach the caller");
     assert.match(bad.stderr, /install rsync/);
+  });
+
+  test('-d from /etc/rc.local or a Type=forking unit (INVOCATION_ID set): the parent exits 0 once the child watches, the child syncs', async () => {
+    // rc-local.service and a hand-written Type=forking unit both set INVOCATION_ID and wait for this process to exit.
+    const watch = await makeTempDir('cli-rclocal-watch-');
+    const mirror = await makeTempDir('cli-rclocal-mirror-');
+    const conf = join(tmp, 'rclocal.xml');
+    writeFileSync(
+      conf,
+      `<head><sersync><localpath watch="${watch}"><remote name="${mirror}"/></localpath><failLog path="${tmp}/rclocal-state/f.sh"/></sersync></head>`,
+    );
+    const pidFile = join(tmp, 'rclocal.pid');
+    const r = await runSersync(['-d', '-r', '-o', conf, '--pid-file', pidFile], {
+      env: { INVOCATION_ID: '0123456789abcdef0123456789abcdef', SERSYNC_TS_FOREGROUND: '' },
+      timeoutMs: 20_000,
+    });
+    assert.equal(r.timedOut, false, `-d stayed in the foreground under INVOCATION_ID: rc.local would never finish\n${r.stdout}${r.stderr}`);
+    assert.equal(r.code, 0, r.stderr);
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    assert.match(r.stdout, new RegExp(`running in the background, pid ${pid}\\b`));
+    try {
+      writeFileSync(join(watch, 'after-rc-local.txt'), 'still syncing');
+      await waitForIdenticalTrees(watch, mirror, { ignoreRootAttrs: true });
+    } finally {
+      process.kill(pid, 'SIGTERM');
+    }
+    await waitFor(async () => !processExists(pid), { what: `the background daemon (pid ${pid}) to stop on SIGTERM` });
+  });
+
+  test('-d with SERSYNC_TS_FOREGROUND=1, as the shipped Type=exec unit sets it, stays in the foreground', async () => {
+    const unit = readFileSync(join(import.meta.dirname, '..', '..', 'examples', 'systemd', 'sersync-ts.service'), 'utf8');
+    assert.match(unit, /^Type=exec$/m, 'the shipped unit supervises the foreground process');
+    assert.match(unit, /^ExecStart=\S+ .*-d\b/m);
+    const unitEnv = Object.fromEntries([...unit.matchAll(/^Environment=(\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
+    assert.equal(unitEnv.SERSYNC_TS_FOREGROUND, '1', 'the shipped unit sets SERSYNC_TS_FOREGROUND=1');
+    const watch = await makeTempDir('cli-fg-watch-');
+    const mirror = await makeTempDir('cli-fg-mirror-');
+    const conf = join(tmp, 'foreground.xml');
+    writeFileSync(
+      conf,
+      `<head><sersync><localpath watch="${watch}"><remote name="${mirror}"/></localpath><failLog path="${tmp}/fg-state/f.sh"/></sersync></head>`,
+    );
+    const pidFile = join(tmp, 'foreground.pid');
+    // With and without INVOCATION_ID: the variable alone decides.
+    for (const invocation of ['', '0123456789abcdef0123456789abcdef']) {
+      const d = await startSersync(['-d', '-o', conf, '--pid-file', pidFile], { env: { ...unitEnv, INVOCATION_ID: invocation } });
+      try {
+        assert.equal(readFileSync(pidFile, 'utf8').trim(), String(d.proc.child.pid), 'the process systemd started is the daemon');
+        assert.doesNotMatch(d.proc.output(), /running in the background/);
+        writeFileSync(join(watch, `foreground${invocation.length}.txt`), 'x');
+        await waitForIdenticalTrees(watch, mirror, { ignoreRootAttrs: true });
+      } finally {
+        assert.equal(await d.stop(), 0);
+      }
+    }
   });
 
   test('rsync missing from PATH: exit 69 and what to do', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CORPUS_DIRS, corpusExpectation, corpusFiles, placeCorpusFile, runnableCorpusFile } from '../helpers/config-corpus.ts';
@@ -7,7 +7,7 @@ import { freePort } from '../helpers/ports.ts';
 import { runProcess } from '../helpers/processes.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { BIN, startSersync } from './support/sersync.ts';
+import { BIN, runSersync, startSersync } from './support/sersync.ts';
 
 /** sersync2 configs as they are found on servers: relative -o under -d, filters in sersync2's forms, temporaries. */
 
@@ -62,12 +62,14 @@ describe('sersync2 configs as found on servers', () => {
     assert.equal(alone.code, 64, '--strict without --check is a usage error');
   });
 
-  test('the corpus runs: each file, its remotes pointed at a local mirror, starts and syncs a new file', async () => {
+  test('the corpus runs: each file, its remotes pointed at a local mirror, starts with -r, logs the warnings --check prints, syncs', async () => {
     const passwordFile = join(tmp, 'rsync.password');
     writeFileSync(passwordFile, 'secret\n', { mode: 0o600 });
     for (const name of corpusFiles()) {
       const watch = await makeTempDir('compat-run-watch-');
       const mirror = await makeTempDir('compat-run-mirror-');
+      for (const d of CORPUS_DIRS) mkdirSync(join(watch, d), { recursive: true });
+      writeFileSync(join(watch, 'existing.html'), 'there before the start: -r carries it');
       const file = runnableCorpusFile(name, tmp, {
         watch,
         mirror,
@@ -75,8 +77,26 @@ describe('sersync2 configs as found on servers', () => {
         port: await freePort(),
         stateDir: join(tmp, `state-${name}`),
       });
-      const d = await startSersync(['-o', file]);
+      const check = await runProcess(process.execPath, [BIN, '--check', '-o', file]);
+      assert.equal(check.code, 0, `${name}: ${check.stderr}`);
+      const printed = check.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('warning: '))
+        .map((l) => l.slice('warning: '.length));
+      const d = await startSersync(['-r', '-o', file]);
       try {
+        // A config warning names the file and line; the daemon logs each one at start, as --check prints it.
+        const logged = d.records().filter((r) => String(r.msg).startsWith(`${file}:`));
+        assert.deepEqual(
+          logged.map((r) => r.msg),
+          printed,
+          `${name}: the warnings logged at start are the ones --check prints`,
+        );
+        for (const r of logged) assert.equal(r.level, 40, `${name}: logged as a warning: ${r.msg}`);
+        await waitFor(async () => existsSync(join(mirror, 'existing.html')), {
+          what: `${name}: -r carrying existing.html`,
+          timeoutMs: 20_000,
+        });
         writeFileSync(join(watch, 'published.html'), name);
         await waitFor(
           async () => existsSync(join(mirror, 'published.html')) && readFileSync(join(mirror, 'published.html'), 'utf8') === name,
@@ -91,6 +111,43 @@ describe('sersync2 configs as found on servers', () => {
     }
   });
 
+  test('two copies each of two corpus files (own watch and remote; the same failLog and <host> port) run at once; a copy started twice is refused', async () => {
+    const passwordFile = join(tmp, 'rsync.password');
+    writeFileSync(passwordFile, 'secret\n', { mode: 0o600 });
+    const copies = [];
+    for (const name of ['tutorial-rsyncd-chinese.xml', 'crlf-windows.xml']) {
+      for (const copy of ['a', 'b']) {
+        const watch = await makeTempDir('compat-copy-watch-');
+        const mirror = await makeTempDir('compat-copy-mirror-');
+        const file = runnableCorpusFile(name, await makeTempDir('compat-copy-conf-'), { watch, mirror, passwordFile });
+        const text = readFileSync(file, 'latin1');
+        assert.ok(
+          text.includes('<failLog path="/tmp/rsync_fail_log.sh"') && text.includes('port="8008"'),
+          `${name} keeps its failLog and port`,
+        );
+        copies.push({ label: `${name} copy ${copy}`, watch, mirror, file });
+      }
+    }
+    const running = await Promise.all(copies.map((c) => startSersync(['-o', c.file])));
+    try {
+      for (const c of copies) writeFileSync(join(c.watch, 'published.html'), c.label);
+      for (const c of copies) {
+        await waitFor(
+          async () => existsSync(join(c.mirror, 'published.html')) && readFileSync(join(c.mirror, 'published.html'), 'utf8') === c.label,
+          {
+            what: `${c.label}: published.html on its mirror`,
+            timeoutMs: 20_000,
+          },
+        );
+      }
+      for (const [i, d] of running.entries()) assert.equal(d.proc.running(), true, `${copies[i]?.label} still runs`);
+      const again = await runSersync(['-o', (copies[0] as (typeof copies)[number]).file]);
+      assert.equal(again.code, 75, `the same copy twice is one instance: ${again.stderr}`);
+    } finally {
+      for (const d of running) assert.equal(await d.stop(), 0);
+    }
+  });
+
   test('kill -HUP under -d -o relative.xml reloads the same file (the daemon left its directory)', async () => {
     const cwd = await makeTempDir('compat-cwd-');
     // The watch directory is relative too (sersync2 resolved it against its working directory, which it kept).
@@ -101,9 +158,11 @@ describe('sersync2 configs as found on servers', () => {
     const port = await freePort();
     writeFileSync(join(cwd, 'site.xml'), conf({ watch: 'www', mirror: first, port }));
     const logFile = join(cwd, 'daemon.log');
+    // As root the default state directory is /var/lib/sersync-ts: the test's own instead.
+    const stateDir = await makeTempDir('compat-hup-state-');
     const r = await runProcess(process.execPath, [BIN, '-d', '-o', 'site.xml', '--log-file', 'daemon.log'], {
       cwd,
-      env: { ...process.env, INVOCATION_ID: '' },
+      env: { ...process.env, STATE_DIRECTORY: stateDir },
       timeoutMs: 30_000,
     });
     assert.equal(r.code, 0, r.stderr);
@@ -112,6 +171,10 @@ describe('sersync2 configs as found on servers', () => {
     try {
       writeFileSync(join(watch, 'before.txt'), 'one');
       await exists(join(first, 'before.txt'));
+      assert.ok(
+        readdirSync(stateDir).some((f) => f.endsWith('.queue.json')),
+        `the retry queue is in ${stateDir}`,
+      );
       // The same relative name now points the daemon at another mirror; SIGHUP must read it from the start directory.
       writeFileSync(join(cwd, 'site.xml'), conf({ watch: 'www', mirror: second, port }));
       process.kill(pid, 'SIGHUP');
