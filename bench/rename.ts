@@ -57,6 +57,8 @@ interface Row {
   bytes: number;
   /** Everything the receiving rsync read, file list and protocol included (its closing `received N bytes`). */
   wire: number;
+  /** What the receiver sent back (its closing `sent N bytes`: block checksums of a delta basis, file-list replies). */
+  back: number;
   identical: boolean;
 }
 
@@ -77,16 +79,20 @@ async function received(rsyncd: RsyncDaemon, module: string, from: number): Prom
   return bytes;
 }
 
-/** What the receiving rsyncs' closing lines (`[pid] sent N bytes  received M bytes ...`) say they read, summed. */
-function wireBytes(text: string, pids?: Set<string>): number {
-  let bytes = 0;
-  for (const m of text.matchAll(/\[(\d+)\] sent \d+ bytes\s+received (\d+) bytes/g))
-    if (!pids || pids.has(m[1] as string)) bytes += Number(m[2]);
-  return bytes;
+/** What the receiving rsyncs' closing lines (`[pid] sent N bytes  received M bytes ...`) say they read and sent. */
+function wireBytes(text: string, pids?: Set<string>): { wire: number; back: number } {
+  let wire = 0;
+  let back = 0;
+  for (const m of text.matchAll(/\[(\d+)\] sent (\d+) bytes\s+received (\d+) bytes/g)) {
+    if (pids && !pids.has(m[1] as string)) continue;
+    back += Number(m[2]);
+    wire += Number(m[3]);
+  }
+  return { wire, back };
 }
 
 /** Bytes the daemon's connections to `module` read since log offset `from`, file list and protocol included. */
-async function receivedOnWire(rsyncd: RsyncDaemon, module: string, from: number): Promise<number> {
+async function receivedOnWire(rsyncd: RsyncDaemon, module: string, from: number): Promise<{ wire: number; back: number }> {
   const text = (await readFile(join(rsyncd.configDir, 'rsyncd.log'))).subarray(from).toString('latin1');
   const pids = new Set<string>();
   for (const m of text.matchAll(/\[(\d+)\] rsync to ([^/\s]+)/g)) if (m[2] === module) pids.add(m[1] as string);
@@ -151,8 +157,8 @@ async function round(name: keyof typeof SCENARIOS, rsyncd: RsyncDaemon, n: numbe
       seconds = run.code === 0 ? run.wall : undefined;
     }
     const identical = (await compareTrees(src, dest, { ignoreRootAttrs: true })).length === 0;
-    const [bytes, wire] = [await received(rsyncd, module, from), await receivedOnWire(rsyncd, module, from)];
-    rows.push({ scenario: name, remote: 'rsync daemon', who, seconds, bytes, wire, identical });
+    const bytes = await received(rsyncd, module, from);
+    rows.push({ scenario: name, remote: 'rsync daemon', who, seconds, bytes, ...(await receivedOnWire(rsyncd, module, from)), identical });
     process.stderr.write(
       `${name} ${who}: ${seconds?.toFixed(2) ?? 'timeout'} s, ${rows.at(-1)?.bytes} bytes received (${rows.at(-1)?.wire} on the wire)\n`,
     );
@@ -167,14 +173,14 @@ async function round(name: keyof typeof SCENARIOS, rsyncd: RsyncDaemon, n: numbe
 const receiverLog = (logFile: string) => [`--remote-option=--log-file=${logFile}`, '--remote-option=--log-file-format=XFER:%b'];
 
 /** Bytes the ssh receiver logged in `logFile` since byte `from` (the sum of its `XFER:%b` lines). */
-async function receivedOverSsh(logFile: string, from: number): Promise<{ bytes: number; wire: number }> {
+async function receivedOverSsh(logFile: string, from: number): Promise<{ bytes: number; wire: number; back: number }> {
   const text = await readFile(logFile).then(
     (b) => b.subarray(from).toString('latin1'),
     () => '',
   );
   let bytes = 0;
   for (const m of text.matchAll(/ XFER:(\d+)$/gm)) bytes += Number(m[1]);
-  return { bytes, wire: wireBytes(text) };
+  return { bytes, ...wireBytes(text) };
 }
 
 const sizeOrZero = (file: string) =>
@@ -309,7 +315,7 @@ async function calibrate(rsyncd: RsyncDaemon, sshd: Sshd): Promise<string> {
     const viaDaemon = await received(rsyncd, 'calibrate', fromDaemon);
     const viaSsh = await receivedOverSsh(logFile, fromSsh);
     if (viaDaemon !== viaSsh.bytes) throw new Error(`${step}: the daemon logged ${viaDaemon} bytes, the ssh receiver ${viaSsh.bytes}`);
-    const wire = await receivedOnWire(rsyncd, 'calibrate', fromDaemon);
+    const { wire } = await receivedOnWire(rsyncd, 'calibrate', fromDaemon);
     steps.push(
       `${step}: %b ${viaDaemon.toLocaleString('en')} both ways, on the wire ${wire.toLocaleString('en')} / ${viaSsh.wire.toLocaleString('en')}`,
     );
@@ -345,13 +351,13 @@ async function main(): Promise<number> {
   await writeFile(file, `${JSON.stringify({ rounds, lsyncd: withLsyncd, calibration, rows }, null, 2)}\n`);
   process.stderr.write(`results in ${file}\n`);
   console.log(
-    '| change | remote | who | seconds until identical (plain rsync: its wall time) | file data received (`%b`) | received on the wire |',
+    '| change | remote | who | seconds until identical (plain rsync: its wall time) | file data received (`%b`) | received on the wire | sent back by the receiver |',
   );
-  console.log('| --- | --- | --- | ---: | ---: | ---: |');
+  console.log('| --- | --- | --- | ---: | ---: | ---: | ---: |');
   for (const r of rows) {
     const change = SCENARIOS[r.scenario as keyof typeof SCENARIOS].change;
     console.log(
-      `| ${change} | ${r.remote} | ${r.who} | ${r.seconds?.toFixed(2) ?? 'timeout'} | ${r.bytes.toLocaleString('en')} | ${r.wire.toLocaleString('en')}${r.identical ? '' : ' (DIFFERENT)'} |`,
+      `| ${change} | ${r.remote} | ${r.who} | ${r.seconds?.toFixed(2) ?? 'timeout'} | ${r.bytes.toLocaleString('en')} | ${r.wire.toLocaleString('en')} | ${r.back.toLocaleString('en')}${r.identical ? '' : ' (DIFFERENT)'} |`,
     );
   }
   return rows.every((r) => r.identical) ? 0 : 1;
