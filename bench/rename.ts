@@ -168,7 +168,8 @@ async function round(name: keyof typeof SCENARIOS, rsyncd: RsyncDaemon, n: numbe
 
 /**
  * The receiving rsync of an ssh push writes one `XFER:%b` line per file it received to `logFile` (its `%b` is the
- * same figure as the daemon's transfer log); `-M` hands the options to the remote rsync without a remote shell word.
+ * same figure as the daemon's transfer log). `--remote-option` passes them to the rsync at the other end quoted by
+ * rsync itself, where words added to `--rsync-path` would go through the remote shell's word splitting.
  */
 const receiverLog = (logFile: string) => [`--remote-option=--log-file=${logFile}`, '--remote-option=--log-file-format=XFER:%b'];
 
