@@ -167,6 +167,22 @@ test('ssh mode: host:path, -e ssh with the port and options, never --password-fi
   assert.equal(args.at(-1), 'root@10.0.0.2:/backup/www');
 });
 
+test('ssh mode: the runs of a remote share one master connection, unless <ssh options> say how', () => {
+  const remote: Remote = { kind: 'ssh', ip: '10.0.0.2', name: '/backup/www', id: '10.0.0.2:/backup/www', line: 1 };
+  const shell = (options: string[]) => {
+    const args = planFull({
+      ...ctx({ rsync: { ...rsync, ssh: { enabled: true, options } }, remote }),
+      sshControlPath: '/var/lib/x/ssh-%C',
+    }).args;
+    return args[args.indexOf('-e') + 1];
+  };
+  assert.equal(
+    shell([]),
+    'ssh -o ControlMaster=auto -o ControlPersist=60 -o ControlPath=/var/lib/x/ssh-%C -o ServerAliveInterval=5 -o ServerAliveCountMax=3',
+  );
+  assert.equal(shell(['-o', 'ControlMaster=no']), 'ssh -o ControlMaster=no');
+});
+
 test('local remote (extension) and IPv6 literals', () => {
   const local: Remote = { kind: 'local', ip: '', name: '/srv/mirror', id: '/srv/mirror', line: 1 };
   assert.deepEqual(planFull(ctx({ remote: local })).args.slice(-2), ['/data/www/', '/srv/mirror/']);
