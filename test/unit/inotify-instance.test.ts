@@ -219,3 +219,25 @@ test('three DirWatchers in one real instance: one descriptor; one stops (its han
   assert.equal(instance.watchers, 2);
   assert.equal(inotifyFds(), before);
 });
+
+test('the watches of a watcher that leaves are removed a slice per turn, so their IN_IGNORED cannot flood the shared queue', async () => {
+  const paths = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`/a/${i}`, i + 1]));
+  const { addon, calls } = scriptedAddon(paths);
+  const instance = new InotifyInstance(addon);
+  const w = instance.backend(
+    () => {},
+    () => {},
+  );
+  const listeners = Object.keys(paths).map((p) => {
+    const l = listener(p, []);
+    return { l, wd: w.watch(Buffer.from(p), l) as number };
+  });
+  for (const { l, wd } of listeners) w.unwatch(wd, l);
+  const removed = () => calls.filter((c) => c.startsWith('rm ')).length;
+  assert.equal(removed(), 0);
+  await turn();
+  assert.equal(removed(), 4096);
+  await turn();
+  assert.equal(removed(), 5000);
+  instance.close();
+});
