@@ -1,4 +1,4 @@
-// A minimal inotify reader for sersync-ts (src/watch/dir-watch-backend.ts): one inotify descriptor, watches added
+// A minimal inotify reader for sersync-ts (src/watch/inotify-instance.ts): one inotify descriptor, watches added
 // and removed by watch descriptor, and a reader thread that hands the raw event bytes to JavaScript in chunks of up
 // to 64 KiB through a thread-safe function. Unlike fs.watch it costs no JavaScript object per directory, passes
 // IN_ISDIR and shows IN_Q_OVERFLOW (which libuv drops). Only N-API: the same binary loads in any Node >= 12.
@@ -23,7 +23,8 @@ typedef struct {
   napi_threadsafe_function tsfn;
   int closed;
   volatile int closing;
-  // finish() was called: read what the kernel holds, hand it over, then the end marker (err -1), and stop.
+  // finish() was called: read what the kernel holds, hand it over, then the end marker (err -1), and read on (the
+  // descriptor serves every watcher of the daemon; one of them stopping must not stop the others' events).
   volatile int finishing;
 } Reader;
 
@@ -46,7 +47,8 @@ static void post(Reader* r, char* data, size_t len, int err) {
 }
 
 // Reads until the descriptor is empty, posting each chunk, then posts the end marker: every event queued before
-// finish() was called has then reached JavaScript, in order.
+// finish() was called has then reached JavaScript, in order. `finishing` is cleared before the marker is posted, so
+// a finish() that JavaScript calls on seeing the marker is never taken for this one.
 static void drain_and_end(Reader* r, char* buf, size_t size) {
   for (;;) {
     ssize_t got = read(r->fd, buf, size);
@@ -57,6 +59,7 @@ static void drain_and_end(Reader* r, char* buf, size_t size) {
     memcpy(copy, buf, (size_t)got);
     post(r, copy, (size_t)got, 0);
   }
+  r->finishing = 0;
   post(r, NULL, 0, -1);
 }
 
@@ -82,8 +85,12 @@ static void* read_loop(void* arg) {
         break;
       }
       if (fds[1].revents) {
-        if (r->finishing && !r->closing) drain_and_end(r, buf, size);
-        break;
+        char wake[64];
+        ssize_t ignored = read(r->wake[0], wake, sizeof wake);
+        (void)ignored;
+        if (r->closing) break;
+        if (r->finishing) drain_and_end(r, buf, size);
+        continue;
       }
       if (!(fds[0].revents & POLLIN)) continue;
     }
@@ -105,10 +112,7 @@ static void* read_loop(void* arg) {
       post(r, copy, (size_t)got, 0);
       flowing = 1;
     }
-    if (r->finishing && !r->closing) {
-      drain_and_end(r, buf, size);
-      break;
-    }
+    if (r->finishing && !r->closing) drain_and_end(r, buf, size);
   }
   free(buf);
   return NULL;
@@ -245,8 +249,9 @@ static napi_value rm_watch(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// finish(handle): the reader hands over every event queued so far, then calls back with errno -1 and stops. The
-// JavaScript thread must keep running meanwhile (the reader may wait for it to take chunks); close() follows.
+// finish(handle): the reader hands over every event queued so far, then calls back with errno -1, and reads on. The
+// JavaScript thread must keep running meanwhile (the reader may wait for it to take chunks). Call it again only
+// after the marker came.
 static napi_value finish_reader(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];

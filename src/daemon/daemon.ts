@@ -8,11 +8,13 @@ import type { DaemonStatus, StatusSource } from '../observe/status-model.ts';
 import { statusSnapshot } from '../observe/status-snapshot.ts';
 import { StatusEndpoint } from '../observe/status-endpoint.ts';
 import type { FailQueue } from '../recovery/fail-queue.ts';
-import { raiseInotifyLimits } from '../recovery/inotify-limits.ts';
+import { inotifyInstancesHeld, raiseInotifyLimits } from '../recovery/inotify-limits.ts';
 import { recordAttempt, recordOwed } from '../recovery/retry-record.ts';
 import { type ProcessRunner, execaRunner } from '../sync/process-runner.ts';
 import { requireRsync } from '../sync/rsync-available.ts';
 import type { AttemptReport, RemoteLane } from '../sync/remote-lane.ts';
+import type { NativeInotify } from '../watch/dir-watch-backend.ts';
+import { InotifyInstance } from '../watch/inotify-instance.ts';
 import type { Watcher } from '../watch/watcher.ts';
 import { rootIdentity, type Site, type SiteDeps, startSite } from './site.ts';
 import { closeSlot, moveToQueue, openSlot, queueForChange, type Slot, type SlotDeps } from './slot.ts';
@@ -20,7 +22,8 @@ import { closeSlot, moveToQueue, openSlot, queueForChange, type Slot, type SlotD
 /**
  * The composition root: the one place that wires the real clock, processes, watcher and queue file into the pure
  * core. It starts one site (src/daemon/site.ts) per `<localpath>`, swaps one on a reload or a replaced root, and
- * stops them; the sites share the rsync process limit (-n), the event counts and the status endpoint.
+ * stops them; the sites share the rsync process limit (-n), the event counts, the status endpoint and one inotify
+ * instance (src/watch/inotify-instance.ts).
  */
 
 export interface DaemonOptions {
@@ -88,6 +91,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   };
   const startedAt = new Date(clock.now()).toISOString();
   const events = { seen: 0, ignored: 0, counted: 0, lost: 0 };
+  // One inotify instance for every site, as lsyncd has: opened when the first watcher asks, closed after the stop.
+  const inotify: { instance: InotifyInstance | null } = { instance: null };
+  const sharedInotify = (addon: NativeInotify) => {
+    inotify.instance ??= new InotifyInstance(addon);
+    return inotify.instance;
+  };
   const slotOf = (site: Site) => [...slots.values()].find((s) => s.site === site);
 
   const follow = (site: Site, reason: string) => {
@@ -102,6 +111,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     maxUserWatches: limits.maxUserWatches,
     events,
     createWatcher: opts.createWatcher,
+    inotify: sharedInotify,
     onAttempt: (lane: RemoteLane, r: AttemptReport) => recordAttempt(queue, lane.remote.id, r, clock.now(), lane.parkedPaths > 0),
     // A site not running yet is not followed; the next mount poll finds a replaced root.
     onLost: (site: Site, reason: string) => follow(site, reason),
@@ -116,8 +126,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     } catch (err) {
       // The sites already running stop cleanly before the error ends the start.
       for (const slot of slots.values()) await closeSlot(slot, 0, 'pending at a failed start', clock);
+      inotify.instance?.close();
       throw err;
     }
+  }
+  if (slots.size > 1 && inotify.instance !== null) {
+    log.info({ sites: slots.size, inotifyInstances: inotifyInstancesHeld() }, `the ${slots.size} sites share one inotify instance`);
   }
 
   /** A root that was removed or replaced: watch the new one when it is there (deletions stay held while empty). */
@@ -263,6 +277,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         startedAt,
         now: clock.now(),
         maxUserWatches: limits.maxUserWatches,
+        inotifyInstances: inotifyInstancesHeld(),
         events,
         sitesNotStarted,
       }),
@@ -303,6 +318,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         log.info({ reason }, 'stopping: sending what is pending');
         const all = [...slots.values()];
         const left = await Promise.all(all.map((slot) => closeSlot(slot, graceMs, 'pending at shutdown', clock)));
+        inotify.instance?.close();
         await endpoint?.close();
         const total = left.reduce((n, x) => n + x, 0);
         if (total > 0) {

@@ -15,7 +15,7 @@ import { type AttemptReport, type LaneDeps, RemoteLane } from '../sync/remote-la
 import { UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
 import { CRONTAB_KEPT_NOTE, crontabKeptDespiteFilter, planSite } from '../sync/site-plan.ts';
 import { CloseWriteFilter, stillOpenMessage } from '../watch/close-write.ts';
-import { createWatcher } from '../watch/watcher-choice.ts';
+import { createWatcher, type WatcherHooks } from '../watch/watcher-choice.ts';
 import type { Watcher } from '../watch/watcher.ts';
 
 /** setTimeout's longest delay (about 24.8 days). */
@@ -37,6 +37,8 @@ export interface SiteDeps {
   readonly onLost: (site: Site, reason: string) => void;
   /** Changeable for tests; default the `<tuning watcher>` choice. */
   readonly createWatcher?: (config: Config) => Watcher;
+  /** The daemon's one inotify instance, which every site's watcher watches in. */
+  readonly inotify?: WatcherHooks['inotify'];
 }
 
 /** What a site still owes each of its remotes after a stop. */
@@ -111,6 +113,7 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
   const watcher =
     deps.createWatcher?.(config) ??
     createWatcher(config, {
+      inotify: deps.inotify,
       onUnreadable: (path, cause) =>
         log.warn(
           { path: displayPath(path), code: errorCode(cause) },

@@ -64,6 +64,11 @@ export interface DaemonStatus {
   /** Paths that could not be read (EACCES, EIO …): neither watched nor synced until they can be; up to 20 named. */
   readonly unreadable: { readonly count: number; readonly sample: readonly string[] };
   readonly maxUserWatches: number | null;
+  /**
+   * inotify instances the daemon holds (fs.inotify.max_user_instances counts them): 1 for any number of sites. null
+   * where /proc cannot be read; absent from daemons older than it.
+   */
+  readonly inotifyInstances?: number | null;
   /** Watcher events: all seen, dropped by the toggles, sent to the remotes' aggregators, "events may be lost". */
   readonly events: { readonly seen: number; readonly ignored: number; readonly counted: number; readonly lost: number };
   /** `writeError`: why the file is behind what is in memory (a full disk); the daemon is degraded while set. */

@@ -51,6 +51,8 @@ export interface StatusInputs {
   /** In config order; at least one. */
   readonly sites: readonly SiteInputs[];
   readonly maxUserWatches: number | null;
+  /** See DaemonStatus.inotifyInstances. */
+  readonly inotifyInstances?: number | null;
   readonly events: DaemonStatus['events'];
   readonly sitesNotStarted?: DaemonStatus['sitesNotStarted'];
 }
@@ -76,6 +78,7 @@ export function statusSnapshot(s: StatusInputs): DaemonStatus {
     watches: sum((x) => x.watches),
     unreadable: { count: sum((x) => x.unreadable.count), sample: unreadable.slice(0, 20) },
     maxUserWatches: s.maxUserWatches,
+    inotifyInstances: s.inotifyInstances ?? null,
     events: { ...s.events },
     retryQueue: {
       file: first.retryQueue.file,

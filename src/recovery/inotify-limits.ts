@@ -1,11 +1,18 @@
+import { readdirSync, readlinkSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 
 /**
  * inotify limits: sersync2 raised them unconditionally at every start. As root we raise them to the same
- * values when they are lower, and say so; otherwise we say which sysctl lines to run. No Node watcher reports
- * queue overflow, so a generous max_queued_events matters.
+ * values when they are lower, and say so; otherwise we say which sysctl lines to run. An overflow costs every site a
+ * full sync (and goes unnoticed on fs.watch), so a generous max_queued_events matters: the daemon has one inotify
+ * instance, so one queue, for all its sites.
  */
 const WANTED = { max_user_watches: 50_000_000, max_queued_events: 327_679 } as const;
+/** What each limit is to this daemon, said with it. */
+const ROLE: Record<keyof typeof WANTED, string> = {
+  max_user_watches: 'one watch per directory of every site',
+  max_queued_events: 'the one event queue of all sites',
+};
 type Limit = keyof typeof WANTED;
 
 export interface InotifyLimits {
@@ -26,18 +33,21 @@ export async function raiseInotifyLimits(opts: { procDir?: string; isRoot?: bool
       if (isRoot) {
         try {
           await writeFile(file, `${WANTED[name]}\n`);
-          messages.push({ level: 'info', text: `raised fs.inotify.${name} from ${value} to ${WANTED[name]} (as sersync2 did)` });
+          messages.push({
+            level: 'info',
+            text: `raised fs.inotify.${name} (${ROLE[name]}) from ${value} to ${WANTED[name]} (as sersync2 did)`,
+          });
           value = WANTED[name];
         } catch (err) {
           messages.push({
             level: 'warn',
-            text: `fs.inotify.${name} is ${value} and cannot be raised here (${(err as Error).message}); run: sysctl -w fs.inotify.${name}=${WANTED[name]} (see examples/sysctl)`,
+            text: `fs.inotify.${name} (${ROLE[name]}) is ${value} and cannot be raised here (${(err as Error).message}); run: sysctl -w fs.inotify.${name}=${WANTED[name]} (see examples/sysctl)`,
           });
         }
       } else {
         messages.push({
           level: 'warn',
-          text: `fs.inotify.${name} is ${value}; as root run: sysctl -w fs.inotify.${name}=${WANTED[name]} (see examples/sysctl)`,
+          text: `fs.inotify.${name} (${ROLE[name]}) is ${value}; as root run: sysctl -w fs.inotify.${name}=${WANTED[name]} (see examples/sysctl)`,
         });
       }
     }
@@ -53,4 +63,26 @@ async function readNumber(file: string): Promise<number | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * The inotify instances this process holds (its `anon_inode:inotify` descriptors): 1 for a daemon of any number of
+ * sites. null where /proc cannot be read.
+ */
+export function inotifyInstancesHeld(fdDir = '/proc/self/fd'): number | null {
+  let fds: string[];
+  try {
+    fds = readdirSync(fdDir);
+  } catch {
+    return null;
+  }
+  let n = 0;
+  for (const fd of fds) {
+    try {
+      if (readlinkSync(`${fdDir}/${fd}`) === 'anon_inode:inotify') n++;
+    } catch {
+      // Closed since the listing (the listing's own descriptor among them).
+    }
+  }
+  return n;
 }

@@ -219,7 +219,8 @@ function isLimit(code: string | undefined): code is 'ENOSPC' | 'EMFILE' | 'ENFIL
 export function limitAdvice(code: string): string {
   return code === 'ENOSPC'
     ? 'inotify watch limit reached (fs.inotify.max_user_watches): raise it with sysctl'
-    : 'inotify instance or open-file limit reached (fs.inotify.max_user_instances, ulimit -n): raise it';
+    : 'inotify instance or open-file limit reached (fs.inotify.max_user_instances, ulimit -n): the daemon needs one instance for all its sites, ' +
+        'the others are held by other programs of the same user; raise it';
 }
 
 /** Subdirectory names through Node's readdir (d_type; Node lstats where the file system does not say). */

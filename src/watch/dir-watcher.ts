@@ -5,7 +5,8 @@ import { errorCode, ExitCode, SersyncError } from '../core/errors.ts';
 import { fromUtf8, type RelPath } from '../core/paths.ts';
 import { DirEventInterpreter } from './dir-event-interpreter.ts';
 import { DirWalker, limitAdvice } from './dir-walker.ts';
-import { createInotifyBackend, type DirWatchBackend, loadNativeInotify } from './dir-watch-backend.ts';
+import { type DirWatchBackend, loadNativeInotify, type NativeInotify } from './dir-watch-backend.ts';
+import { InotifyInstance } from './inotify-instance.ts';
 import { PathChecks } from './path-checks.ts';
 import { UnreadablePaths } from './unreadable-paths.ts';
 import { WatchedTree } from './watched-tree.ts';
@@ -27,6 +28,11 @@ export interface DirWatcherOptions {
    * environment chooses fs.watch too (to try the fallback). Changeable for tests.
    */
   readonly backend?: 'auto' | 'fs.watch';
+  /**
+   * The inotify instance to watch in when the native reader is used: a daemon's one, shared by all its sites.
+   * Without it the watcher opens one of its own, closed with it.
+   */
+  readonly inotify?: (addon: NativeInotify) => InotifyInstance;
 }
 
 /** lstat calls in flight for paths that events named. */
@@ -70,6 +76,7 @@ const CLOSE_DRAIN_MS = 3000;
  */
 export class DirWatcher implements Watcher {
   readonly #backendChoice: 'auto' | 'fs.watch';
+  readonly #inotify: ((addon: NativeInotify) => InotifyInstance) | undefined;
   readonly #tree: WatchedTree;
   readonly #walker: DirWalker;
   readonly #checks: PathChecks;
@@ -80,6 +87,7 @@ export class DirWatcher implements Watcher {
 
   constructor(options: DirWatcherOptions = {}) {
     this.#backendChoice = options.backend ?? (process.env.SERSYNC_TS_NATIVE_INOTIFY === '0' ? 'fs.watch' : 'auto');
+    this.#inotify = options.inotify;
     // The parts call one another (a check walks a new directory, a walk watches directories whose events are
     // interpreted, an unreadable path is checked again): the arrows bind them once all exist.
     const afterTask = () => this.#maybeIdle();
@@ -123,8 +131,8 @@ export class DirWatcher implements Watcher {
     const addon = this.#backendChoice === 'auto' ? loadNativeInotify() : null;
     // close() may have come during the stat above: then nothing may be opened that nobody closes.
     if (addon !== null && !tree.closed) {
-      tree.backend = createInotifyBackend(
-        addon,
+      const instance = this.#inotify?.(addon) ?? new InotifyInstance(addon, { closeWithLastWatcher: true });
+      tree.backend = instance.backend(
         () => tree.emit({ kind: 'lost', reason: 'the inotify event queue overflowed (raise fs.inotify.max_queued_events)' }),
         (err) => tree.emit({ kind: 'lost', reason: `reading inotify events failed: ${messageOf(err)}`, cause: err }),
       );

@@ -128,8 +128,9 @@ export class WatchedTree {
   close(): void {
     this.#closed = true;
     this.unreadable.stop();
-    // The backend first: closing the native reader's descriptor drops every watch at once in the kernel, instead of
-    // one inotify_rm_watch per directory (and the IN_IGNORED event each of those queues).
+    // The backend first: where the watcher had an inotify instance of its own, closing it drops every watch at once
+    // in the kernel, instead of one inotify_rm_watch per directory (and the IN_IGNORED event each queues). In a
+    // daemon's shared instance only this tree's watches go, through the unwatch calls below.
     this.#backend.close();
     for (const entry of this.dirs.values()) this.#backend.unwatch(entry.token, entry);
     this.dirs.clear();

@@ -21,9 +21,11 @@ import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { fromBytes, toBuffer, type RelPath } from '../../src/core/paths.ts';
-import { createInotifyBackend, type DirEventHint, loadNativeInotify } from '../../src/watch/dir-watch-backend.ts';
+import { type DirEventHint, loadNativeInotify } from '../../src/watch/dir-watch-backend.ts';
 import { DirWatcher } from '../../src/watch/dir-watcher.ts';
+import { InotifyInstance } from '../../src/watch/inotify-instance.ts';
 import type { WatchEvent, WatchOptions } from '../../src/watch/watcher.ts';
+import { scriptedAddon } from './support/scripted-inotify.ts';
 
 const run = promisify(execFile);
 
@@ -415,41 +417,17 @@ describe('the native inotify reader', () => {
 });
 
 /**
- * The native backend on a scripted addon watching `/w` as wd 7: `feed` hands it one read of the kernel, `ev` encodes
+ * The native backend on a scripted addon watching `/w` as wd 7: `read` hands it one read of the kernel, `ev` encodes
  * one event, `seen` is what the backend passed on, as `describe` writes it.
  */
 function scriptedBackend(describe: (type: string, name: Buffer | null, hint: DirEventHint | null) => string) {
-  let feed: ((chunk: Buffer | null, errno: number | null) => void) | undefined;
-  const addon = {
-    open: (cb: (chunk: Buffer | null, errno: number | null) => void) => {
-      feed = cb;
-      return {};
-    },
-    addWatch: () => 7,
-    rmWatch: () => {},
-    listDirs: () => Buffer.alloc(0),
-    close: () => {},
-  } as unknown as Parameters<typeof createInotifyBackend>[0];
-  const backend = createInotifyBackend(
-    addon,
+  const { addon, ev, read } = scriptedAddon();
+  const backend = new InotifyInstance(addon, { closeWithLastWatcher: true }).backend(
     () => {},
     () => {},
   );
   const seen: string[] = [];
   backend.watch(Buffer.from('/w'), { event: (type, name, hint) => seen.push(describe(type, name, hint)), error: () => {} });
-  const ev = (mask: number, name: string, wd = 7) => {
-    const n = Buffer.alloc(16);
-    n.write(name);
-    const head = Buffer.alloc(16);
-    head.writeInt32LE(wd, 0);
-    head.writeUInt32LE(mask, 4);
-    head.writeUInt32LE(16, 12);
-    return Buffer.concat([head, n]);
-  };
-  const read = (...events: Buffer[]) => {
-    assert.ok(feed);
-    feed(Buffer.concat(events), null);
-  };
   return { backend, seen, ev, read };
 }
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { raiseInotifyLimits } from '../../src/recovery/inotify-limits.ts';
+import { inotifyInstancesHeld, raiseInotifyLimits } from '../../src/recovery/inotify-limits.ts';
 
 const PROC = '/proc/sys/fs/inotify';
 /** Lowering a kernel limit changes the host for every other process for a moment: only when asked. */
@@ -20,8 +20,14 @@ test('as root, limits lower than sersync2 set are raised in /proc and the raise 
     writeFileSync(join(PROC, 'max_queued_events'), '327678');
     const limits = await raiseInotifyLimits();
     assert.deepEqual(limits.messages, [
-      { level: 'info', text: 'raised fs.inotify.max_user_watches from 49999999 to 50000000 (as sersync2 did)' },
-      { level: 'info', text: 'raised fs.inotify.max_queued_events from 327678 to 327679 (as sersync2 did)' },
+      {
+        level: 'info',
+        text: 'raised fs.inotify.max_user_watches (one watch per directory of every site) from 49999999 to 50000000 (as sersync2 did)',
+      },
+      {
+        level: 'info',
+        text: 'raised fs.inotify.max_queued_events (the one event queue of all sites) from 327678 to 327679 (as sersync2 did)',
+      },
     ]);
     assert.equal(readFileSync(join(PROC, 'max_user_watches'), 'utf8').trim(), '50000000');
     assert.equal(readFileSync(join(PROC, 'max_queued_events'), 'utf8').trim(), '327679');
@@ -40,11 +46,11 @@ test('not root: lower limits are left alone, and a warning names the sysctl to r
     assert.deepEqual(limits.messages, [
       {
         level: 'warn',
-        text: 'fs.inotify.max_user_watches is 8192; as root run: sysctl -w fs.inotify.max_user_watches=50000000 (see examples/sysctl)',
+        text: 'fs.inotify.max_user_watches (one watch per directory of every site) is 8192; as root run: sysctl -w fs.inotify.max_user_watches=50000000 (see examples/sysctl)',
       },
       {
         level: 'warn',
-        text: 'fs.inotify.max_queued_events is 16384; as root run: sysctl -w fs.inotify.max_queued_events=327679 (see examples/sysctl)',
+        text: 'fs.inotify.max_queued_events (the one event queue of all sites) is 16384; as root run: sysctl -w fs.inotify.max_queued_events=327679 (see examples/sysctl)',
       },
     ]);
     assert.equal(readFileSync(join(dir, 'max_user_watches'), 'utf8'), '8192\n');
@@ -52,4 +58,15 @@ test('not root: lower limits are left alone, and a warning names the sysctl to r
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('inotifyInstancesHeld counts the descriptors that are inotify instances', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'inotify-fds-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // What /proc/PID/fd holds: links named by descriptor.
+  symlinkSync('anon_inode:inotify', join(dir, '7'));
+  symlinkSync('/dev/null', join(dir, '8'));
+  symlinkSync('anon_inode:[eventfd]', join(dir, '9'));
+  assert.equal(inotifyInstancesHeld(dir), 1);
+  assert.equal(inotifyInstancesHeld(join(dir, 'missing')), null);
 });
