@@ -267,7 +267,8 @@ async function sshRound(name: keyof typeof SCENARIOS, sshd: Sshd, withLsyncd: bo
                 ssh: { options: sshd.sshArgs.join(' ') },
                 commonParams: ['-artuz', ...receiverLog(logFile)].join(' '),
                 failLog: join(dir, 'state', 'rsync_fail_log.sh'),
-                tuning: { watcher: 'dirs', stateDir: join(dir, 'state') },
+                // A short state directory: the shared ssh connection's socket lives there (sshControlPathIn).
+                tuning: { watcher: 'dirs', stateDir: await makeTempDir('st-') },
               }),
             ])
           : await startLsyncdRsyncssh(dir, src, dest, sshd, logFile);

@@ -51,7 +51,7 @@ export function commandContextFor(config: Config, remote: Remote, filter: PathFi
     fullFilters: filter.fullSyncFilters,
     defaultTimeoutSeconds,
     maxDelete: config.tuning.maxDelete,
-    sshControlPath: remote.kind === 'ssh' ? join(stateDirFor(config.tuning.stateDir), 'ssh-%C') : null,
+    sshControlPath: remote.kind === 'ssh' ? sshControlPathIn(stateDirFor(config.tuning.stateDir)) : null,
   };
 }
 
@@ -238,6 +238,15 @@ export function baseParams(ctx: CommandContext): string[] {
     params.push('-e', words.map(quoteForRsyncShell).join(' '));
   }
   return params;
+}
+
+/**
+ * ssh expands %C to 40 characters and first binds the socket under a name 17 characters longer; a Unix socket's
+ * path has at most 107: a state directory too long for that gets no shared connection.
+ */
+export function sshControlPathIn(dir: string): string | null {
+  const path = join(dir, 'ssh-%C');
+  return Buffer.byteLength(path) - 2 + 40 + 17 <= 107 ? path : null;
 }
 
 /**

@@ -6,6 +6,7 @@ import {
   MAX_TREE_RULES,
   planDelete,
   planFull,
+  sshControlPathIn,
   planUpdate,
   protectRule,
   withoutUpdateFlag,
@@ -181,6 +182,9 @@ test('ssh mode: the runs of a remote share one master connection, unless <ssh op
     'ssh -o ControlMaster=auto -o ControlPersist=60 -o ControlPath=/var/lib/x/ssh-%C -o ServerAliveInterval=5 -o ServerAliveCountMax=3',
   );
   assert.equal(shell(['-o', 'ControlMaster=no']), 'ssh -o ControlMaster=no');
+  // A socket path ssh could not bind: no shared connection.
+  assert.equal(sshControlPathIn('/var/lib/sersync-ts'), '/var/lib/sersync-ts/ssh-%C');
+  assert.equal(sshControlPathIn(`/${'d'.repeat(60)}`), null);
 });
 
 test('local remote (extension) and IPv6 literals', () => {
