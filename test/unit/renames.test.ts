@@ -145,6 +145,7 @@ test('planRename: a directory goes with --link-dest at its old name, relative to
       '-artz',
       '--timeout=300',
       '--contimeout=30',
+      '--sockopts=TCP_NODELAY',
       '--modify-window=-1',
       '--stats',
       '--exclude=*.swp',
