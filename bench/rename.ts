@@ -9,11 +9,12 @@
  *
  * Scenarios: `dir-3000` renames a directory of 3,000 files (32 MiB of incompressible data); `file-200m` renames one
  * 200 MiB file in its directory. Both trees are on the remote before the `mv`. Measured: seconds from the `mv` until
- * the remote tree is identical (sersync-ts, lsyncd), or the wall time of the reference rsync (`-artz --delete` of the
- * whole renamed tree, which already sits on the remote under its old name); the file data the receiver logged
- * (`%b`) and everything it read (its closing `received N bytes`, file list included). A calibration push first
- * checks that the two logs count the same `%b` for the same transfer. Results also go to
- * bench/results/rename-<date>.json.
+ * the remote tree is identical (sersync-ts: the end of its last rsync before the trees agree, seen to within 20 ms;
+ * the trees are not walked while one runs, as in engine.ts; lsyncd: when the trees agree), or the wall time of the
+ * reference rsync (`-artz --delete` of the whole renamed tree, which already sits on the remote under its old name);
+ * the file data the receiver logged (`%b`) and everything it read (its closing `received N bytes`, file list
+ * included). A calibration push first checks that the two logs count the same `%b` for the same transfer. Results
+ * also go to bench/results/rename-<date>.json.
  *
  * Nothing fails on a slow figure; the exit code is 1 when a tree ends up different.
  */
@@ -29,6 +30,7 @@ import { makeTempDir, removeTempDirs } from '../test/helpers/tmp.ts';
 import { compareTrees, generateTree } from '../test/helpers/trees.ts';
 import { waitFor } from '../test/helpers/wait.ts';
 import { startSersync, writeConf } from '../test/integration/support/sersync.ts';
+import { childrenNamed } from './lib/procfs.ts';
 import { timedRun } from './lib/reference.ts';
 import { startSersyncTs } from './lib/syncers.ts';
 import { waitTreesAgree } from './lib/tree-probe.ts';
@@ -140,7 +142,11 @@ async function round(name: keyof typeof SCENARIOS, rsyncd: RsyncDaemon, n: numbe
       try {
         const t0 = performance.now();
         await rename(join(src, s.from), join(src, s.to));
-        const wait = await waitTreesAgree(src, dest, { intervalMs: 50, timeoutMs: 300_000 });
+        const wait = await waitTreesAgree(src, dest, {
+          intervalMs: 50,
+          timeoutMs: 300_000,
+          busy: () => childrenNamed(daemon.pid, 'rsync').length > 0,
+        });
         seconds = wait.at === undefined ? undefined : (wait.at - t0) / 1000;
       } finally {
         await daemon.stop();
@@ -276,7 +282,10 @@ async function sshRound(name: keyof typeof SCENARIOS, sshd: Sshd, withLsyncd: bo
         from = await sizeOrZero(logFile);
         const t0 = performance.now();
         await rename(join(src, s.from), join(src, s.to));
-        const wait = await waitTreesAgree(src, dest, { intervalMs: 50, timeoutMs: 300_000 });
+        // sersync-ts as over the daemon remote: the end of its last rsync; lsyncd's `mv` is no rsync to wait for.
+        const pid = 'proc' in daemon ? (daemon.proc.child.pid as number) : null;
+        const busy = pid === null ? undefined : () => childrenNamed(pid, 'rsync').length > 0;
+        const wait = await waitTreesAgree(src, dest, { intervalMs: 50, timeoutMs: 300_000, ...(busy ? { busy } : {}) });
         seconds = wait.at === undefined ? undefined : (wait.at - t0) / 1000;
       } finally {
         await daemon.stop();

@@ -10,7 +10,8 @@ export type { AggregatorLimits, Batch, ChangeHint, PendingEntry } from './batch.
  * transfer of this remote ran since it was created, which may have carried it: then it is a deletion); a
  * recursive entry (a new directory) swallows its children; a directory with too many changed children becomes the
  * directory; too many paths overall becomes a full sync. A batch is due once its changes have been quiet for
- * `quietMs`, and never later than `maxWaitMs` after its first change. Time comes only from the Clock.
+ * `quietMs` (MOVES_QUIET_MS when they are completed moves only), and never later than `maxWaitMs` after its first
+ * change. Time comes only from the Clock.
  *
  * While a burst goes on without a pause (a long `cp -a`: at least BURST_EVENTS changes in the window), each batch
  * that the cap cut off triples the cap of the next one, up to MAX_STRETCH times maxWaitMs (2, 6, 18 s); a batch that
@@ -34,6 +35,14 @@ export const BURST_EVENTS = 1000;
  * collapsed directory again.
  */
 export const BATCH_EVENTS = 8000;
+/**
+ * A window that holds nothing but completed moves (each new name with the removal of its old one) is due after this
+ * much quiet instead of quietMs: a rename is one event pair, whole once both halves are in, and the moves of one
+ * script (the deploy swap) arrive within a few milliseconds of each other. Anything else in the window waits as usual.
+ */
+export const MOVES_QUIET_MS = 25;
+/** Above this many pending entries a window is not looked at for being moves only (each change would walk it). */
+const MOVES_ONLY_MAX_ENTRIES = 64;
 
 interface EntryState {
   tree: boolean;
@@ -78,6 +87,8 @@ export class Aggregator {
   #epoch = 0;
   #transferring = false;
   #renameSeq = 0;
+  /** Everything pending is a completed move (see MOVES_QUIET_MS); looked at after each change. */
+  #movesOnly = false;
 
   /** `onDue` runs (from a clock timer) when a batch becomes due; the owner calls take() when it is ready for it. */
   constructor(limits: AggregatorLimits, clock: Clock, onDue: () => void) {
@@ -126,9 +137,10 @@ export class Aggregator {
       return;
     }
     this.#insert(path, hint);
+    this.#movesOnly = this.#root.count <= MOVES_ONLY_MAX_ENTRIES && onlyCompletedMoves(this.#root);
     if (this.#root.count > this.#limits.maxPendingPaths) {
       this.requestFull(`more than ${this.#limits.maxPendingPaths} pending paths`);
-    } else if (this.#changes === BATCH_EVENTS) {
+    } else if (this.#changes === BATCH_EVENTS || this.#movesOnly) {
       this.#rearm();
     }
   }
@@ -139,6 +151,7 @@ export class Aggregator {
     if (!this.#full) this.#fullReason = reason;
     this.#full = true;
     this.#root = newNode();
+    this.#movesOnly = false;
     if (opts.immediate) {
       this.#dueNow = true;
       this.#rearm();
@@ -174,12 +187,13 @@ export class Aggregator {
     const sweep = this.#sweep && !this.#full ? { sweep: true } : {};
     const batch: Batch = { full: this.#full, fullReason: this.#fullReason, entries, ...sweep, since: this.#firstAt };
     const now = this.#clock.now();
-    const quiet = now >= this.#lastAt + this.#limits.quietMs;
+    const quiet = now >= this.#lastAt + this.#quietMs();
     // A window that the count ended before its cap leaves the stretch as it was: only a cap stretches the next one.
     const byCount = this.#countReached() && now < this.#capAt();
     if (this.#dueNow || quiet || (!byCount && this.#changes < BURST_EVENTS)) this.#stretch = 1;
     else if (!byCount) this.#stretch = Math.min(this.#stretch * STRETCH_GROWTH, MAX_STRETCH);
     this.#root = newNode();
+    this.#movesOnly = false;
     this.#full = false;
     this.#fullReason = '';
     this.#sweep = false;
@@ -217,7 +231,11 @@ export class Aggregator {
 
   #dueAt(): number {
     if (this.#dueNow || this.#countReached()) return this.#clock.now();
-    return Math.min(this.#lastAt + this.#limits.quietMs, this.#capAt());
+    return Math.min(this.#lastAt + this.#quietMs(), this.#capAt());
+  }
+
+  #quietMs(): number {
+    return this.#movesOnly ? Math.min(this.#limits.quietMs, MOVES_QUIET_MS) : this.#limits.quietMs;
   }
 
   /** The window holds BATCH_EVENTS changes, which makes it due (a full sync waits for its timing rules instead). */
@@ -362,6 +380,19 @@ function removalsBelow(node: Node, acc = { any: false, only: true }): { any: boo
     removalsBelow(child, acc);
   }
   return acc;
+}
+
+/**
+ * Every pending entry is either a move's new name (renamedFrom) or the removal alone of a name that one of them moved
+ * from: nothing else changed, and no move still waits for its other half.
+ */
+function onlyCompletedMoves(root: Node): boolean {
+  const entries: PendingEntry[] = [];
+  const renames: { seq: number; entry: PendingEntry }[] = [];
+  collect(root, '', entries, renames);
+  if (renames.length === 0) return false;
+  const oldNames = new Set(renames.map((r) => r.entry.renamedFrom));
+  return entries.every((e) => e.removalsOnly === true && oldNames.has(e.path));
 }
 
 /** Removes empty nodes at the end of the trail. */

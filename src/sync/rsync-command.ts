@@ -223,6 +223,13 @@ export function withoutUpdateFlag(params: readonly string[]): { params: string[]
   return { params: out, dropped };
 }
 
+/**
+ * rsync's own connection to a daemon leaves Nagle's algorithm on: the client's small protocol writes (its arguments,
+ * the end-of-run handshake) then wait for the daemon's delayed ACK, about 40 ms each on Linux, several times per run,
+ * whatever the run carries. Client side only (rsync does not pass it to the daemon); commonParams may set their own.
+ */
+const DAEMON_SOCKOPTS = '--sockopts=TCP_NODELAY';
+
 /** commonParams (without -u), plus `-r` where they lack it: with --files-from, even -a does not recurse. */
 export function baseParams(ctx: CommandContext): string[] {
   const params = withoutUpdateFlag(ctx.rsync.commonParams).params;
@@ -232,6 +239,7 @@ export function baseParams(ctx: CommandContext): string[] {
   if (ctx.remote.kind === 'daemon') {
     if (port.enabled) params.push(`--port=${port.port}`);
     params.push('--contimeout=30');
+    if (!params.some((p) => p === '--sockopts' || p.startsWith('--sockopts='))) params.push(DAEMON_SOCKOPTS);
   }
   if (ctx.remote.kind === 'ssh') {
     const words = ['ssh', ...(port.enabled ? ['-p', String(port.port)] : []), ...ssh.options, ...sshMultiplexing(ctx)];

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import PQueue from 'p-queue';
 import pino from 'pino';
-import { Aggregator, type Batch, type ChangeHint } from '../../src/aggregate/aggregator.ts';
+import { Aggregator, type Batch, type ChangeHint, MOVES_QUIET_MS } from '../../src/aggregate/aggregator.ts';
 import type { Remote, RsyncSettings } from '../../src/config/model.ts';
 import { SHIPPED_TOGGLES } from '../../src/config/parse-config.ts';
 import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
@@ -103,6 +103,56 @@ test('aggregator: a rename swallowed by a directory above, or put back after a f
   );
 });
 
+test('aggregator: a window of completed moves only is due after MOVES_QUIET_MS of quiet, not the whole quietMs', () => {
+  const clock = new FakeClock();
+  let due = 0;
+  const agg = new Aggregator(LIMITS, clock, () => due++);
+  agg.add('photos', removedDir);
+  clock.advance(10);
+  agg.add('photos-2026', movedDir('photos'));
+  clock.advance(MOVES_QUIET_MS - 1);
+  assert.equal(agg.isDue(), false);
+  clock.advance(1);
+  assert.equal(due, 1, 'the timer says so at MOVES_QUIET_MS after the second half');
+  assert.deepEqual(
+    agg.takeDue()?.entries.map((e) => e.path),
+    ['photos', 'photos-2026'],
+  );
+  // The deploy swap: due once both moves are complete, counted from the last half.
+  agg.add('site', removedDir);
+  agg.add('site.old', movedDir('site'));
+  agg.add('site.new', removedDir);
+  clock.advance(MOVES_QUIET_MS);
+  assert.equal(agg.isDue(), false, 'site.new is removed, and its move not complete yet: the usual quiet');
+  agg.add('site', movedDir('site.new'));
+  clock.advance(MOVES_QUIET_MS);
+  assert.equal(agg.takeDue()?.entries.length, 3);
+});
+
+test('aggregator: a move beside any other change, or whose old name is not pending, waits the whole quietMs', () => {
+  const { clock, agg } = aggregator();
+  agg.add('photos', removedDir);
+  agg.add('photos-2026', movedDir('photos'));
+  agg.add('index.html', { tree: false, removed: false, created: false });
+  clock.advance(MOVES_QUIET_MS);
+  assert.equal(agg.isDue(), false, 'a change beside the move');
+  clock.advance(LIMITS.quietMs - MOVES_QUIET_MS);
+  assert.equal(agg.takeDue()?.entries.length, 3);
+  agg.add('b', movedDir('a'));
+  clock.advance(MOVES_QUIET_MS);
+  assert.equal(agg.isDue(), false, 'the old name went in an earlier batch: a plain new path');
+  agg.take();
+  agg.add('gone', removedDir);
+  clock.advance(MOVES_QUIET_MS);
+  assert.equal(agg.isDue(), false, 'a removal alone (a move out of the tree, or the first half of one)');
+  agg.take();
+  agg.add('x', removedDir);
+  agg.add('y', movedDir('x'));
+  agg.add('x', { tree: true, removed: false, created: true });
+  clock.advance(MOVES_QUIET_MS);
+  assert.equal(agg.isDue(), false, 'the old name was made again');
+});
+
 const TOGGLES = SHIPPED_TOGGLES;
 
 test('close-write filter: a renamed file counts when moveTo is on, and carries its old name; a directory like createFolder', () => {
@@ -145,6 +195,7 @@ test('planRename: a directory goes with --link-dest at its old name, relative to
       '-artz',
       '--timeout=300',
       '--contimeout=30',
+      '--sockopts=TCP_NODELAY',
       '--modify-window=-1',
       '--stats',
       '--exclude=*.swp',

@@ -39,6 +39,7 @@ test('update run: files-from on stdin, NUL-separated, every entry behind a slash
     '-artz',
     '--timeout=300',
     '--contimeout=30',
+    '--sockopts=TCP_NODELAY',
     '--force',
     '--modify-window=-1',
     '--stats',
@@ -57,6 +58,7 @@ test('update run with directories: include rules on stdin instead of --files-fro
     '-artz',
     '--timeout=300',
     '--contimeout=30',
+    '--sockopts=TCP_NODELAY',
     '--force',
     '--modify-window=-1',
     '--stats',
@@ -128,6 +130,7 @@ test('full sync: --delete only when removals propagate, crontab excludes appende
     '-artz',
     '--timeout=300',
     '--contimeout=30',
+    '--sockopts=TCP_NODELAY',
     '--delete',
     '--force',
     '--stats',
@@ -151,6 +154,18 @@ test('daemon auth, port and timeout as sersync2 places them (SPEC §3.1), withou
   assert.ok(args.includes('--port=874'));
   assert.ok(args.includes('--timeout=100'));
   assert.deepEqual(args.slice(-3), ['--password-file=/etc/rsync.pas', '/data/www/', 'rsync_backup@10.0.0.2::www']);
+});
+
+test('daemon runs turn Nagle off on their own socket, unless commonParams set socket options; ssh and local runs never', () => {
+  assert.ok(planFull(ctx()).args.includes('--sockopts=TCP_NODELAY'));
+  const own = planFull(ctx({ rsync: { ...rsync, commonParams: ['-artz', '--sockopts=SO_SNDBUF=65536'] } })).args;
+  assert.deepEqual(
+    own.filter((a) => a.startsWith('--sockopts')),
+    ['--sockopts=SO_SNDBUF=65536'],
+  );
+  const ssh: Remote = { kind: 'ssh', ip: '10.0.0.2', name: '/backup/www', id: '10.0.0.2:/backup/www', line: 1 };
+  const local: Remote = { kind: 'local', ip: '', name: '/srv/mirror', id: '/srv/mirror', line: 1 };
+  for (const remote of [ssh, local]) assert.ok(!planFull(ctx({ remote })).args.some((a) => a.startsWith('--sockopts')));
 });
 
 test('ssh mode: host:path, -e ssh with the port and options, never --password-file', () => {
