@@ -31,6 +31,11 @@ export interface DeletionVerdict {
   readonly below: readonly RelPath[];
   /** Why, for the log and /status; '' when nothing is held. */
   readonly reason: string;
+  /**
+   * The root is gone, on another device or no longer the mount point it was: what lies there now may be stale
+   * (the directory under an unmounted disk), so nothing is sent from it either. Absent means false.
+   */
+  readonly rootSuspect?: boolean;
 }
 
 /** The disk as the guard sees it; changeable for tests. */
@@ -115,12 +120,12 @@ export class DeletionGuard {
   async check(): Promise<DeletionVerdict> {
     const root = this.#root;
     const dev = await this.#probe.device(toBuffer(this.#rootBytes));
-    if (dev === null) return held(`watch root ${root} is gone or not a directory`);
+    if (dev === null) return suspect(`watch root ${root} is gone or not a directory`);
     const mounted = await this.#isMountPoint(this.#rootBytes, dev);
     if (dev !== this.#rootDev && !(this.#rootWasMount && mounted)) {
-      return held(`watch root ${root} is on another device than at start (an unmounted disk?)`);
+      return suspect(`watch root ${root} is on another device than at start (an unmounted disk?)`);
     }
-    if (this.#rootWasMount && !mounted) return held(`watch root ${root} is no longer a mount point (an unmounted disk?)`);
+    if (this.#rootWasMount && !mounted) return suspect(`watch root ${root} is no longer a mount point (an unmounted disk?)`);
     if (await this.#probe.isEmpty(toBuffer(this.#rootBytes))) {
       if (!this.#emptyAllowed) return held(`watch root ${root} is empty or unreadable (an unmounted disk?)`);
     } else this.#emptyAllowed = false;
@@ -193,6 +198,10 @@ export class DeletionGuard {
 
 function held(reason: string): DeletionVerdict {
   return { all: true, below: [], reason };
+}
+
+function suspect(reason: string): DeletionVerdict {
+  return { all: true, below: [], reason, rootSuspect: true };
 }
 
 /** Whether a deletion of `path` must wait, by this verdict. */

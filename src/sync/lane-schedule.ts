@@ -1,6 +1,7 @@
 import type { Batch } from '../aggregate/aggregator.ts';
 import type { Clock } from '../core/clock.ts';
 import { type DeletionVerdict, isHeld } from './deletion-guard.ts';
+import { holdsTree } from './plan-batch.ts';
 import { mergedByPath } from './merge-batches.ts';
 import type { RsyncVerdict } from './rsync-exit.ts';
 
@@ -215,7 +216,7 @@ export class LaneSchedule {
     const free = batch.full ? (verdict.all ? [] : null) : batch.entries.filter((e) => !isHeld(verdict, e.path));
     const still = batch.full ? [] : batch.entries.filter((e) => isHeld(verdict, e.path));
     // A sweep may go unless the whole tree is held (below lost mount points it goes with P rules).
-    const sweep = batch.sweep === true && !verdict.all;
+    const sweep = batch.sweep === true && !holdsTree(verdict);
     let go: Batch | null = null;
     if (free === null || free.length > 0 || sweep) {
       const { sweep: _, ...plain } = batch;

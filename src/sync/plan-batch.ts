@@ -62,14 +62,14 @@ export interface BatchPlan {
  */
 export async function planBatch(batch: Batch, input: PlanInput): Promise<BatchPlan> {
   const { disk, rootBytes, untranslated, verdict } = input;
-  const rules = verdict.below.map(protectRule);
-  // The root looks unmounted or empty, maxDelete waits for the operator, or a mount point's name has no P rule.
-  const treeHeld = input.deletes && (verdict.all || rules.includes(null));
-  const protect = treeHeld ? [] : (rules as string[]);
+  const treeHeld = input.deletes && holdsTree(verdict);
+  const protect = treeHeld ? [] : (verdict.below.map(protectRule) as string[]);
   const owedBelow = treeHeld ? [] : verdict.below.map((path) => ({ path, tree: true, deletes: true }));
   const none = { full: null, update: null, deletes: [], sweep: false, held: null, excluded: [], updated: [], deleted: [], protect: [] };
   const wholeTree = () => excludedByRegexes(disk, rootBytes, [''], untranslated);
   if (batch.full) {
+    // What lies where an unmounted disk was may be stale: the full sync waits whole, as deletions do.
+    if (treeHeld && verdict.rootSuspect) return { ...none, held: batch };
     if (treeHeld) {
       const held = heldBatch(batch.since, [], true);
       // An empty, unreadable or vanished root has nothing to send.
@@ -103,6 +103,11 @@ export async function planBatch(batch: Batch, input: PlanInput): Promise<BatchPl
   const sweepHeld = batch.sweep === true && input.deletes && treeHeld;
   const held = waiting.length > 0 || sweepHeld ? heldBatch(batch.since, waiting, sweepHeld) : null;
   return { full: null, update, deletes, sweep, held, excluded, updated, deleted, protect: sweep ? protect : [] };
+}
+
+/** Every deletion of the tree waits: the root looks unmounted or empty, maxDelete waits for the operator, or a lost mount point's name has no P rule. */
+export function holdsTree(verdict: DeletionVerdict): boolean {
+  return verdict.all || verdict.below.some((path) => protectRule(path) === null);
 }
 
 function heldBatch(since: number, entries: readonly PendingEntry[], sweep: boolean): Batch {

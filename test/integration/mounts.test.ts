@@ -4,7 +4,7 @@
  * shown in /status; a remount is followed and synced. Needs root (mount); real rsync daemon with auth.
  */
 import assert from 'node:assert/strict';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
@@ -100,6 +100,9 @@ describe('unmounted disks', { skip: process.getuid?.() === 0 ? false : 'needs ro
   test('a tmpfs at the watch root unmounted over a stray file: nothing deleted, the hold shown; the remount syncs', async () => {
     const s = await scenario('rootmount');
     await writeFile(join(s.src, 'stray.txt'), 'left in the mount point');
+    // An old copy of a live file under the mount point (a site migrated onto the disk): it must not overwrite the mirror.
+    await writeFiles(join(s.src, 'site'), 1);
+    await writeFile(join(s.src, 'site', 'f0.txt'), 'stale copy under the mount point');
     await mountTmpfs(s.src);
     await writeFiles(join(s.src, 'site'), 40);
     const snapshot = join(s.dir, 'snapshot');
@@ -111,6 +114,7 @@ describe('unmounted disks', { skip: process.getuid?.() === 0 ? false : 'needs ro
     await proc.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('holding deletions'), 'the hold to be logged', 30_000);
     await sleep(8000);
     await nothingDeleted(snapshot, s.dest);
+    assert.equal(await readFile(join(s.dest, 'site', 'f0.txt'), 'utf8'), 'f 0', 'a stale file under the mount point reached the mirror');
     const st = await status(s.port);
     assert.equal(st.remotes[0]?.holdingDeletions, true);
     assert.match(String(st.remotes[0]?.holdReason), /another device|mount point/);
@@ -139,6 +143,7 @@ describe('unmounted disks', { skip: process.getuid?.() === 0 ? false : 'needs ro
     await writeFile(join(s.src, 'site', 'during.txt'), 'updates go on');
     await sleep(8000);
     await nothingDeleted(snapshot, s.dest);
+    assert.equal(await readFile(join(s.dest, 'site', 'f0.txt'), 'utf8'), 'f 0', 'a stale file under the mount point reached the mirror');
     await waitFor(async () => (await compareTrees(join(s.src, 'site'), join(s.dest, 'site'), { ignoreRootAttrs: true })).length === 0, {
       what: 'the update outside the unmounted disk',
       timeoutMs: 20_000,

@@ -73,6 +73,16 @@ test('planBatch: a full sync held as a whole by the guard sends without --delete
   );
   assert.ok(!runs[0]?.args.includes('--delete'));
   assert.ok(runs[0]?.args.includes('--exclude=/cache'));
+  // A root that is no longer the disk it was may hold a stale copy (the directory under an unmounted disk): nothing
+  // is sent from it either, the full sync waits whole.
+  const stale = await planBatch(FULL, {
+    disk: withContent,
+    rootBytes: '/w',
+    untranslated: [],
+    deletes: true,
+    verdict: { ...held, rootSuspect: true },
+  });
+  assert.deepEqual([stale.full, stale.held], [null, FULL]);
 });
 
 test('planBatch: below a lost mount point a full sync protects and owes', async () => {
