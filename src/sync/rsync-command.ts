@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Config, Remote, RsyncSettings } from '../config/model.ts';
 import type { PathFilter } from '../watch/path-filter.ts';
@@ -51,7 +52,10 @@ export function commandContextFor(config: Config, remote: Remote, filter: PathFi
     fullFilters: filter.fullSyncFilters,
     defaultTimeoutSeconds,
     maxDelete: config.tuning.maxDelete,
-    sshControlPath: remote.kind === 'ssh' ? sshControlPathIn(stateDirFor(config.tuning.stateDir)) : null,
+    sshControlPath:
+      remote.kind === 'ssh'
+        ? sshControlPathIn(stateDirFor(config.tuning.stateDir), [config.watch, remote.id, config.rsync.port, config.rsync.ssh.options])
+        : null,
   };
 }
 
@@ -249,12 +253,15 @@ export function baseParams(ctx: CommandContext): string[] {
 }
 
 /**
- * ssh expands %C to 40 characters and first binds the socket under a name 17 characters longer; a Unix socket's
- * path has at most 107: a state directory too long for that gets no shared connection.
+ * The socket of one site's connection to one remote, named by a hash of what chooses the connection (the watch
+ * root, the remote, the port, the ssh options with their keys): ssh's own %C leaves out the key, so two configs
+ * with their own keys for one account (forced commands) would share a master, and one daemon's restart would cut
+ * the other's transfers. ssh first binds under a name 17 characters longer, and a Unix socket's path has at most
+ * 107 bytes; ssh expands % and ${} in it: such a state directory gets no shared connection.
  */
-export function sshControlPathIn(dir: string): string | null {
-  const path = join(dir, 'ssh-%C');
-  return Buffer.byteLength(path) - 2 + 40 + 17 <= 107 ? path : null;
+export function sshControlPathIn(dir: string, key: unknown): string | null {
+  const path = join(dir, `ssh-${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 16)}`);
+  return Buffer.byteLength(path) + 17 <= 107 && !/[%$]/.test(path) ? path : null;
 }
 
 /**

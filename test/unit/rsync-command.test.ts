@@ -188,18 +188,23 @@ test('ssh mode: the runs of a remote share one master connection, unless <ssh op
   const shell = (options: string[]) => {
     const args = planFull({
       ...ctx({ rsync: { ...rsync, ssh: { enabled: true, options } }, remote }),
-      sshControlPath: '/var/lib/x/ssh-%C',
+      sshControlPath: '/var/lib/x/ssh-0123456789abcdef',
     }).args;
     return args[args.indexOf('-e') + 1];
   };
   assert.equal(
     shell([]),
-    'ssh -o ControlMaster=auto -o ControlPersist=60 -o ControlPath=/var/lib/x/ssh-%C -o ServerAliveInterval=5 -o ServerAliveCountMax=3',
+    'ssh -o ControlMaster=auto -o ControlPersist=60 -o ControlPath=/var/lib/x/ssh-0123456789abcdef -o ServerAliveInterval=5 -o ServerAliveCountMax=3',
   );
   assert.equal(shell(['-o', 'ControlMaster=no']), 'ssh -o ControlMaster=no');
   // A socket path ssh could not bind: no shared connection.
-  assert.equal(sshControlPathIn('/var/lib/sersync-ts'), '/var/lib/sersync-ts/ssh-%C');
-  assert.equal(sshControlPathIn(`/${'d'.repeat(60)}`), null);
+  const path = sshControlPathIn('/var/lib/sersync-ts', ['/www', 'h:/m', ['-i', 'a']]);
+  assert.match(path ?? '', /^\/var\/lib\/sersync-ts\/ssh-[0-9a-f]{16}$/);
+  // Another key (or site) is another connection; the same is the same.
+  assert.notEqual(sshControlPathIn('/var/lib/sersync-ts', ['/www', 'h:/m', ['-i', 'b']]), path);
+  assert.equal(sshControlPathIn('/var/lib/sersync-ts', ['/www', 'h:/m', ['-i', 'a']]), path);
+  assert.equal(sshControlPathIn(`/${'d'.repeat(70)}`, []), null);
+  assert.equal(sshControlPathIn('/srv/state%d', []), null);
 });
 
 test('local remote (extension) and IPv6 literals', () => {
