@@ -17,7 +17,7 @@ import type { NativeInotify } from '../watch/dir-watch-backend.ts';
 import { InotifyInstance } from '../watch/inotify-instance.ts';
 import type { Watcher } from '../watch/watcher.ts';
 import { rootIdentity, type Site, type SiteDeps, startSite } from './site.ts';
-import { closeSlot, moveToQueue, openSlot, queueForChange, type Slot, type SlotDeps } from './slot.ts';
+import { closeSlot, moveToQueue, openSlot, queueForChange, release, type Slot, type SlotDeps } from './slot.ts';
 
 /**
  * The composition root: the one place that wires the real clock, processes, watcher and queue file into the pure
@@ -189,8 +189,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     try {
       next = await startSite(siteConfig, false, slot.guard, siteDeps(rekeyed?.queue ?? slot.queue));
     } catch (err) {
-      rekeyed?.queue.markRunning(false);
-      rekeyed?.queue.close();
+      if (rekeyed) release(rekeyed.queue, rekeyed.owed);
       throw err;
     }
     slot.site = next;

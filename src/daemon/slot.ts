@@ -36,8 +36,8 @@ export interface SlotDeps {
 export async function openSlot(siteConfig: Config, initialSync: boolean, deps: SlotDeps): Promise<Slot> {
   const { clock, log } = deps;
   const queue = openQueue(siteConfig, deps);
+  const owed = claim(queue);
   try {
-    const owed = claim(queue);
     // Its memory of mount points lives beside the retry queue: a site started while a disk is unmounted must not
     // take that as normal.
     const guard = await DeletionGuard.create(siteConfig.watch, { file: mountsFileOf(queue) });
@@ -45,10 +45,15 @@ export async function openSlot(siteConfig: Config, initialSync: boolean, deps: S
     replay(site, owed, log);
     return { site, watchingSince: clock.now(), closed: false, queue, guard };
   } catch (err) {
-    queue.markRunning(false);
-    queue.close();
+    release(queue, owed);
     throw err;
   }
+}
+
+/** Gives up a claimed queue unused: a crash that the last run left stays marked, so the next start still syncs in full. */
+export function release(queue: FailQueue, owed: Owed): void {
+  queue.markRunning(owed.crashed);
+  queue.close();
 }
 
 /** What a queue holds at its opening (read before anything new is written to it); from now on this run owns it. */

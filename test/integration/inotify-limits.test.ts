@@ -84,4 +84,34 @@ describe('inotify watch limit', () => {
       assert.equal(await d.stop(), 0);
     }
   });
+
+  test('a start that fails after a crash (the limit) keeps the crash: the next start still syncs in full', async (t) => {
+    if (!userNamespaces) return t.skip('unshare --user cannot make a user namespace here (its own inotify limit is how this is tested)');
+    const watch = await makeTempDir('limit-crash-watch-');
+    const mirror = await makeTempDir('limit-crash-mirror-');
+    makeTree(watch);
+    const conf = await writeConf(await makeTempDir('limit-crash-conf-'), {
+      watch,
+      remotes: [{ name: mirror }],
+      host: { ip: '127.0.0.1', port: await freePort() },
+    });
+    const first = await startSersync(['-r', '-o', conf]);
+    await waitForIdenticalTrees(watch, mirror, { ignoreRootAttrs: true });
+    await first.stop('SIGKILL');
+    // Changed while no daemon ran: only the full sync after a crash brings it.
+    writeFileSync(join(watch, 'a', '1', 'f.txt'), 'changed while down');
+    const [file, ...args] = underWatchLimit(TREE_DIRS - 10) as [string, ...string[]];
+    const failed = await runProcess(file, [...args, process.execPath, BIN, '-o', conf], {
+      env: { STATE_DIRECTORY: testStateDir(), ...process.env },
+      timeoutMs: 30_000,
+    });
+    assert.equal(failed.code, 75, `${failed.stdout}\n${failed.stderr}`);
+    const next = await startSersync(['-o', conf]);
+    try {
+      await next.waitForLog((r) => /did not shut down cleanly/.test(String(r.msg)), 'the crash to be remembered');
+      await waitForIdenticalTrees(watch, mirror, { ignoreRootAttrs: true });
+    } finally {
+      assert.equal(await next.stop(), 0);
+    }
+  });
 });
