@@ -1,20 +1,34 @@
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 
 /**
  * `-d`: run in the background like a good citizen, not like sersync2 (whose parent always exited 0 after a second,
  * kept stdio and wrote no pid file). The process re-spawns itself detached (new session, stdio to the log file or
  * /dev/null, cwd / once the config is read) and the parent exits only when the child says it is watching (0), or
- * with the child's own error and exit code. That is also what sersync2's setups under systemd need: `/etc/rc.local`
- * (rc-local.service, which waits for the script to finish) and hand-written `Type=forking` units both wait for the
- * parent to exit, so INVOCATION_ID alone must not keep `-d` in the foreground. Only an explicit
- * SERSYNC_TS_FOREGROUND=1, which our own unit (Type=exec) sets, does.
+ * with the child's own error and exit code. Under systemd (INVOCATION_ID set) the unit's type decides: a
+ * `Type=forking` unit waits for the parent to exit (sersync2's hand-written units, and `/etc/rc.local` through
+ * rc-local.service), any other type supervises this very process, which must then stay. SERSYNC_TS_FOREGROUND=1,
+ * which our own unit sets, says so without asking systemctl; an unknown type detaches, as sersync2 did.
  */
 export const CHILD_ENV = 'SERSYNC_TS_DETACHED_CHILD';
 export const FOREGROUND_ENV = 'SERSYNC_TS_FOREGROUND';
 
-export function shouldDetach(daemonFlag: boolean): boolean {
-  return daemonFlag && process.env[FOREGROUND_ENV] !== '1' && !process.env[CHILD_ENV];
+export function shouldDetach(daemonFlag: boolean, env: NodeJS.ProcessEnv = process.env, unitType = systemdUnitType): boolean {
+  if (!daemonFlag || env[FOREGROUND_ENV] === '1' || env[CHILD_ENV]) return false;
+  if (!env.INVOCATION_ID) return true;
+  return (unitType() ?? 'forking') === 'forking';
+}
+
+/** The `Type=` of the systemd service this process runs in, or null when that cannot be told. */
+function systemdUnitType(): string | null {
+  try {
+    const unit = /\/([^/\n]+\.service)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
+    if (unit === undefined) return null;
+    const type = execFileSync('systemctl', ['show', '--property=Type', '--value', unit], { encoding: 'utf8', timeout: 5000 });
+    return type.trim() || null;
+  } catch {
+    return null;
+  }
 }
 
 export type ChildMessage = { kind: 'ready'; pid: number } | { kind: 'error'; message: string; exitCode: number };
