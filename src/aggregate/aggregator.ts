@@ -183,7 +183,7 @@ export class Aggregator {
     const entries: PendingEntry[] = [];
     const renames: { seq: number; entry: PendingEntry }[] = [];
     collect(this.#root, '', entries, renames);
-    for (const r of renames.sort((a, b) => a.seq - b.seq)) entries.push(r.entry);
+    entries.push(...inMoveOrder(renames));
     const sweep = this.#sweep && !this.#full ? { sweep: true } : {};
     const batch: Batch = { full: this.#full, fullReason: this.#fullReason, entries, ...sweep, since: this.#firstAt };
     const now = this.#clock.now();
@@ -393,6 +393,27 @@ function onlyCompletedMoves(root: Node): boolean {
   if (renames.length === 0) return false;
   const oldNames = new Set(renames.map((r) => r.entry.renamedFrom));
   return entries.every((e) => e.removalsOnly === true && oldNames.has(e.path));
+}
+
+/**
+ * The renames in the order of the moves, except that one whose old name another rename takes goes before it: in the
+ * deploy swap (`mv site site.old; mv site.new site`) the watcher may report `site` first, but the remote's `site` must
+ * serve as the basis of `site.old` before it becomes the new one.
+ */
+function inMoveOrder(renames: { seq: number; entry: PendingEntry }[]): PendingEntry[] {
+  const sorted = renames.sort((a, b) => a.seq - b.seq);
+  const movingAway = new Map(sorted.map((r) => [r.entry.renamedFrom, r]));
+  const out: PendingEntry[] = [];
+  const done = new Set<(typeof sorted)[number]>();
+  const visit = (r: (typeof sorted)[number], depth: number): void => {
+    const first = movingAway.get(r.entry.path);
+    if (first !== undefined && first !== r && !done.has(first) && depth < sorted.length) visit(first, depth + 1);
+    if (done.has(r)) return;
+    done.add(r);
+    out.push(r.entry);
+  };
+  for (const r of sorted) visit(r, 0);
+  return out;
 }
 
 /** Removes empty nodes at the end of the trail. */

@@ -127,8 +127,6 @@ export class PathChecks {
     check.running = true;
     const { path } = check;
     const tree = this.#tree;
-    const renamedFrom = this.#movedDirs.get(path) ?? null;
-    if (renamedFrom !== null) this.#movedDirs.delete(path);
     let st: BigIntStats | null;
     try {
       st = await tree.lstat(path, check.dirEntry.dev);
@@ -140,6 +138,12 @@ export class PathChecks {
         return;
       }
       st = null;
+    }
+    // Read after the lstat: a move onto this name may have come while the check waited (the deploy swap).
+    const renamedFrom = this.#movedDirs.get(path) ?? null;
+    if (renamedFrom !== null) {
+      this.#movedDirs.delete(path);
+      await this.#oldNameGone(renamedFrom);
     }
     // The directory that reported it was removed or replaced meanwhile; that change covers this path.
     if (tree.dirs.get(check.dir) !== check.dirEntry) return;
@@ -168,7 +172,9 @@ export class PathChecks {
         tree.emit({ kind: 'dir', op: 'unlink', path });
       }
       if (tree.isIgnored(path, true)) return;
-      this.#addTree(path, st, entry === undefined ? renamedFrom : null);
+      // A directory moved over a watched one (the deploy swap `mv site site.old; mv site.new site`) is a rename too:
+      // the unlink above makes its entry delete what the remote's old copy has beyond it.
+      this.#addTree(path, st, renamedFrom);
       return;
     }
 
@@ -182,6 +188,25 @@ export class PathChecks {
     // 'rename' event the file may have replaced an existing one (mv over it): without per-file state this watcher
     // cannot claim "created", and the aggregator drops a created-then-removed path, so say 'change'.
     tree.emit({ kind: 'file', op: entry !== undefined ? 'add' : 'change', path });
+  }
+
+  /**
+   * A moved directory's old name is reported gone before the new name (its own check may run later, as when a
+   * swap moves another directory onto it at once), so that the aggregator pairs the two as a rename.
+   */
+  async #oldNameGone(from: RelPath): Promise<void> {
+    const tree = this.#tree;
+    const entry = tree.dirs.get(from);
+    if (entry === undefined) return;
+    let st: BigIntStats | null = null;
+    try {
+      st = await tree.lstat(from, tree.dirs.get(parentOf(from))?.dev);
+    } catch {
+      st = null;
+    }
+    if (tree.dirs.get(from) !== entry || (st !== null && sameDir(entry, st))) return;
+    tree.unwatchTree(from);
+    tree.emit({ kind: 'dir', op: 'unlink', path: from });
   }
 
   /**

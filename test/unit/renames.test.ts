@@ -87,6 +87,20 @@ test('aggregator: a chain a→b→c sends c plainly and deletes a; renames come 
       ['site', 'site.new', true],
     ],
   );
+  // The watcher may report the new site before site.old (its check ran first): site.old still goes first.
+  agg.add('site', removedDir);
+  agg.add('site.new', removedDir);
+  agg.add('site', movedDir('site.new'));
+  agg.add('site.old', movedDir('site'));
+  assert.deepEqual(
+    take()
+      .entries.filter((e) => e.renamedFrom !== undefined)
+      .map((e) => [e.path, e.renamedFrom]),
+    [
+      ['site.old', 'site'],
+      ['site', 'site.new'],
+    ],
+  );
 });
 
 test('aggregator: a rename swallowed by a directory above, or put back after a failure, is plain', () => {
