@@ -215,7 +215,7 @@ export class LaneSchedule {
     const { batch } = held;
     const free = batch.full ? (verdict.all ? [] : null) : batch.entries.filter((e) => !isHeld(verdict, e.path));
     const still = batch.full ? [] : batch.entries.filter((e) => isHeld(verdict, e.path));
-    // A sweep may go unless the whole tree is held (below lost mount points it goes with P rules).
+    // A sweep may go unless the whole tree is held (below lost mount points it goes with exclude rules).
     const sweep = batch.sweep === true && !holdsTree(verdict);
     let go: Batch | null = null;
     if (free === null || free.length > 0 || sweep) {

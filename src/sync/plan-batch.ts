@@ -51,7 +51,7 @@ export interface BatchPlan {
   readonly excluded: RelPath[];
   readonly updated: RelPath[];
   readonly deleted: RelPath[];
-  /** P rules that keep the --delete of a full sync or sweep off the directories the guard holds. */
+  /** Exclude rules that keep a full sync or sweep off the directories the guard holds (protectRule). */
   readonly protect: string[];
 }
 
@@ -67,9 +67,9 @@ export async function planBatch(batch: Batch, input: PlanInput): Promise<BatchPl
   const owedBelow = treeHeld ? [] : verdict.below.map((path) => ({ path, tree: true, deletes: true }));
   const none = { full: null, update: null, deletes: [], sweep: false, held: null, excluded: [], updated: [], deleted: [], protect: [] };
   const wholeTree = () => excludedByRegexes(disk, rootBytes, [''], untranslated);
+  // What lies where an unmounted disk was may be stale (the directory under it): nothing is sent from it either.
+  if (verdict.rootSuspect) return { ...none, held: batch };
   if (batch.full) {
-    // What lies where an unmounted disk was may be stale: the full sync waits whole, as deletions do.
-    if (treeHeld && verdict.rootSuspect) return { ...none, held: batch };
     if (treeHeld) {
       const held = heldBatch(batch.since, [], true);
       // An empty, unreadable or vanished root has nothing to send.
@@ -79,7 +79,9 @@ export async function planBatch(batch: Batch, input: PlanInput): Promise<BatchPl
     const held = owedBelow.length > 0 ? heldBatch(batch.since, owedBelow, false) : null;
     return { ...none, full: 'sync', excluded: await wholeTree(), held, protect };
   }
-  const split = await splitByDisk(disk, rootBytes, batch.entries);
+  // At and below a mount point that is none now, the bare directory may hold stale copies: its changes wait whole.
+  const lost = verdict.below.length > 0 ? batch.entries.filter((e) => isHeld({ ...verdict, all: false }, e.path)) : [];
+  const split = await splitByDisk(disk, rootBytes, lost.length > 0 ? batch.entries.filter((e) => !lost.includes(e)) : batch.entries);
   // A directory that only lost entries still exists: reported as updated too, so no plugin hears "deleted".
   const updated = [...split.updates, ...split.pruned];
   const sweep = batch.sweep === true && input.deletes && !treeHeld;
@@ -91,7 +93,7 @@ export async function planBatch(batch: Batch, input: PlanInput): Promise<BatchPl
       : [];
   const update = split.updates.length > 0 ? { paths: split.updates, trees: split.trees, pruned: split.pruned } : null;
   let deletes: DeleteTarget[] = [];
-  let waiting: PendingEntry[] = sweep ? owedBelow : [];
+  let waiting: PendingEntry[] = [...(sweep ? owedBelow : []), ...lost];
   if (split.deletes.length > 0 && input.deletes) {
     deletes = split.deletes.filter((d) => !isHeld(verdict, d.path));
     if (deletes.length < split.deletes.length) {
@@ -102,10 +104,11 @@ export async function planBatch(batch: Batch, input: PlanInput): Promise<BatchPl
   }
   const sweepHeld = batch.sweep === true && input.deletes && treeHeld;
   const held = waiting.length > 0 || sweepHeld ? heldBatch(batch.since, waiting, sweepHeld) : null;
-  return { full: null, update, deletes, sweep, held, excluded, updated, deleted, protect: sweep ? protect : [] };
+  // The same rules keep a directory sent whole (an ancestor of the lost mount point) off the bare directory.
+  return { full: null, update, deletes, sweep, held, excluded, updated, deleted, protect };
 }
 
-/** Every deletion of the tree waits: the root looks unmounted or empty, maxDelete waits for the operator, or a lost mount point's name has no P rule. */
+/** Every deletion of the tree waits: the root looks unmounted or empty, maxDelete waits for the operator, or a lost mount point's name has no exclude rule. */
 export function holdsTree(verdict: DeletionVerdict): boolean {
   return verdict.all || verdict.below.some((path) => protectRule(path) === null);
 }
@@ -136,8 +139,8 @@ export function planRuns(
   excludeFrom: string | null,
 ): RsyncInvocation[] {
   const runs: RsyncInvocation[] = [];
-  if (plan.update !== null) runs.push(planUpdate(ctx, plan.update.paths, [], new Set(plan.update.trees), excludeFrom));
-  // Below a mount point that is none now, a full sync or sweep deletes nothing (P rules); those deletions wait.
+  if (plan.update !== null) runs.push(planUpdate(ctx, plan.update.paths, plan.protect, new Set(plan.update.trees), excludeFrom));
+  // Below a mount point that is none now, a full sync or sweep neither deletes nor sends (protectRule); those deletions wait.
   const filters = [...plan.protect, ...fullSyncFilters];
   if (plan.full !== null) runs.push(planFull(plan.full === 'send' ? { ...ctx, deletes: false } : ctx, filters, excludeFrom));
   if (plan.deletes.length > 0) runs.push(planDelete(ctx, plan.deletes));

