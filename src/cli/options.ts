@@ -38,7 +38,11 @@ export function parseCommandLine(
     )
     .option('-o, --config <file>', 'config file (sersync2 confxml.xml format)', 'confxml.xml')
     .option('-r, --initial-sync', 'push the whole tree to every remote once, after watching has started', false)
-    .option('-d, --daemon', 'run in the background (under systemd only in a Type=forking unit; SERSYNC_TS_FOREGROUND=1 keeps it in the foreground)', false)
+    .option(
+      '-d, --daemon',
+      'run in the background (under systemd only in a Type=forking or oneshot unit; SERSYNC_TS_FOREGROUND=1 keeps it in the foreground)',
+      false,
+    )
     .addOption(
       new Option('-n, --threads <n>', 'rsync processes at once, over all remotes').default(10).argParser((v: string) => {
         if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1000)

@@ -7,7 +7,8 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
  * /dev/null, cwd / once the config is read) and the parent exits only when the child says it is watching (0), or
  * with the child's own error and exit code. Under systemd (INVOCATION_ID set) the unit's type decides: a
  * `Type=forking` unit waits for the parent to exit (sersync2's hand-written units, and `/etc/rc.local` through
- * rc-local.service), any other type supervises this very process, which must then stay. SERSYNC_TS_FOREGROUND=1,
+ * rc-local.service), as does `oneshot`; `simple`, `exec`, `notify` and the like supervise this very process, which
+ * must then stay. SERSYNC_TS_FOREGROUND=1,
  * which our own unit sets, says so without asking systemctl; an unknown type detaches, as sersync2 did.
  */
 export const CHILD_ENV = 'SERSYNC_TS_DETACHED_CHILD';
@@ -16,8 +17,11 @@ export const FOREGROUND_ENV = 'SERSYNC_TS_FOREGROUND';
 export function shouldDetach(daemonFlag: boolean, env: NodeJS.ProcessEnv = process.env, unitType = systemdUnitType): boolean {
   if (!daemonFlag || env[FOREGROUND_ENV] === '1' || env[CHILD_ENV]) return false;
   if (!env.INVOCATION_ID) return true;
-  return (unitType() ?? 'forking') === 'forking';
+  // Only these types watch the process they started; any other (forking, oneshot, unknown) waits for it to exit.
+  return !SUPERVISING.has(unitType() ?? 'forking');
 }
+
+const SUPERVISING = new Set(['simple', 'exec', 'notify', 'notify-reload', 'idle', 'dbus']);
 
 /** The `Type=` of the systemd service this process runs in, or null when that cannot be told. */
 function systemdUnitType(): string | null {

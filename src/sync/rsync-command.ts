@@ -54,7 +54,13 @@ export function commandContextFor(config: Config, remote: Remote, filter: PathFi
     maxDelete: config.tuning.maxDelete,
     sshControlPath:
       remote.kind === 'ssh'
-        ? sshControlPathIn(stateDirFor(config.tuning.stateDir), [config.watch, remote.id, config.rsync.port, config.rsync.ssh.options])
+        ? sshControlPathIn(stateDirFor(config.tuning.stateDir), [
+            config.watch,
+            remote.id,
+            config.rsync.auth.users,
+            config.rsync.port,
+            config.rsync.ssh.options,
+          ])
         : null,
   };
 }
@@ -256,7 +262,7 @@ export function baseParams(ctx: CommandContext): string[] {
 
 /**
  * The socket of one site's connection to one remote, named by a hash of what chooses the connection (the watch
- * root, the remote, the port, the ssh options with their keys): ssh's own %C leaves out the key, so two configs
+ * root, the remote, the user, the port, the ssh options with their keys): ssh's own %C leaves out the key, so two configs
  * with their own keys for one account (forced commands) would share a master, and one daemon's restart would cut
  * the other's transfers. ssh first binds under a name 17 characters longer, and a Unix socket's path has at most
  * 107 bytes; ssh expands % and ${} in it: such a state directory gets no shared connection.

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { shouldDetach } from '../../src/daemon/detach.ts';
 
-test('-d detaches outside systemd and in a Type=forking unit (rc.local too); any other unit type keeps this process', () => {
+test('-d detaches outside systemd and in a Type=forking or oneshot unit (rc.local too); simple, exec, notify keep this process', () => {
   const systemd = { INVOCATION_ID: 'x' };
   const never = () => assert.fail('systemctl asked without need');
   assert.equal(shouldDetach(false, {}, never), false);
@@ -11,12 +11,17 @@ test('-d detaches outside systemd and in a Type=forking unit (rc.local too); any
     shouldDetach(true, systemd, () => 'forking'),
     true,
   );
-  for (const type of ['exec', 'simple', 'notify', 'oneshot'])
+  for (const type of ['exec', 'simple', 'notify'])
     assert.equal(
       shouldDetach(true, systemd, () => type),
       false,
       type,
     );
+  // A oneshot wrapper waits for its command to exit, as forking does.
+  assert.equal(
+    shouldDetach(true, systemd, () => 'oneshot'),
+    true,
+  );
   // No systemctl, no unit in /proc/self/cgroup: as sersync2 did.
   assert.equal(
     shouldDetach(true, systemd, () => null),
