@@ -90,7 +90,16 @@ export class DirEventInterpreter implements DirEventSink {
   #pairMove(path: RelPath, hint: DirEventHint): RelPath | null {
     const cookie = hint.cookie as number;
     if (hint.gone) {
-      if (!this.#tree.isIgnored(path, hint.isDir)) this.#moves.movedFrom(cookie, path, hint.isDir);
+      if (this.#tree.isIgnored(path, hint.isDir)) return null;
+      this.#moves.movedFrom(cookie, path, hint.isDir);
+      if (hint.isDir) {
+        // A directory's removal waits for its IN_MOVED_TO, which comes in the same turn (InotifyInstance holds a
+        // move's first half for it): paired, the walk of the new name reports both; else it is reported now.
+        this.#tree.movesFrom.add(path);
+        queueMicrotask(() => {
+          if (this.#moves.isOpen(cookie)) void this.#checks.moveEnded(path);
+        });
+      }
       return null;
     }
     const from = this.#moves.movedTo(cookie, hint.isDir);

@@ -48,6 +48,12 @@ export class InotifyInstance {
   #heldWd = -1;
   #heldName: Buffer | null = null;
   #heldTimer: ReturnType<typeof setTimeout> | null = null;
+  /**
+   * An IN_MOVED_FROM, kept until the next event (its IN_MOVED_TO, which the kernel queues right after it but may
+   * leave to the next read) or HELD_CREATE_MS: both halves then reach the watchers in one turn, before any check
+   * of the old name could report it gone alone.
+   */
+  #heldMove: (() => void) | null = null;
   #closed = false;
 
   /**
@@ -99,6 +105,7 @@ export class InotifyInstance {
     if (this.#heldTimer !== null) clearTimeout(this.#heldTimer);
     if (this.#removing !== null) clearImmediate(this.#removing);
     this.#heldName = null;
+    this.#heldMove = null;
     this.#subscribers.clear();
     this.#toRemove.clear();
     this.#addon.close(this.#handle);
@@ -196,10 +203,12 @@ export class InotifyInstance {
     if (this.#heldTimer !== null) clearTimeout(this.#heldTimer);
     this.#heldTimer = null;
     const name = this.#heldName;
-    if (name === null) return;
     this.#heldName = null;
-    const subs = this.#subscribers.get(this.#heldWd);
+    const subs = name === null ? undefined : this.#subscribers.get(this.#heldWd);
     if (subs !== undefined) dispatch(subs, 'rename', name, HINTS[0]?.get('create') as DirEventHint);
+    const move = this.#heldMove;
+    this.#heldMove = null;
+    move?.();
   }
 
   #read(chunk: Buffer | null, errno: number | null): void {
@@ -272,9 +281,10 @@ export class InotifyInstance {
           : (HINTS[isDir ? 1 : 0]?.get(howOf(mask)) as DirEventHint);
       // Moves are rare next to writes: only they get a hint object of their own, to carry the cookie.
       const hint = !self && cookie !== 0 && mask & (IN_MOVED_FROM | IN_MOVED_TO) ? { ...shared, cookie } : shared;
-      dispatch(subs, type, self ? null : name, hint);
+      if (hint !== shared && mask & IN_MOVED_FROM) this.#heldMove = () => dispatch(subs, type, name, hint);
+      else dispatch(subs, type, self ? null : name, hint);
     }
-    if (this.#heldName !== null) this.#heldTimer = setTimeout(() => this.#flushHeld(), HELD_CREATE_MS);
+    if (this.#heldName !== null || this.#heldMove !== null) this.#heldTimer = setTimeout(() => this.#flushHeld(), HELD_CREATE_MS);
   }
 }
 

@@ -36,6 +36,8 @@ export class PathChecks {
   readonly #queue: BoundedQueue<PendingCheck>;
   /** Directories moved in from inside the tree, new path → old path, until their check and walk report them. */
   readonly #movedDirs = new Map<RelPath, RelPath>();
+  /** Checks added during the current turn, started in a microtask (see add). */
+  readonly #incoming: PendingCheck[] = [];
   #rootLost = false;
 
   /** `addTree` watches and walks a new directory (DirWalker); `afterCheck` is the watcher's idle check. */
@@ -60,7 +62,7 @@ export class PathChecks {
 
   /** No check runs or waits. */
   get idle(): boolean {
-    return this.#queue.idle;
+    return this.#incoming.length === 0 && this.#queue.idle;
   }
 
   /** The path is waiting for or having its look. */
@@ -71,6 +73,7 @@ export class PathChecks {
   /** A directory moved here from `from` (a paired move): its walk reports it as a rename. */
   movedDir(path: RelPath, from: RelPath): void {
     this.#movedDirs.set(path, from);
+    this.#tree.movesFrom.add(from);
   }
 
   /** Looks at a path as if its parent had reported it (a retry of an unreadable path, a possible mount or unmount). */
@@ -100,12 +103,19 @@ export class PathChecks {
     if (this.#tree.isIgnored(path, false) && this.#tree.isIgnored(path, true)) return;
     const check: PendingCheck = { path, dir, dirEntry, rename, self, running: false, again: false, againRename: false, againSelf: false };
     this.#pending.set(path, check);
-    this.#queue.push(check);
+    // Started once the events of this read are all interpreted: a move's IN_MOVED_TO, later in the same read, must
+    // be known to the check of its old name (an lstat that fails throws synchronously, with no await in between).
+    this.#incoming.push(check);
+    if (this.#incoming.length === 1) queueMicrotask(() => this.#startIncoming());
+  }
+
+  #startIncoming(): void {
+    for (const check of this.#incoming.splice(0)) if (this.#pending.get(check.path) === check) this.#queue.push(check);
   }
 
   /** Drops the checks that have not started (close). */
   dropWaiting(): void {
-    for (const check of this.#queue.dropWaiting()) this.#pending.delete(check.path);
+    for (const check of [...this.#incoming.splice(0), ...this.#queue.dropWaiting()]) this.#pending.delete(check.path);
   }
 
   #settled(check: PendingCheck): void {
@@ -135,47 +145,64 @@ export class PathChecks {
       // EACCES and the like: a directory that is listable but not searchable; rsync could not read the entry either.
       if (code !== 'ENOENT' && code !== 'ENOTDIR') {
         if (tree.dirs.get(check.dir) === check.dirEntry) tree.unreadable.add(path, err);
+        const from = this.#movedDirs.get(path);
+        if (from !== undefined) {
+          this.#movedDirs.delete(path);
+          await this.moveEnded(from);
+        }
         return;
       }
       st = null;
     }
     // Read after the lstat: a move onto this name may have come while the check waited (the deploy swap).
     const renamedFrom = this.#movedDirs.get(path) ?? null;
-    if (renamedFrom !== null) {
-      this.#movedDirs.delete(path);
-      await this.#oldNameGone(renamedFrom);
+    if (renamedFrom === null) {
+      await this.#look(check, st, null);
+      return;
     }
+    this.#movedDirs.delete(path);
+    // The walk of the new name reports the old one's removal with the rename; any other outcome reports it here.
+    if (!(await this.#look(check, st, renamedFrom))) await this.moveEnded(renamedFrom);
+  }
+
+  /** What the lstat of a checked path means; true when a walk took over a move's old name (renamedFrom). */
+  async #look(check: PendingCheck, st: BigIntStats | null, renamedFrom: RelPath | null): Promise<boolean> {
+    const { path } = check;
+    const tree = this.#tree;
     // The directory that reported it was removed or replaced meanwhile; that change covers this path.
-    if (tree.dirs.get(check.dir) !== check.dirEntry) return;
+    if (tree.dirs.get(check.dir) !== check.dirEntry) return false;
     const entry = tree.dirs.get(path);
 
     if (st === null) {
+      // The old name of a move whose new name is being walked: its removal comes with the rename.
+      const reportedLater = tree.movesFrom.has(path);
       if (entry !== undefined) {
         tree.unwatchTree(path);
-        tree.emit({ kind: 'dir', op: 'unlink', path });
-        return;
+        if (!reportedLater) tree.emit({ kind: 'dir', op: 'unlink', path });
+        return false;
       }
+      if (reportedLater) return false;
       tree.unreadable.delete(path);
       // A 'change' for a name that is gone: its removal comes as a 'rename' of its own.
-      if (!check.rename) return;
-      if (check.self && (await this.#selfGone(check.dir))) return;
-      if (tree.dirs.get(check.dir) !== check.dirEntry) return;
-      if (tree.isIgnored(path, false) || tree.isIgnored(path, true)) return;
+      if (!check.rename) return false;
+      if (check.self && (await this.#selfGone(check.dir))) return false;
+      if (tree.dirs.get(check.dir) !== check.dirEntry) return false;
+      if (tree.isIgnored(path, false) || tree.isIgnored(path, true)) return false;
       tree.emit({ kind: 'file', op: 'unlink', path });
-      return;
+      return false;
     }
 
     if (st.isDirectory()) {
       if (entry !== undefined) {
-        if (sameDir(entry, st)) return; // its own attributes: see DirWatcher
+        if (sameDir(entry, st)) return false; // its own attributes: see DirWatcher
         tree.unwatchTree(path);
         tree.emit({ kind: 'dir', op: 'unlink', path });
       }
-      if (tree.isIgnored(path, true)) return;
+      if (tree.isIgnored(path, true)) return false;
       // A directory moved over a watched one (the deploy swap `mv site site.old; mv site.new site`) is a rename too:
       // the unlink above makes its entry delete what the remote's old copy has beyond it.
       this.#addTree(path, st, renamedFrom);
-      return;
+      return renamedFrom !== null;
     }
 
     if (entry !== undefined) {
@@ -183,29 +210,27 @@ export class PathChecks {
       tree.emit({ kind: 'dir', op: 'unlink', path });
     }
     tree.unreadable.delete(path);
-    if (tree.isIgnored(path, false)) return;
+    if (tree.isIgnored(path, false)) return false;
     // A file that replaced a watched directory is known to be new here. For a
     // 'rename' event the file may have replaced an existing one (mv over it): without per-file state this watcher
     // cannot claim "created", and the aggregator drops a created-then-removed path, so say 'change'.
     tree.emit({ kind: 'file', op: entry !== undefined ? 'add' : 'change', path });
+    return false;
   }
 
-  /**
-   * A moved directory's old name is reported gone before the new name (its own check may run later, as when a
-   * swap moves another directory onto it at once), so that the aggregator pairs the two as a rename.
-   */
-  async #oldNameGone(from: RelPath): Promise<void> {
+  /** A directory move that no walk reports: its old name's removal, unless the name is there again. */
+  async moveEnded(from: RelPath): Promise<void> {
     const tree = this.#tree;
+    tree.movesFrom.delete(from);
     const entry = tree.dirs.get(from);
-    if (entry === undefined) return;
     let st: BigIntStats | null = null;
     try {
       st = await tree.lstat(from, tree.dirs.get(parentOf(from))?.dev);
     } catch {
       st = null;
     }
-    if (tree.dirs.get(from) !== entry || (st !== null && sameDir(entry, st))) return;
-    tree.unwatchTree(from);
+    if (st !== null && (entry === undefined || sameDir(entry, st))) return;
+    if (entry !== undefined && tree.dirs.get(from) === entry) tree.unwatchTree(from);
     tree.emit({ kind: 'dir', op: 'unlink', path: from });
   }
 

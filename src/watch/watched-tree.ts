@@ -12,6 +12,11 @@ import type { WatchEvent, WatchOptions } from './watcher.ts';
  */
 export class WatchedTree {
   readonly dirs = new Map<RelPath, DirEntry>();
+  /**
+   * Old names of directory moves whose new name is still being walked: their removal is reported with the rename,
+   * not before it, so that no batch deletes the remote's copy before it could serve as the new name's basis.
+   */
+  readonly movesFrom = new Set<RelPath>();
   readonly unreadable: UnreadablePaths;
   #backend: DirWatchBackend = fsWatchBackend;
   #root: DirEntry | null = null;

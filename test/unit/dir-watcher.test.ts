@@ -361,6 +361,31 @@ describe('the native inotify reader', () => {
     assert.ok(loadNativeInotify(), 'native/build/Release/inotify.node is missing: npm test builds it (native/build.mjs)');
   });
 
+  test('a moved directory is reported gone with its rename, in one turn, however long the walk of the new name', async (t) => {
+    if (loadNativeInotify() === null) return t.skip(NO_READER);
+    const h = await watched(
+      t,
+      (root) => {
+        for (let d = 0; d < 60; d++) for (let e = 0; e < 50; e++) mkdirSync(join(root, 'big', `d${d}`, `e${e}`), { recursive: true });
+        for (const s of ['site', 'site.new']) mkdirSync(join(root, s, 'd'), { recursive: true });
+      },
+      { isIgnored: () => false, pairMoves: true },
+      'auto',
+    );
+    renameSync(join(h.root, 'big'), join(h.root, 'big2'));
+    renameSync(join(h.root, 'site'), join(h.root, 'site.old'));
+    renameSync(join(h.root, 'site.new'), join(h.root, 'site'));
+    await waitFor(`three renames: ${JSON.stringify(h.events)}`.slice(0, 0) || 'three renames', () => h.events.filter((e) => e.kind === 'rename').length === 3).catch((err) => {
+      throw new Error(`${err.message}: ${JSON.stringify(h.events)}`);
+    });
+    const shown = h.events.map((e) => (e.kind === 'lost' ? 'lost' : `${e.kind} ${e.path}${e.kind === 'rename' ? ` from ${e.from}` : ''}`));
+    // Nothing said `big` was gone before its 3,000 directories were walked under the new name: no batch in between.
+    const moved = shown.indexOf('rename big2 from big');
+    assert.deepEqual([shown.indexOf('dir big'), shown.lastIndexOf('dir big')], [moved - 1, moved - 1], shown.join('\n'));
+    // The deploy swap: both renames, the new site paired with site.new.
+    assert.ok(shown.includes('rename site.old from site') && shown.includes('rename site from site.new'), shown.join('\n'));
+  });
+
   test('holds one descriptor, closed by close()', async (t) => {
     if (loadNativeInotify() === null) return t.skip(NO_READER);
     const before = inotifyFds();
