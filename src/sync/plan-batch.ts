@@ -81,7 +81,8 @@ export async function planBatch(batch: Batch, input: PlanInput): Promise<BatchPl
   }
   // At and below a mount point that is none now, the bare directory may hold stale copies: its changes wait whole.
   const lost = verdict.below.length > 0 ? batch.entries.filter((e) => isHeld({ ...verdict, all: false }, e.path)) : [];
-  const split = await splitByDisk(disk, rootBytes, lost.length > 0 ? batch.entries.filter((e) => !lost.includes(e)) : batch.entries);
+  const lostSet = new Set(lost);
+  const split = await splitByDisk(disk, rootBytes, lost.length > 0 ? batch.entries.filter((e) => !lostSet.has(e)) : batch.entries);
   // A directory that only lost entries still exists: reported as updated too, so no plugin hears "deleted".
   const updated = [...split.updates, ...split.pruned];
   const sweep = batch.sweep === true && input.deletes && !treeHeld;

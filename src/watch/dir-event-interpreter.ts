@@ -94,10 +94,10 @@ export class DirEventInterpreter implements DirEventSink {
       this.#moves.movedFrom(cookie, path, hint.isDir);
       if (hint.isDir) {
         // A directory's removal waits for its IN_MOVED_TO, which comes in the same turn (InotifyInstance holds a
-        // move's first half for it): paired, the walk of the new name reports both; else it is reported now.
-        this.#tree.movesFrom.add(path);
+        // move's first half for it): claimed by the walk of the new name, both are reported then; else now.
+        this.#tree.movesFrom.set(path, false);
         queueMicrotask(() => {
-          if (this.#moves.isOpen(cookie)) void this.#checks.moveEnded(path);
+          if (this.#tree.movesFrom.get(path) === false) this.#checks.moveEnded(path);
         });
       }
       return null;

@@ -108,15 +108,12 @@ export class DirWalker {
   #finishGroup(group: WalkGroup): void {
     const tree = this.#tree;
     const from = group.renamedFrom;
-    if (from !== null) tree.movesFrom.delete(from);
+    // The old name's removal was kept back until now (WatchedTree.movesFrom): it goes in the same turn as the rename,
+    // unless a check found the name in use again and reported it already.
+    const owed = from !== null && tree.movesFrom.delete(from);
     if (group.reportAdd && !tree.closed) {
       const current = group.topEntry !== null && tree.dirs.get(group.top) === group.topEntry;
-      // The old name's removal was kept back until now (WatchedTree.movesFrom): it goes in the same turn as the rename,
-      // unless another directory took the name meanwhile (the deploy swap), whose check reported it already.
-      const there = from === null ? undefined : tree.dirs.get(from);
-      const taken =
-        there !== undefined && group.topEntry !== null && !(there.ino === group.topEntry.ino && there.dev === group.topEntry.dev);
-      if (from !== null && !taken) tree.emit({ kind: 'dir', op: 'unlink', path: from });
+      if (owed) tree.emit({ kind: 'dir', op: 'unlink', path: from });
       if (current || group.topUnwatchable) {
         tree.emit(
           from === null ? { kind: 'dir', op: 'add', path: group.top } : { kind: 'rename', op: 'move', path: group.top, from, isDir: true },

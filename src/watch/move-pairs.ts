@@ -19,11 +19,6 @@ export class MovePairs {
     if (this.#open.size > MAX_OPEN_MOVES) this.#open.delete(this.#open.keys().next().value as number);
   }
 
-  /** Whether this move's IN_MOVED_TO has not come (yet). */
-  isOpen(cookie: number): boolean {
-    return this.#open.has(cookie);
-  }
-
   /** The old name of the move that ends at this IN_MOVED_TO, or null (moved in from outside the tree). */
   movedTo(cookie: number, isDir: boolean): RelPath | null {
     const from = this.#open.get(cookie);

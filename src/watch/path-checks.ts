@@ -38,6 +38,8 @@ export class PathChecks {
   readonly #movedDirs = new Map<RelPath, RelPath>();
   /** Checks added during the current turn, started in a microtask (see add). */
   readonly #incoming: PendingCheck[] = [];
+  /** moveEnded calls still looking at the disk (a stop's hand-over waits for them). */
+  #ending = 0;
   #rootLost = false;
 
   /** `addTree` watches and walks a new directory (DirWalker); `afterCheck` is the watcher's idle check. */
@@ -62,7 +64,7 @@ export class PathChecks {
 
   /** No check runs or waits. */
   get idle(): boolean {
-    return this.#incoming.length === 0 && this.#queue.idle;
+    return this.#incoming.length === 0 && this.#ending === 0 && this.#queue.idle;
   }
 
   /** The path is waiting for or having its look. */
@@ -73,7 +75,7 @@ export class PathChecks {
   /** A directory moved here from `from` (a paired move): its walk reports it as a rename. */
   movedDir(path: RelPath, from: RelPath): void {
     this.#movedDirs.set(path, from);
-    this.#tree.movesFrom.add(from);
+    this.#tree.movesFrom.set(from, true);
   }
 
   /** Looks at a path as if its parent had reported it (a retry of an unreadable path, a possible mount or unmount). */
@@ -192,6 +194,9 @@ export class PathChecks {
       return false;
     }
 
+    // The old name of a move, in use again (`mv logs logs.1; mkdir logs`): its removal is reported now, before what
+    // took the name, and no longer by the walk of the new name.
+    if (tree.movesFrom.delete(path)) tree.emit({ kind: 'dir', op: 'unlink', path });
     if (st.isDirectory()) {
       if (entry !== undefined) {
         if (sameDir(entry, st)) return false; // its own attributes: see DirWatcher
@@ -221,17 +226,23 @@ export class PathChecks {
   /** A directory move that no walk reports: its old name's removal, unless the name is there again. */
   async moveEnded(from: RelPath): Promise<void> {
     const tree = this.#tree;
-    tree.movesFrom.delete(from);
-    const entry = tree.dirs.get(from);
-    let st: BigIntStats | null = null;
+    if (!tree.movesFrom.delete(from)) return;
+    this.#ending++;
     try {
-      st = await tree.lstat(from, tree.dirs.get(parentOf(from))?.dev);
-    } catch {
-      st = null;
+      const entry = tree.dirs.get(from);
+      let st: BigIntStats | null = null;
+      try {
+        st = await tree.lstat(from, tree.dirs.get(parentOf(from))?.dev);
+      } catch {
+        st = null;
+      }
+      if (st !== null && entry !== undefined && sameDir(entry, st)) return;
+      if (entry !== undefined && tree.dirs.get(from) === entry) tree.unwatchTree(from);
+      tree.emit({ kind: 'dir', op: 'unlink', path: from });
+    } finally {
+      this.#ending--;
+      this.#afterCheck();
     }
-    if (st !== null && (entry === undefined || sameDir(entry, st))) return;
-    if (entry !== undefined && tree.dirs.get(from) === entry) tree.unwatchTree(from);
-    tree.emit({ kind: 'dir', op: 'unlink', path: from });
   }
 
   /**

@@ -13,10 +13,12 @@ import type { WatchEvent, WatchOptions } from './watcher.ts';
 export class WatchedTree {
   readonly dirs = new Map<RelPath, DirEntry>();
   /**
-   * Old names of directory moves whose new name is still being walked: their removal is reported with the rename,
-   * not before it, so that no batch deletes the remote's copy before it could serve as the new name's basis.
+   * Old names of directory moves whose removal is owed: reported with the rename once the walk of the new name ends
+   * (true: a walk will), not before it, so that no batch deletes the remote's copy before it could serve as the new
+   * name's basis. Whoever takes a name out of here reports its removal: the walk, the check of the new name when no
+   * walk follows, a check that finds the old name in use again, or the first half's own turn when no walk claimed it.
    */
-  readonly movesFrom = new Set<RelPath>();
+  readonly movesFrom = new Map<RelPath, boolean>();
   readonly unreadable: UnreadablePaths;
   #backend: DirWatchBackend = fsWatchBackend;
   #root: DirEntry | null = null;

@@ -375,7 +375,10 @@ describe('the native inotify reader', () => {
     renameSync(join(h.root, 'big'), join(h.root, 'big2'));
     renameSync(join(h.root, 'site'), join(h.root, 'site.old'));
     renameSync(join(h.root, 'site.new'), join(h.root, 'site'));
-    await waitFor(`three renames: ${JSON.stringify(h.events)}`.slice(0, 0) || 'three renames', () => h.events.filter((e) => e.kind === 'rename').length === 3).catch((err) => {
+    await waitFor(
+      `three renames: ${JSON.stringify(h.events)}`.slice(0, 0) || 'three renames',
+      () => h.events.filter((e) => e.kind === 'rename').length === 3,
+    ).catch((err) => {
       throw new Error(`${err.message}: ${JSON.stringify(h.events)}`);
     });
     const shown = h.events.map((e) => (e.kind === 'lost' ? 'lost' : `${e.kind} ${e.path}${e.kind === 'rename' ? ` from ${e.from}` : ''}`));
@@ -384,6 +387,30 @@ describe('the native inotify reader', () => {
     assert.deepEqual([shown.indexOf('dir big'), shown.lastIndexOf('dir big')], [moved - 1, moved - 1], shown.join('\n'));
     // The deploy swap: both renames, the new site paired with site.new.
     assert.ok(shown.includes('rename site.old from site') && shown.includes('rename site from site.new'), shown.join('\n'));
+  });
+
+  test('a moved directory whose walk claims nothing is still reported gone: moved out among 70 files, to an ignored name, its name taken again', async (t) => {
+    if (loadNativeInotify() === null) return t.skip(NO_READER);
+    const out = mkdtempSync(join(tmpdir(), 'dir-watcher-out-'));
+    t.after(() => rmSync(out, { recursive: true, force: true }));
+    const h = await watched(
+      t,
+      (root) => {
+        for (const d of ['a/sub', 'b/sub', 'logs/sub']) mkdirSync(join(root, d), { recursive: true });
+        for (let i = 0; i < 70; i++) writeFileSync(join(root, `f${i}`), 'x');
+      },
+      { isIgnored: (path) => path.endsWith('.bak'), pairMoves: true },
+      'auto',
+    );
+    // More moves in one read than MovePairs keeps open: the directory's half is dropped before any IN_MOVED_TO.
+    renameSync(join(h.root, 'a'), join(out, 'a'));
+    for (let i = 0; i < 70; i++) renameSync(join(h.root, `f${i}`), join(out, `f${i}`));
+    renameSync(join(h.root, 'b'), join(h.root, 'b.bak'));
+    renameSync(join(h.root, 'logs'), join(h.root, 'logs.1'));
+    mkdirSync(join(h.root, 'logs'));
+    const shown = () => h.events.map((e) => (e.kind === 'lost' ? 'lost' : `${e.kind} ${e.op} ${e.path}`));
+    await waitFor('the three removals', () => ['a', 'b', 'logs'].every((p) => shown().includes(`dir unlink ${p}`)));
+    assert.ok(shown().indexOf('dir unlink logs') < shown().indexOf('dir add logs'), shown().join('\n'));
   });
 
   test('holds one descriptor, closed by close()', async (t) => {
