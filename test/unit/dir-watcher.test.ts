@@ -7,9 +7,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
-  readdirSync,
   readFileSync,
-  readlinkSync,
   renameSync,
   rmSync,
   symlinkSync,
@@ -18,9 +16,10 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { before, describe, test, type TestContext } from 'node:test';
+import { before, describe, type TestContext, test } from 'node:test';
 import { promisify } from 'node:util';
-import { fromBytes, toBuffer, type RelPath } from '../../src/core/paths.ts';
+import { fromBytes, type RelPath, toBuffer } from '../../src/core/paths.ts';
+import { inotifyInstancesHeld } from '../../src/recovery/inotify-limits.ts';
 import { type DirEventHint, loadNativeInotify } from '../../src/watch/dir-watch-backend.ts';
 import { DirWatcher } from '../../src/watch/dir-watcher.ts';
 import { InotifyInstance } from '../../src/watch/inotify-instance.ts';
@@ -341,15 +340,7 @@ for (const backend of ['auto', 'fs.watch'] as const) {
 }
 
 /** inotify descriptors this process holds. */
-function inotifyFds(): number {
-  return readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:inotify';
-    } catch {
-      return false;
-    }
-  }).length;
-}
+const inotifyFds = (): number => inotifyInstancesHeld() ?? Number.NaN;
 
 const NO_READER = 'the native reader is not built here (SERSYNC_NATIVE_INOTIFY_OPTIONAL=1): the fs.watch fallback is tested instead';
 /** Shrinking the kernel's inotify queue changes the host for every other process for a moment: only when asked. */

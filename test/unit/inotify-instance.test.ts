@@ -5,10 +5,11 @@
  * descriptor count and the hand-over.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { inotifyInstancesHeld } from '../../src/recovery/inotify-limits.ts';
 import type { DirWatchListener } from '../../src/watch/dir-watch-backend.ts';
 import { loadNativeInotify } from '../../src/watch/dir-watch-backend.ts';
 import { DirWatcher } from '../../src/watch/dir-watcher.ts';
@@ -86,12 +87,7 @@ test('the same directory watched by two watchers is one descriptor: both hear it
   const { addon, calls, ev, read } = scriptedAddon({ '/a/shared': 5, '/b': 5 });
   const instance = new InotifyInstance(addon);
   const heard: string[] = [];
-  const [a, b] = [0, 1].map(() =>
-    instance.backend(
-      () => {},
-      () => {},
-    ),
-  ) as [ReturnType<InotifyInstance['backend']>, ReturnType<InotifyInstance['backend']>];
+  const [a, b] = [backendOf(instance), backendOf(instance)];
   const [la, lb] = [listener('a', heard), listener('b', heard)];
   a.watch(Buffer.from('/a/shared'), la);
   b.watch(Buffer.from('/b'), lb);
@@ -135,12 +131,7 @@ test('hand-overs: one asks the reader, those asking meanwhile get the next end m
   const { addon, calls, ev, read, end } = scriptedAddon({ '/a': 1, '/b': 2 });
   const instance = new InotifyInstance(addon);
   const heard: string[] = [];
-  const [a, b] = [0, 1].map(() =>
-    instance.backend(
-      () => {},
-      () => {},
-    ),
-  ) as [ReturnType<InotifyInstance['backend']>, ReturnType<InotifyInstance['backend']>];
+  const [a, b] = [backendOf(instance), backendOf(instance)];
   a.watch(Buffer.from('/a'), listener('a', heard));
   b.watch(Buffer.from('/b'), listener('b', heard));
   const done: string[] = [];
@@ -173,15 +164,7 @@ test("a lone watcher's instance closes with it", () => {
 });
 
 /** inotify descriptors this process holds. */
-function inotifyFds(): number {
-  return readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:inotify';
-    } catch {
-      return false;
-    }
-  }).length;
-}
+const inotifyFds = (): number => inotifyInstancesHeld() ?? Number.NaN;
 
 test('three DirWatchers in one real instance: one descriptor; one stops (its hand-over too) and the others hear on', async (t) => {
   const addon = loadNativeInotify();
@@ -241,3 +224,11 @@ test('the watches of a watcher that leaves are removed a slice per turn, so thei
   assert.equal(removed(), 5000);
   instance.close();
 });
+
+/** One watcher's backend on the shared instance, its overflow and error callbacks ignored. */
+function backendOf(instance: InotifyInstance): ReturnType<InotifyInstance['backend']> {
+  return instance.backend(
+    () => {},
+    () => {},
+  );
+}
