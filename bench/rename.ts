@@ -19,7 +19,7 @@
  * Nothing fails on a slow figure; the exit code is 1 when a tree ends up different.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../test/helpers/ports.ts';
@@ -238,6 +238,34 @@ sync {
   return proc;
 }
 
+/**
+ * What every rsync run over ssh pays however fast the connection: the remote account's shell starts (`sh -c` of
+ * `rsync --server`), its rc files included. Three `ssh host true` through one open connection.
+ */
+async function remoteCommandSeconds(sshd: Sshd): Promise<number[]> {
+  const socket = join(await makeTempDir('st-'), 'm');
+  const mux = ['-o', 'ControlMaster=auto', '-o', 'ControlPersist=10', '-o', `ControlPath=${socket}`];
+  await runProcess('ssh', [...sshd.sshArgs, ...mux, sshd.host, 'true']);
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) times.push((await timedRun('ssh', [...sshd.sshArgs, ...mux, sshd.host, 'true'])).wall);
+  await runProcess('ssh', [...sshd.sshArgs, ...mux, '-O', 'exit', sshd.host]);
+  return times;
+}
+
+/** Resolves once the daemon's shared ssh connection (its socket in `stateDir`) answers. */
+async function sharedConnectionOpen(sshd: Sshd, stateDir: string): Promise<void> {
+  await waitFor(
+    async () => {
+      for (const name of (await readdir(stateDir)).filter((n) => n.startsWith('ssh-'))) {
+        const check = ['-o', 'ControlMaster=no', '-o', `ControlPath=${join(stateDir, name)}`, '-O', 'check', sshd.host];
+        if ((await runProcess('ssh', [...sshd.sshArgs, ...check])).code === 0) return true;
+      }
+      return false;
+    },
+    { timeoutMs: 30_000, intervalMs: 50, what: 'the shared ssh connection to open' },
+  );
+}
+
 /** The same scenario through an ssh remote (a directory on this machine reached through the bench's sshd). */
 async function sshRound(name: keyof typeof SCENARIOS, sshd: Sshd, withLsyncd: boolean): Promise<Row[]> {
   const s = SCENARIOS[name];
@@ -257,6 +285,7 @@ async function sshRound(name: keyof typeof SCENARIOS, sshd: Sshd, withLsyncd: bo
     await runProcess('sync', []);
     let seconds: number | undefined;
     let from = 0;
+    const stateDir = await makeTempDir('st-');
     if (who === 'plain rsync') {
       await rename(join(src, s.from), join(src, s.to));
       const run = await timedRun('rsync', [...pushOverSsh(sshd, src, dest, receiverLog(logFile))]);
@@ -274,10 +303,12 @@ async function sshRound(name: keyof typeof SCENARIOS, sshd: Sshd, withLsyncd: bo
                 commonParams: ['-artuz', ...receiverLog(logFile)].join(' '),
                 failLog: join(dir, 'state', 'rsync_fail_log.sh'),
                 // A short state directory: the shared ssh connection's socket lives there (sshControlPathIn).
-                tuning: { watcher: 'dirs', stateDir: await makeTempDir('st-') },
+                tuning: { watcher: 'dirs', stateDir },
               }),
             ])
           : await startLsyncdRsyncssh(dir, src, dest, sshd, logFile);
+      // A daemon that has been running has its ssh connection open (lsyncd has finished its startup sync).
+      if (who === 'sersync-ts') await sharedConnectionOpen(sshd, stateDir);
       try {
         from = await sizeOrZero(logFile);
         const t0 = performance.now();
@@ -344,10 +375,15 @@ async function main(): Promise<number> {
   const [rsyncd, sshd] = await Promise.all([startRsyncDaemon({ modules, user: 'rsync_backup', password: 'bench' }), startSshd()]);
   const rows: Row[] = [];
   let calibration = '';
+  let remoteCommand: number[] = [];
   try {
     for (const m of modules) await rsyncd.setModuleLines(m, ['transfer logging = yes', 'log format = XFER %m %f %l %b']);
     calibration = await calibrate(rsyncd, sshd);
     process.stderr.write(`calibration (daemon %b = ssh receiver's log): ${calibration}\n`);
+    remoteCommand = await remoteCommandSeconds(sshd);
+    process.stderr.write(
+      `ssh remote: one command through an open connection (\`ssh host true\`, mostly the account's shell starting) ${remoteCommand.map((t) => t.toFixed(3)).join(', ')} s\n`,
+    );
     for (let n = 0; n < rounds; n++)
       for (const name of Object.keys(SCENARIOS) as (keyof typeof SCENARIOS)[]) {
         rows.push(...(await round(name, rsyncd, n)));
@@ -359,7 +395,7 @@ async function main(): Promise<number> {
   }
   const file = join(import.meta.dirname, 'results', `rename-${new Date().toISOString().slice(0, 16).replace(':', '-')}.json`);
   await mkdir(join(import.meta.dirname, 'results'), { recursive: true });
-  await writeFile(file, `${JSON.stringify({ rounds, lsyncd: withLsyncd, calibration, rows }, null, 2)}\n`);
+  await writeFile(file, `${JSON.stringify({ rounds, lsyncd: withLsyncd, calibration, remoteCommand, rows }, null, 2)}\n`);
   process.stderr.write(`results in ${file}\n`);
   console.log(
     '| change | remote | who | seconds until identical (plain rsync: its wall time) | file data received (`%b`) | received on the wire | sent back by the receiver |',

@@ -14,6 +14,7 @@ import type { ProcessRunner } from '../sync/process-runner.ts';
 import { type AttemptReport, type LaneDeps, RemoteLane } from '../sync/remote-lane.ts';
 import { UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
 import { CRONTAB_KEPT_NOTE, crontabKeptDespiteFilter, planSite } from '../sync/site-plan.ts';
+import { SshMaster } from '../sync/ssh-master.ts';
 import { CloseWriteFilter, stillOpenMessage } from '../watch/close-write.ts';
 import { createWatcher, type WatcherHooks } from '../watch/watcher-choice.ts';
 import type { Watcher } from '../watch/watcher.ts';
@@ -107,7 +108,13 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
     onAttempt: deps.onAttempt,
     deletionGuard: () => guard.check(),
   };
-  const lanes = plan.remotes.map(({ remote, context }) => new RemoteLane(remote, context, config.tuning, laneDeps));
+  const masters: SshMaster[] = [];
+  const lanes = plan.remotes.map(({ remote, context }) => {
+    const master = SshMaster.for(context, { runner: deps.runner, clock, log });
+    if (master === null) return new RemoteLane(remote, context, config.tuning, laneDeps);
+    masters.push(master);
+    return new RemoteLane(remote, master.contextFor(context), config.tuning, laneDeps);
+  });
   /** Whether each mount point of the tree was mounted at the last poll. */
   const mounts = new Map<string, boolean>();
   const watcher =
@@ -146,6 +153,7 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
       for (const lane of lanes) lane.abortRunning();
     }
     await Promise.all(lanes.map((l) => l.whenIdle()));
+    await Promise.all(masters.map((m) => m.stop()));
     await afterSync?.close();
     // Files still open for writing were not sent; they are owed all the same (a stop keeps them in the queue).
     const open = closeWrites.openPaths().map((path) => ({ path, tree: false, deletes: false }));
@@ -207,6 +215,8 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
     { isIgnored: (path, isDir) => filter.isExcluded(path, isDir), pairMoves: true },
   );
   logWatching(site, started, deps);
+  // Opened once watching (a start that fails leaves no connection behind); the first runs may connect on their own.
+  for (const master of masters) master.start();
   if (initialSync) {
     if (config.filter.enabled && config.filter.excludes.length > 0) {
       log.info('-r with a realtime filter: sersync2 skipped -r; sersync-ts runs it with the filter as rsync excludes');

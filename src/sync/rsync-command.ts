@@ -37,7 +37,9 @@ export interface CommandContext {
   readonly nanoseconds?: boolean;
   /** `<tuning maxDelete>`: rsync's --max-delete for runs that delete; null or absent: no cap. */
   readonly maxDelete?: number | null;
-  /** ssh remotes: the ControlPath of one shared connection per host (see sshMultiplexing); absent: none. */
+  /** ssh remotes: where this site's shared connection may put its socket (sshControlPathIn); null: nowhere. */
+  readonly sshSocketBase?: string | null;
+  /** ssh remotes: the socket of the open shared connection (SshMaster) that the runs join; absent: none. */
   readonly sshControlPath?: string | null;
 }
 
@@ -52,7 +54,7 @@ export function commandContextFor(config: Config, remote: Remote, filter: PathFi
     fullFilters: filter.fullSyncFilters,
     defaultTimeoutSeconds,
     maxDelete: config.tuning.maxDelete,
-    sshControlPath:
+    sshSocketBase:
       remote.kind === 'ssh'
         ? sshControlPathIn(stateDirFor(config.tuning.stateDir), [
             config.watch,
@@ -264,27 +266,59 @@ export function baseParams(ctx: CommandContext): string[] {
  * The socket of one site's connection to one remote, named by a hash of what chooses the connection (the watch
  * root, the remote, the user, the port, the ssh options with their keys): ssh's own %C leaves out the key, so two configs
  * with their own keys for one account (forced commands) would share a master, and one daemon's restart would cut
- * the other's transfers. ssh first binds under a name 17 characters longer, and a Unix socket's path has at most
- * 107 bytes; ssh expands % and ${} in it: such a state directory gets no shared connection.
+ * the other's transfers. SshMaster adds the daemon's pid and a nonce (up to 12 characters); ssh first binds under a
+ * name 17 characters longer, and a Unix socket's path has at most 107 bytes; ssh expands % and ${} in it: such a
+ * state directory gets no shared connection.
  */
 export function sshControlPathIn(dir: string, key: unknown): string | null {
   const path = join(dir, `ssh-${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 16)}`);
-  return Buffer.byteLength(path) + 17 <= 107 && !/[%$]/.test(path) ? path : null;
+  return Buffer.byteLength(path) + 12 + 17 <= 107 && !/[%$]/.test(path) ? path : null;
+}
+
+/** Where a shared connection's socket goes, or null: not ssh, no usable path, or `<ssh options>` that set Control…. */
+export function sshSocketBase(ctx: CommandContext): string | null {
+  if (ctx.remote.kind !== 'ssh' || !ctx.sshSocketBase) return null;
+  return ctx.rsync.ssh.options.some((o) => /control(master|path|persist)/i.test(o)) ? null : ctx.sshSocketBase;
 }
 
 /**
- * Each rsync over ssh would open its own connection (a key exchange and a login: 0.2-0.4 s), and a batch runs up to
- * three, a rename more: so the runs of a remote share one master connection, kept 60 s after its last use, its
- * socket in the private state directory. Left to the operator when `<ssh options>` set any Control option.
+ * The runs join the site's master (SshMaster) when it is open and connect on their own when it is not: never
+ * ControlMaster=auto, whose run would become a master in the background that nobody stops.
  */
 function sshMultiplexing(ctx: CommandContext): string[] {
   const path = ctx.sshControlPath;
-  if (!path || ctx.rsync.ssh.options.some((o) => /control(master|path|persist)/i.test(o))) return [];
-  // A master whose peer stopped answering would stall every run that joins it: keep-alives end it within 15 s.
-  const alive = ctx.rsync.ssh.options.some((o) => /serveralive/i.test(o))
-    ? []
-    : ['-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=3'];
-  return ['-o', 'ControlMaster=auto', '-o', 'ControlPersist=60', '-o', `ControlPath=${path}`, ...alive];
+  return path ? ['-o', 'ControlMaster=no', '-o', `ControlPath=${path}`, ...keepAlive(ctx)] : [];
+}
+
+/** A connection whose peer stopped answering would stall every run on it: keep-alives end it within 15 s. */
+function keepAlive(ctx: CommandContext): string[] {
+  return ctx.rsync.ssh.options.some((o) => /serveralive/i.test(o)) ? [] : ['-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=3'];
+}
+
+/**
+ * The argv of the master connection at `socket` (run as `ssh ARGS`): the runs' words (port, `<ssh options>`), no
+ * command (-N), never a prompt (BatchMode, unless the options say otherwise: ssh takes an option's first value),
+ * the target last.
+ */
+export function sshMasterArgs(ctx: CommandContext, socket: string): string[] {
+  const { port, ssh, auth } = ctx.rsync;
+  const user = auth.enabled && auth.users !== '' ? `${auth.users}@` : '';
+  const host = ctx.remote.ip.replace(/^(.*@)?\[(.*)\]$/, '$1$2');
+  return [
+    ...(port.enabled ? ['-p', String(port.port)] : []),
+    '-o',
+    'ControlMaster=yes',
+    '-o',
+    'ControlPersist=no',
+    '-o',
+    `ControlPath=${socket}`,
+    ...ssh.options,
+    '-o',
+    'BatchMode=yes',
+    ...keepAlive(ctx),
+    '-N',
+    `${user}${host}`,
+  ];
 }
 
 /**

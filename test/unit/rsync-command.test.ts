@@ -7,6 +7,8 @@ import {
   planDelete,
   planFull,
   sshControlPathIn,
+  sshMasterArgs,
+  sshSocketBase,
   planUpdate,
   protectRule,
   withoutUpdateFlag,
@@ -192,19 +194,68 @@ test('ssh mode: the runs of a remote share one master connection, unless <ssh op
     }).args;
     return args[args.indexOf('-e') + 1];
   };
+  // The runs join the site's master or connect on their own; none of them becomes a master (see SshMaster).
   assert.equal(
     shell([]),
-    'ssh -o ControlMaster=auto -o ControlPersist=60 -o ControlPath=/var/lib/x/ssh-0123456789abcdef -o ServerAliveInterval=5 -o ServerAliveCountMax=3',
+    'ssh -o ControlMaster=no -o ControlPath=/var/lib/x/ssh-0123456789abcdef -o ServerAliveInterval=5 -o ServerAliveCountMax=3',
   );
-  assert.equal(shell(['-o', 'ControlMaster=no']), 'ssh -o ControlMaster=no');
+  assert.equal(
+    shell(['-o', 'ServerAliveInterval=30']),
+    'ssh -o ServerAliveInterval=30 -o ControlMaster=no -o ControlPath=/var/lib/x/ssh-0123456789abcdef',
+  );
+  const withBase = (options: string[]) =>
+    sshSocketBase({
+      ...ctx({ rsync: { ...rsync, ssh: { enabled: true, options } }, remote }),
+      sshSocketBase: '/var/lib/x/ssh-0123456789abcdef',
+    });
+  assert.equal(withBase([]), '/var/lib/x/ssh-0123456789abcdef');
+  assert.equal(withBase(['-o', 'ControlMaster=no']), null, '<ssh options> that say how get no master');
+  assert.equal(
+    sshSocketBase({ ...ctx({ rsync: { ...rsync, ssh: { enabled: true, options: [] } } }), sshSocketBase: '/x/ssh-1' }),
+    null,
+    'not ssh',
+  );
   // A socket path ssh could not bind: no shared connection.
   const path = sshControlPathIn('/var/lib/sersync-ts', ['/www', 'h:/m', ['-i', 'a']]);
   assert.match(path ?? '', /^\/var\/lib\/sersync-ts\/ssh-[0-9a-f]{16}$/);
   // Another key (or site) is another connection; the same is the same.
   assert.notEqual(sshControlPathIn('/var/lib/sersync-ts', ['/www', 'h:/m', ['-i', 'b']]), path);
   assert.equal(sshControlPathIn('/var/lib/sersync-ts', ['/www', 'h:/m', ['-i', 'a']]), path);
-  assert.equal(sshControlPathIn(`/${'d'.repeat(70)}`, []), null);
+  assert.equal(sshControlPathIn(`/${'d'.repeat(60)}`, []), null);
   assert.equal(sshControlPathIn('/srv/state%d', []), null);
+});
+
+test("ssh mode: the master connection has the runs' port, options and target, no command and no prompt", () => {
+  const remote: Remote = { kind: 'ssh', ip: 'bob@[fe80::1]', name: '/srv', id: 'bob@[fe80::1]:/srv', line: 1 };
+  const args = sshMasterArgs(
+    ctx({
+      rsync: { ...rsync, port: { enabled: true, port: 2222 }, ssh: { enabled: true, options: ['-i', '/k', '-o', 'BatchMode=no'] } },
+      remote,
+    }),
+    '/var/lib/x/ssh-0123456789abcdef-1-ab',
+  );
+  assert.deepEqual(args, [
+    '-p',
+    '2222',
+    '-o',
+    'ControlMaster=yes',
+    '-o',
+    'ControlPersist=no',
+    '-o',
+    'ControlPath=/var/lib/x/ssh-0123456789abcdef-1-ab',
+    '-i',
+    '/k',
+    '-o',
+    'BatchMode=no',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ServerAliveInterval=5',
+    '-o',
+    'ServerAliveCountMax=3',
+    '-N',
+    'bob@fe80::1',
+  ]);
 });
 
 test('local remote (extension) and IPv6 literals', () => {
