@@ -5,7 +5,7 @@
  * same `%b` to a file of its own (`--remote-option=--log-file`). Over ssh, lsyncd's `default.rsyncssh` (a move is
  * `ssh host mv`) runs too where lsyncd is installed.
  *
- *   ./node_modules/.bin/node bench/rename.ts [--rounds N]
+ *   ./node_modules/.bin/node bench/rename.ts [--rounds N] [--ssh-user NAME]
  *
  * Scenarios: `dir-3000` renames a directory of 3,000 files (32 MiB of incompressible data); `file-200m` renames one
  * 200 MiB file in its directory. Both trees are on the remote before the `mv`. Measured: seconds from the `mv` until
@@ -197,7 +197,7 @@ const sizeOrZero = (file: string) =>
   );
 
 const pushOverSsh = (sshd: Sshd, src: string, dest: string, extra: string[] = []) =>
-  ['-artz', '--delete', '-e', sshd.sshCommand, ...extra, `${src}/`, `${sshd.host}:${dest}/`] as const;
+  ['-artz', '--delete', '-e', sshd.sshCommand, ...extra, `${src}/`, `${sshTarget(sshd)}:${dest}/`] as const;
 
 const lua = (s: string) => JSON.stringify(s);
 
@@ -214,7 +214,7 @@ async function startLsyncdRsyncssh(dir: string, src: string, dest: string, sshd:
 sync {
   default.rsyncssh,
   source = ${lua(src)},
-  host = ${lua(`${sshd.user}@${sshd.host}`)},
+  host = ${lua(sshTarget(sshd))},
   targetdir = ${lua(dest)},
   delay = 1,
   rsync = { archive = true, update = true, compress = true, _extra = { ${extra} } },
@@ -245,10 +245,10 @@ sync {
 async function remoteCommandSeconds(sshd: Sshd): Promise<number[]> {
   const socket = join(await makeTempDir('st-'), 'm');
   const mux = ['-o', 'ControlMaster=auto', '-o', 'ControlPersist=10', '-o', `ControlPath=${socket}`];
-  await runProcess('ssh', [...sshd.sshArgs, ...mux, sshd.host, 'true']);
+  await runProcess('ssh', [...sshd.sshArgs, ...mux, sshTarget(sshd), 'true']);
   const times: number[] = [];
-  for (let i = 0; i < 3; i++) times.push((await timedRun('ssh', [...sshd.sshArgs, ...mux, sshd.host, 'true'])).wall);
-  await runProcess('ssh', [...sshd.sshArgs, ...mux, '-O', 'exit', sshd.host]);
+  for (let i = 0; i < 3; i++) times.push((await timedRun('ssh', [...sshd.sshArgs, ...mux, sshTarget(sshd), 'true'])).wall);
+  await runProcess('ssh', [...sshd.sshArgs, ...mux, '-O', 'exit', sshTarget(sshd)]);
   return times;
 }
 
@@ -266,6 +266,26 @@ async function sharedConnectionOpen(sshd: Sshd, stateDir: string): Promise<void>
   );
 }
 
+/**
+ * The account the ssh rows log in as (`--ssh-user`, default root). Each rsync run over ssh starts that account's
+ * shell, rc files included: an account made for the bench shows what a receiving account with a plain shell costs,
+ * e.g. `useradd -M -d /nonexistent -s /bin/sh sersync-bench && usermod -p '*' sersync-bench`.
+ */
+let sshUser = 'root';
+const sshTarget = (sshd: Sshd) => `${sshUser}@${sshd.host}`;
+
+/** Lets the receiving account reach `dir`, write `dest` and its log (a root-owned 0700 temp directory otherwise). */
+async function receiverOwns(dir: string, dest: string, logFile: string): Promise<void> {
+  await writeFile(logFile, '');
+  for (const [cmd, args] of [
+    ['chmod', ['755', dir]],
+    ['chown', ['-R', sshUser, dest, logFile]],
+  ] as const) {
+    const r = await runProcess(cmd, [...args]);
+    if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+  }
+}
+
 /** The same scenario through an ssh remote (a directory on this machine reached through the bench's sshd). */
 async function sshRound(name: keyof typeof SCENARIOS, sshd: Sshd, withLsyncd: boolean): Promise<Row[]> {
   const s = SCENARIOS[name];
@@ -278,6 +298,7 @@ async function sshRound(name: keyof typeof SCENARIOS, sshd: Sshd, withLsyncd: bo
     const logFile = join(dir, 'receiver.log');
     await mkdir(src);
     await mkdir(dest);
+    if (sshUser !== 'root') await receiverOwns(dir, dest, logFile);
     await writeFile(join(src, 'bench-root-marker.txt'), 'stays\n');
     await s.seed(src);
     const seed = await runProcess('rsync', [...pushOverSsh(sshd, src, dest)]);
@@ -298,7 +319,7 @@ async function sshRound(name: keyof typeof SCENARIOS, sshd: Sshd, withLsyncd: bo
               await writeConf(dir, {
                 host: { ip: '127.0.0.1', port: await freePort() },
                 watch: src,
-                remotes: [{ ip: sshd.host, name: dest }],
+                remotes: [{ ip: sshTarget(sshd), name: dest }],
                 ssh: { options: sshd.sshArgs.join(' ') },
                 commonParams: ['-artuz', ...receiverLog(logFile)].join(' '),
                 failLog: join(dir, 'state', 'rsync_fail_log.sh'),
@@ -341,6 +362,7 @@ async function calibrate(rsyncd: RsyncDaemon, sshd: Sshd): Promise<string> {
   const dest = join(dir, 'dest');
   const logFile = join(dir, 'receiver.log');
   await mkdir(dest, { recursive: true });
+  if (sshUser !== 'root') await receiverOwns(dir, dest, logFile);
   await generateTree(src, { dirs: 3, filesPerDir: 20, size: 9_000 });
   await writeRandom(join(src, 'big.bin'), 3 << 20);
   const steps: string[] = [];
@@ -366,7 +388,8 @@ async function calibrate(rsyncd: RsyncDaemon, sshd: Sshd): Promise<string> {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '1' } } });
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '1' }, 'ssh-user': { type: 'string', default: 'root' } } });
+  sshUser = values['ssh-user'];
   const rounds = Math.max(1, Number(values.rounds));
   const modules = ['calibrate'];
   for (let n = 0; n < rounds; n++)
@@ -378,6 +401,13 @@ async function main(): Promise<number> {
   let remoteCommand: number[] = [];
   try {
     for (const m of modules) await rsyncd.setModuleLines(m, ['transfer logging = yes', 'log format = XFER %m %f %l %b']);
+    // sshd reads authorized_keys as the account logging in: another account must be able to read the bench's.
+    if (sshUser !== 'root')
+      for (const [mode, path] of [
+        ['755', join(sshd.keyFile, '..')],
+        ['644', join(sshd.keyFile, '..', 'authorized_keys')],
+      ])
+        await runProcess('chmod', [mode as string, path as string]);
     calibration = await calibrate(rsyncd, sshd);
     process.stderr.write(`calibration (daemon %b = ssh receiver's log): ${calibration}\n`);
     remoteCommand = await remoteCommandSeconds(sshd);
@@ -395,7 +425,7 @@ async function main(): Promise<number> {
   }
   const file = join(import.meta.dirname, 'results', `rename-${new Date().toISOString().slice(0, 16).replace(':', '-')}.json`);
   await mkdir(join(import.meta.dirname, 'results'), { recursive: true });
-  await writeFile(file, `${JSON.stringify({ rounds, lsyncd: withLsyncd, calibration, remoteCommand, rows }, null, 2)}\n`);
+  await writeFile(file, `${JSON.stringify({ rounds, lsyncd: withLsyncd, sshUser, calibration, remoteCommand, rows }, null, 2)}\n`);
   process.stderr.write(`results in ${file}\n`);
   console.log(
     '| change | remote | who | seconds until identical (plain rsync: its wall time) | file data received (`%b`) | received on the wire | sent back by the receiver |',
