@@ -19,6 +19,11 @@ interface WalkGroup {
   readonly done: () => void;
   /** The tree was moved here from this path inside the tree: reported as a `rename` instead of a `dir add`. */
   readonly renamedFrom: RelPath | null;
+  /**
+   * The top took the name of a directory moved away whose new name is still being walked: reported after that move
+   * (WatchedTree.afterMoveReported), with the old directory's removal first.
+   */
+  after: RelPath | null;
 }
 
 interface WalkTask {
@@ -93,11 +98,16 @@ export class DirWalker {
     return new Promise((done) => this.#push({ path: '', parent: null, group: newGroup('', false, done, null), stats: st }));
   }
 
-  /** A new (or replaced) directory: watch and walk it, then report it once as `dir add` (or as moved from `renamedFrom`). */
-  addTree(path: RelPath, st: BigIntStats, renamedFrom: RelPath | null): void {
+  /**
+   * A new (or replaced) directory: watch and walk it, then report it once as `dir add` (or as moved from
+   * `renamedFrom`); `afterMove`: not before the move out of its name is reported (see WalkGroup.after).
+   */
+  addTree(path: RelPath, st: BigIntStats, renamedFrom: RelPath | null, afterMove = false): void {
     const parent = this.#tree.dirs.get(parentOf(path));
     if (parent === undefined) return;
-    this.#push({ path, parent, group: newGroup(path, true, () => {}, renamedFrom), stats: st });
+    const group = newGroup(path, true, () => {}, renamedFrom);
+    group.after = afterMove ? path : null;
+    this.#push({ path, parent, group, stats: st });
   }
 
   #push(task: WalkTask): void {
@@ -107,10 +117,20 @@ export class DirWalker {
 
   #finishGroup(group: WalkGroup): void {
     const tree = this.#tree;
+    const after = group.after;
+    if (after !== null) {
+      group.after = null;
+      // The deploy swap: `site.old`'s rename is built from the remote's `site`, which this tree's report replaces.
+      tree.afterMoveReported(after, () => {
+        if (group.reportAdd && !tree.closed) tree.emit({ kind: 'dir', op: 'unlink', path: after });
+        this.#finishGroup(group);
+      });
+      return;
+    }
     const from = group.renamedFrom;
     // The old name's removal was kept back until now (WatchedTree.movesFrom): it goes in the same turn as the rename,
     // unless a check found the name in use again and reported it already.
-    const owed = from !== null && tree.movesFrom.delete(from);
+    const owed = from !== null && tree.movesFrom.has(from);
     if (group.reportAdd && !tree.closed) {
       const current = group.topEntry !== null && tree.dirs.get(group.top) === group.topEntry;
       if (owed) tree.emit({ kind: 'dir', op: 'unlink', path: from });
@@ -119,6 +139,10 @@ export class DirWalker {
           from === null ? { kind: 'dir', op: 'add', path: group.top } : { kind: 'rename', op: 'move', path: group.top, from, isDir: true },
         );
       }
+    }
+    if (owed) {
+      tree.movesFrom.delete(from);
+      tree.moveReported(from);
     }
     group.done();
   }
@@ -212,7 +236,7 @@ export class DirWalker {
 }
 
 function newGroup(top: RelPath, reportAdd: boolean, done: () => void, renamedFrom: RelPath | null): WalkGroup {
-  return { top, reportAdd, pending: 0, topEntry: null, topUnwatchable: false, reported: new Set(), done, renamedFrom };
+  return { top, reportAdd, pending: 0, topEntry: null, topUnwatchable: false, reported: new Set(), done, renamedFrom, after: null };
 }
 
 function isLimit(code: string | undefined): code is 'ENOSPC' | 'EMFILE' | 'ENFILE' {

@@ -94,7 +94,7 @@ export class DirWatcher implements Watcher {
     const tree = new WatchedTree(new UnreadablePaths(options.onUnreadable, (path) => checks.recheck(path)));
     const checks = new PathChecks(tree, {
       concurrency: CHECK_CONCURRENCY,
-      addTree: (path, st, renamedFrom) => walker.addTree(path, st, renamedFrom),
+      addTree: (path, st, renamedFrom, afterMove) => walker.addTree(path, st, renamedFrom, afterMove),
       afterCheck: afterTask,
     });
     const walker = new DirWalker(tree, new DirEventInterpreter(tree, checks), {

@@ -30,7 +30,7 @@ const ROOT_LOST = 'watch root was removed or replaced';
  */
 export class PathChecks {
   readonly #tree: WatchedTree;
-  readonly #addTree: (path: RelPath, st: BigIntStats, renamedFrom: RelPath | null) => void;
+  readonly #addTree: (path: RelPath, st: BigIntStats, renamedFrom: RelPath | null, afterMove: boolean) => void;
   readonly #afterCheck: () => void;
   readonly #pending = new Map<RelPath, PendingCheck>();
   readonly #queue: BoundedQueue<PendingCheck>;
@@ -47,7 +47,7 @@ export class PathChecks {
     tree: WatchedTree,
     options: {
       readonly concurrency: number;
-      readonly addTree: (path: RelPath, st: BigIntStats, renamedFrom: RelPath | null) => void;
+      readonly addTree: (path: RelPath, st: BigIntStats, renamedFrom: RelPath | null, afterMove: boolean) => void;
       readonly afterCheck: () => void;
     },
   ) {
@@ -194,19 +194,25 @@ export class PathChecks {
       return false;
     }
 
-    // The old name of a move, in use again (`mv logs logs.1; mkdir logs`): its removal is reported now, before what
-    // took the name, and no longer by the walk of the new name.
-    if (tree.movesFrom.delete(path)) tree.emit({ kind: 'dir', op: 'unlink', path });
+    // The old name of a move, in use again (`mv logs logs.1; mkdir logs`, the deploy swap `mv site site.old; mv
+    // site.new site`). While the walk of the new name (`site.old`) runs, a directory that took the old name waits for
+    // it: the walk reports the removal with its rename, and this directory after them, so that no batch replaces the
+    // remote's `site` before `site.old` was built from it. Anything else that took the name is reported now.
+    const waits = st.isDirectory() && tree.movesFrom.get(path) === true && !(entry !== undefined && sameDir(entry, st));
+    if (!waits && tree.movesFrom.delete(path)) {
+      tree.emit({ kind: 'dir', op: 'unlink', path });
+      tree.moveReported(path);
+    }
     if (st.isDirectory()) {
       if (entry !== undefined) {
         if (sameDir(entry, st)) return false; // its own attributes: see DirWatcher
         tree.unwatchTree(path);
-        tree.emit({ kind: 'dir', op: 'unlink', path });
+        if (!waits) tree.emit({ kind: 'dir', op: 'unlink', path });
       }
       if (tree.isIgnored(path, true)) return false;
-      // A directory moved over a watched one (the deploy swap `mv site site.old; mv site.new site`) is a rename too:
-      // the unlink above makes its entry delete what the remote's old copy has beyond it.
-      this.#addTree(path, st, renamedFrom);
+      // A directory moved over a watched one (the deploy swap) is a rename too: the unlink of the old name makes its
+      // entry delete what the remote's old copy has beyond it.
+      this.#addTree(path, st, renamedFrom, waits);
       return renamedFrom !== null;
     }
 
@@ -240,6 +246,7 @@ export class PathChecks {
       if (entry !== undefined && tree.dirs.get(from) === entry) tree.unwatchTree(from);
       tree.emit({ kind: 'dir', op: 'unlink', path: from });
     } finally {
+      tree.moveReported(from);
       this.#ending--;
       this.#afterCheck();
     }

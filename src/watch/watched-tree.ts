@@ -19,6 +19,8 @@ export class WatchedTree {
    * walk follows, a check that finds the old name in use again, or the first half's own turn when no walk claimed it.
    */
   readonly movesFrom = new Map<RelPath, boolean>();
+  /** What waits for the report of a move out of a name (see afterMoveReported). */
+  readonly #afterMoves = new Map<RelPath, (() => void)[]>();
   readonly unreadable: UnreadablePaths;
   #backend: DirWatchBackend = fsWatchBackend;
   #root: DirEntry | null = null;
@@ -32,6 +34,22 @@ export class WatchedTree {
 
   constructor(unreadable: UnreadablePaths) {
     this.unreadable = unreadable;
+  }
+
+  /** Runs `fn` once the move out of `from` has been reported (at once when none is owed). */
+  afterMoveReported(from: RelPath, fn: () => void): void {
+    if (!this.movesFrom.has(from)) return fn();
+    const waiting = this.#afterMoves.get(from);
+    if (waiting) waiting.push(fn);
+    else this.#afterMoves.set(from, [fn]);
+  }
+
+  /** The move out of `from` was reported (its removal emitted, or found not to be one): what waited goes on. */
+  moveReported(from: RelPath): void {
+    const waiting = this.#afterMoves.get(from);
+    if (waiting === undefined) return;
+    this.#afterMoves.delete(from);
+    for (const fn of waiting) fn();
   }
 
   /** `rootBytes`: the absolute root, in bytes (see core/paths.ts). */

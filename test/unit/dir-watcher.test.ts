@@ -380,6 +380,39 @@ describe('the native inotify reader', () => {
     assert.ok(shown.includes('rename site.old from site') && shown.includes('rename site from site.new'), shown.join('\n'));
   });
 
+  test('the deploy swap of a big site: site.old is reported (from site) before anything says site was replaced', async (t) => {
+    if (loadNativeInotify() === null) return t.skip(NO_READER);
+    const h = await watched(
+      t,
+      (root) => {
+        for (let d = 0; d < 60; d++) for (let e = 0; e < 50; e++) mkdirSync(join(root, 'site', `d${d}`, `e${e}`), { recursive: true });
+        mkdirSync(join(root, 'site.new', 'd'), { recursive: true });
+        mkdirSync(join(root, 'logs', 'd'), { recursive: true });
+      },
+      { isIgnored: () => false, pairMoves: true },
+      'auto',
+    );
+    renameSync(join(h.root, 'site'), join(h.root, 'site.old'));
+    renameSync(join(h.root, 'site.new'), join(h.root, 'site'));
+    await waitFor('the two renames', () => h.events.filter((e) => e.kind === 'rename').length === 2).catch((err) => {
+      throw new Error(`${err.message}: ${JSON.stringify(h.events)}`);
+    });
+    const shown = h.events.map((e) => (e.kind === 'lost' ? 'lost' : `${e.kind} ${e.path}${e.kind === 'rename' ? ` from ${e.from}` : ''}`));
+    // The walk of site.old (3,000 directories) takes longer than a batch's quiet time: had `site`'s removal or its new
+    // tree been reported before, a batch would have replaced the remote's site before site.old was built from it.
+    const old = shown.indexOf('rename site.old from site');
+    assert.ok(old > 0, shown.join('\n'));
+    const aboutSite = shown.flatMap((e, i) => (e === 'dir site' || e.startsWith('rename site from') ? [i] : []));
+    assert.ok(
+      aboutSite.every((i) => i === old - 1 || i > old),
+      `nothing about site before site.old's rename, but its removal with it: ${shown.join('\n')}`,
+    );
+    assert.equal(shown[old - 1], 'dir site', shown.join('\n'));
+    // The removal of the tree the new site replaced comes before the new site, so the remote's extra files go.
+    const renamed = shown.indexOf('rename site from site.new');
+    assert.ok(renamed > old && shown.lastIndexOf('dir site') < renamed, shown.join('\n'));
+  });
+
   test('a moved directory whose walk claims nothing is still reported gone: moved out among 70 files, to an ignored name, its name taken again', async (t) => {
     if (loadNativeInotify() === null) return t.skip(NO_READER);
     const out = mkdtempSync(join(tmpdir(), 'dir-watcher-out-'));
