@@ -2,7 +2,7 @@ import { opendir } from 'node:fs/promises';
 import type { Config, PluginName } from '../config/model.ts';
 import { displayPath, fromBytes, fromUtf8, joinRel, type RelPath, toBuffer } from '../core/paths.ts';
 import { planDelete, planFull, planUpdate, type RsyncInvocation, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
-import { standaloneRoot } from '../plugins/standalone.ts';
+import { standaloneRoots } from '../plugins/standalone.ts';
 import { CRONTAB_KEPT_NOTE, crontabKeptDespiteFilter, planSite, type SitePlan } from '../sync/site-plan.ts';
 import { siteConfigOf } from '../config/site-config.ts';
 import type { PathFilter } from '../watch/path-filter.ts';
@@ -52,12 +52,17 @@ export async function checkReport(
     }
     return lines.join('\n');
   }
-  const root = module === null ? first.root : standaloneRoot(config, module);
-  lines.push(...(await watchLines(root, first)), ...shared);
   if (module !== null) {
-    lines.push('', `-m ${module}: the plugin alone on ${root}, told each batch; no rsync, no retry queue, no crontab`);
+    const roots = standaloneRoots(config, module);
+    for (const root of roots) lines.push(...(await watchLines(root, first)));
+    lines.push(
+      ...shared,
+      '',
+      `-m ${module}: the plugin alone on ${roots.join(', ')}, told each batch; no rsync, no retry queue, no crontab`,
+    );
     return lines.join('\n');
   }
+  lines.push(...(await watchLines(first.root, first)), ...shared);
   lines.push(...remoteLines(first, opts.initialSync));
   return lines.join('\n');
 }

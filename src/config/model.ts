@@ -126,7 +126,7 @@ export interface Config {
   readonly remotes: readonly Remote[];
   /**
    * Every `<sersync><localpath>` (an extension; sersync2 read only the first), the first being `watch` and `remotes`.
-   * With -m, only the one watched. siteConfigOf (site-config.ts) gives the config one site runs with.
+   * With -m, every one for the command plugin, else only the one watched. siteConfigOf (site-config.ts) gives the config one site runs with.
    */
   readonly sites: readonly SiteConfig[];
   readonly rsync: RsyncSettings;

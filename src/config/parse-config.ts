@@ -99,10 +99,11 @@ function readSections(head: ConfigNode, displayName: string, standalone: PluginN
 
   const watch = readWatch(head, sersync, standalone, blocks, values) ?? '';
   const firstLocalpath = child(sersync, 'localpath');
-  // -m runs the plugin alone on one directory: the other localpaths mean nothing to it.
+  // -m runs the plugin alone: the command plugin on every localpath, the others on one directory (their own or the
+  // first localpath), to which the other localpaths mean nothing.
   const sites =
-    standalone === null
-      ? readSites(sersync, watch, sshEnabled, values)
+    standalone === null || standalone === 'command'
+      ? readSites(sersync, watch, sshEnabled, values, standalone === 'command')
       : [{ watch, remotes: readRemotes(firstLocalpath, watch, sshEnabled, true, values), line: firstLocalpath?.el.line ?? head.el.line }];
   const remotes = sites[0]?.remotes ?? [];
   const rsync = readRsync(

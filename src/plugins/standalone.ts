@@ -18,8 +18,8 @@ export interface StandaloneDeps extends PluginDeps {
 }
 
 export interface StandalonePlugin {
-  /** The directory watched: the plugin's own `<localpath watch>`, or `<sersync><localpath watch>`. */
-  readonly root: string;
+  /** The directories watched: the plugin's own `<localpath watch>`, or every `<sersync><localpath watch>`. */
+  readonly roots: readonly string[];
   /** Stops watching, then waits up to `graceMs` (default 5 s) for the plugin's queued work. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -27,8 +27,9 @@ export interface StandalonePlugin {
 /**
  * sersync2's `-m NAME`: the plugin alone on a watched directory, no rsync, no retry queue, no crontab. The watched
  * directory is the plugin block's own `<localpath watch>` (socket, refreshCDN, http), else `<sersync><localpath
- * watch>` (always for command, as in sersync2). The realtime filter, the built-in temporary-file rules and the
- * inotify toggles apply as in sync mode; each counted event goes to the plugin without rsync.
+ * watch>`: for command every one of them (an extension: sersync2 watched the first). The realtime filter, the
+ * built-in temporary-file rules and the inotify toggles apply as in sync mode; each counted event goes to the plugin
+ * without rsync.
  *
  * One difference: a Node watcher reports every write of a file, where sersync2's close_write fired once per close,
  * so a file written in 20 chunks would run a command 20 times. Events therefore go through the aggregator that sync
@@ -38,68 +39,84 @@ export interface StandalonePlugin {
  */
 export async function startStandalone(config: Config, name: PluginName, deps: StandaloneDeps): Promise<StandalonePlugin> {
   const { log } = deps;
-  const root = standaloneRoot(config, name);
-  const rootBytes = fromUtf8(root);
+  const roots = standaloneRoots(config, name);
   const plugin = createPlugin(name, config, deps);
   const { filter } = planSite(config);
-  const watcher = deps.createWatcher?.() ?? createWatcher(config);
   // Batches go to the plugin in order, each once its entries' state is known.
   let told: Promise<void> = Promise.resolve();
-  const tell = () => {
-    const batch = pending.take();
-    if (batch === null) return;
-    if (batch.full) {
-      log.warn({ plugin: name, reason: batch.fullReason }, `${batch.fullReason}: the plugin is told the watched directory instead`);
-    }
-    told = told
-      .then(() => pluginEventsOf(batch, rootBytes))
-      .then(
-        (events) => plugin.notify(events),
-        (err: unknown) => log.error({ err, plugin: name }, 'cannot pass a batch to the plugin'),
-      );
-  };
-  const pending = new Aggregator(config.tuning, deps.clock ?? systemClock, tell);
+  const watched: { watcher: Watcher; tell: () => void; pending: Aggregator }[] = [];
   try {
-    await watcher.start(
-      root,
-      (event) => {
-        if (event.kind === 'lost') {
-          log.warn({ reason: event.reason }, `events may have been lost (${event.reason}); the plugin cannot be told about them`);
-          return;
+    for (const root of roots) {
+      const rootBytes = fromUtf8(root);
+      const watcher = deps.createWatcher?.() ?? createWatcher(config);
+      const tell = () => {
+        const batch = pending.take();
+        if (batch === null) return;
+        if (batch.full) {
+          log.warn({ plugin: name, reason: batch.fullReason }, `${batch.fullReason}: the plugin is told the watched directory instead`);
         }
-        const change = changeHintFor(event, config.inotify);
-        if (log.isLevelEnabled('debug')) {
-          log.debug({ event: event.kind, op: event.op, path: displayPath(event.path), counted: change !== null }, 'watch event');
-        }
-        if (change !== null) pending.add(change.path, change.hint);
-      },
-      { isIgnored: (path, isDir) => filter.isExcluded(path, isDir) },
-    );
+        told = told
+          .then(() => pluginEventsOf(batch, rootBytes))
+          .then(
+            (events) => plugin.notify(events),
+            (err: unknown) => log.error({ err, plugin: name }, 'cannot pass a batch to the plugin'),
+          );
+      };
+      const pending = new Aggregator(config.tuning, deps.clock ?? systemClock, tell);
+      watched.push({ watcher, tell, pending });
+      await watcher.start(
+        root,
+        (event) => {
+          if (event.kind === 'lost') {
+            log.warn(
+              { reason: event.reason, watch: root },
+              `events may have been lost (${event.reason}); the plugin cannot be told about them`,
+            );
+            return;
+          }
+          const change = changeHintFor(event, config.inotify);
+          if (log.isLevelEnabled('debug')) {
+            log.debug({ event: event.kind, op: event.op, path: displayPath(event.path), counted: change !== null }, 'watch event');
+          }
+          if (change !== null) pending.add(change.path, change.hint);
+        },
+        { isIgnored: (path, isDir) => filter.isExcluded(path, isDir) },
+      );
+      log.info(
+        { plugin: name, watch: root, watcher: config.tuning.watcher, backend: watcher.backend ?? config.tuning.watcher },
+        `plugin ${name} running alone on ${root} (-m ${name}): no rsync`,
+      );
+    }
   } catch (err) {
-    pending.dispose();
+    for (const w of watched) {
+      w.pending.dispose();
+      await w.watcher.close();
+    }
     await plugin.close(0);
     throw err;
   }
-  log.info(
-    { plugin: name, watch: root, watcher: config.tuning.watcher, backend: watcher.backend ?? config.tuning.watcher },
-    `plugin ${name} running alone on ${root} (-m ${name}): no rsync`,
-  );
   return {
-    root,
+    roots,
     async stop(graceMs) {
-      await watcher.close();
-      tell();
-      pending.dispose();
+      for (const w of watched) {
+        await w.watcher.close();
+        w.tell();
+        w.pending.dispose();
+      }
       await told;
       await plugin.close(graceMs);
     },
   };
 }
 
-/** The directory `-m name` watches: the plugin block's own `<localpath watch>`, else the sync one (always, for command). */
-export function standaloneRoot(config: Config, name: PluginName): string {
+/**
+ * The directories `-m name` watches: the plugin block's own `<localpath watch>`, else the sync ones (always, for
+ * command: every `<localpath>`).
+ */
+export function standaloneRoots(config: Config, name: PluginName): string[] {
   const own = name === 'command' ? null : (config.plugins[name]?.watch ?? null);
-  return own ?? config.watch;
+  if (own !== null) return [own];
+  return name === 'command' ? config.sites.map((s) => s.watch) : [config.watch];
 }
 
 /**

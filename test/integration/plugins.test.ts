@@ -129,6 +129,31 @@ test('-m command: a real script gets the absolute path as one argument, whatever
   }
 });
 
+test('-m command with several <localpath> (an extension): the command runs for changes under each of them', async () => {
+  const base = await makeTempDir('plug-sites');
+  const [one, two] = [`${base}/one`, `${base}/two`];
+  await mkdir(one);
+  await mkdir(two);
+  const { script, runs } = await recordingScript(base);
+  const xml = `<head>${FAST}
+<sersync><localpath watch="${one}"><remote ip="127.0.0.1" name="a"/></localpath><localpath watch="${two}"/>
+<plugin start="false" name="command"/></sersync>
+<plugin name="command"><param prefix="/bin/sh ${script}" suffix="" ignoreError="false"/></plugin></head>`;
+  const c = parseConfig(Buffer.from(xml), 'test.xml', { standalonePlugin: 'command' });
+  assert.ok(
+    c.warnings.some((w) => /several <localpath>.*runs the command for them all, also .*two/.test(w)),
+    c.warnings.join('\n'),
+  );
+  const plugin = await startStandalone(c, 'command', { log: capture().log });
+  running.push(plugin);
+  assert.deepEqual(plugin.roots, [one, two]);
+  await writeFile(`${one}/a.txt`, 'a');
+  await writeFile(`${two}/b.txt`, 'b');
+  await waitFor(async () => (await runs()).length >= 2 || undefined, { what: 'a run for each root' });
+  const paths = (await runs()).map((r) => r[3]).sort();
+  assert.deepEqual(paths, [`${one}/a.txt`, `${two}/b.txt`]);
+});
+
 test('-m takes <tuning watcher> as sync mode does: chokidar when the config says so', async () => {
   const base = await makeTempDir('plug-chokidar');
   const watch = `${base}/www`;
@@ -233,7 +258,7 @@ test('-m socket: each path goes as raw bytes over its own connection, to IPv4, I
   const c = config(syncWatch, `<plugin name="socket"><localpath watch="${own}">${hosts.join('')}</localpath></plugin>`, 'socket');
   const plugin = await startStandalone(c, 'socket', { log: capture().log });
   running.push(plugin);
-  assert.equal(plugin.root, own, 'the plugin block`s own directory is watched');
+  assert.deepEqual(plugin.roots, [own], 'the plugin block`s own directory is watched');
 
   const odd = Buffer.concat([Buffer.from(`${own}/caf`), Buffer.from([0xe9]), Buffer.from('.txt')]); // latin1, not UTF-8
   await writeFile(odd, 'x');

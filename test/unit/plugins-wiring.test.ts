@@ -112,7 +112,7 @@ test('standalone: watches the plugin block`s own directory, filters, honours the
   const runner = new RecordingRunner();
   const running = await startStandalone(c, 'command', { log, runner, clock, createWatcher: () => watcher });
   assert.equal(watcher.root, '/data/www', 'command always uses <sersync><localpath watch>');
-  assert.equal(running.root, '/data/www');
+  assert.deepEqual(running.roots, ['/data/www']);
   assert.ok(watcher.options);
   assert.equal(watcher.options.isIgnored('a/b.log', false), true, 'the realtime filter applies');
   assert.equal(watcher.options.isIgnored('a/x~', false), true, 'so do the built-in temporary-file rules');

@@ -68,7 +68,14 @@ function readLocalpathWatch(lp: ConfigNode, values: ValueReader): string | null 
  * watch directory as readWatch read it. Two roots that are the same or nested are an error: the inner tree would be
  * synced twice, by two lanes that know nothing of each other.
  */
-export function readSites(sersync: ConfigNode | undefined, first: string, ssh: boolean, values: ValueReader): SiteConfig[] {
+export function readSites(
+  sersync: ConfigNode | undefined,
+  first: string,
+  ssh: boolean,
+  values: ValueReader,
+  /** `-m command`: the command runs for every root, and no rsync needs remotes. */
+  commandAlone = false,
+): SiteConfig[] {
   const p = values.problems;
   const nodes = children(sersync, 'localpath');
   const sites: SiteConfig[] = [];
@@ -92,7 +99,7 @@ export function readSites(sersync: ConfigNode | undefined, first: string, ssh: b
   // that site, and two such mirrors would feed each other without end.
   for (const [i, { lp, watch }] of kept.entries()) {
     const others = kept.filter((_, j) => j !== i).map((k) => k.watch);
-    sites[i] = { watch, remotes: readRemotes(lp, watch, ssh, false, values, others), line: lp.el.line };
+    sites[i] = { watch, remotes: readRemotes(lp, watch, ssh, commandAlone, values, others), line: lp.el.line };
   }
   const extra = sites.slice(1);
   if (extra.length > 0) {
@@ -100,7 +107,9 @@ export function readSites(sersync: ConfigNode | undefined, first: string, ssh: b
     p.warn(
       lp.el.line,
       where(lp),
-      `several <localpath>: sersync2 synced only the first and ignored the others; sersync-ts syncs them all, also ${extra.map((s) => s.watch).join(', ')}`,
+      commandAlone
+        ? `several <localpath>: sersync2 -m command watched only the first; sersync-ts runs the command for them all, also ${extra.map((s) => s.watch).join(', ')}`
+        : `several <localpath>: sersync2 synced only the first and ignored the others; sersync-ts syncs them all, also ${extra.map((s) => s.watch).join(', ')}`,
     );
   }
   return sites;
