@@ -24,6 +24,8 @@ interface WalkGroup {
    * (WatchedTree.afterMoveReported), with the old directory's removal first.
    */
   after: RelPath | null;
+  /** While its report waits: the old name whose move it waits for. */
+  waitingFor: RelPath | null;
 }
 
 interface WalkTask {
@@ -107,8 +109,26 @@ export class DirWalker {
     if (parent === undefined) return;
     const group = newGroup(path, true, () => {}, renamedFrom);
     group.after = afterMove ? path : null;
+    if (renamedFrom !== null) this.#byOldName.set(renamedFrom, group);
     this.#push({ path, parent, group, stats: st });
   }
+
+  /**
+   * Whether `group` waiting for the move out of `name` would close a circle of waits (moves that raced with the
+   * checks: each group's report would wait for another's). The walk that reports a name is found by that name.
+   */
+  #waitCloses(group: WalkGroup, name: RelPath): boolean {
+    let reporter = this.#byOldName.get(name);
+    for (let hops = 0; reporter !== undefined && hops <= this.#byOldName.size; hops++) {
+      if (reporter === group) return true;
+      if (reporter.waitingFor === null) return false;
+      reporter = this.#byOldName.get(reporter.waitingFor);
+    }
+    return false;
+  }
+
+  /** Walks of moved directories in flight, by the old name whose removal each reports. */
+  readonly #byOldName = new Map<RelPath, WalkGroup>();
 
   #push(task: WalkTask): void {
     task.group.pending++;
@@ -121,13 +141,21 @@ export class DirWalker {
     if (after !== null) {
       group.after = null;
       // The deploy swap: `site.old`'s rename is built from the remote's `site`, which this tree's report replaces.
-      tree.afterMoveReported(after, () => {
+      const resume = () => {
+        group.waitingFor = null;
         if (group.reportAdd && !tree.closed) tree.emit({ kind: 'dir', op: 'unlink', path: after });
         this.#finishGroup(group);
-      });
+      };
+      if (this.#waitCloses(group, after)) {
+        resume();
+      } else {
+        group.waitingFor = after;
+        tree.afterMoveReported(after, resume);
+      }
       return;
     }
     const from = group.renamedFrom;
+    if (from !== null && this.#byOldName.get(from) === group) this.#byOldName.delete(from);
     // The old name's removal was kept back until now (WatchedTree.movesFrom): it goes in the same turn as the rename,
     // unless a check found the name in use again and reported it already.
     const owed = from !== null && tree.movesFrom.has(from);
@@ -236,7 +264,18 @@ export class DirWalker {
 }
 
 function newGroup(top: RelPath, reportAdd: boolean, done: () => void, renamedFrom: RelPath | null): WalkGroup {
-  return { top, reportAdd, pending: 0, topEntry: null, topUnwatchable: false, reported: new Set(), done, renamedFrom, after: null };
+  return {
+    top,
+    reportAdd,
+    pending: 0,
+    topEntry: null,
+    topUnwatchable: false,
+    reported: new Set(),
+    done,
+    renamedFrom,
+    after: null,
+    waitingFor: null,
+  };
 }
 
 function isLimit(code: string | undefined): code is 'ENOSPC' | 'EMFILE' | 'ENFILE' {

@@ -163,12 +163,27 @@ export class PathChecks {
       return;
     }
     this.#movedDirs.delete(path);
+    // An exchange (`mv --exchange a b`) or a rotation (`mv a t; mv b a; mv t b`) took the old name again too: were
+    // each new directory to wait for the report of the other (see #look), neither would ever be reported.
+    const fromTaken = st?.isDirectory() === true && (await this.#present(renamedFrom));
     // The walk of the new name reports the old one's removal with the rename; any other outcome reports it here.
-    if (!(await this.#look(check, st, renamedFrom))) await this.moveEnded(renamedFrom);
+    if (!(await this.#look(check, st, renamedFrom, fromTaken))) await this.moveEnded(renamedFrom);
   }
 
-  /** What the lstat of a checked path means; true when a walk took over a move's old name (renamedFrom). */
-  async #look(check: PendingCheck, st: BigIntStats | null, renamedFrom: RelPath | null): Promise<boolean> {
+  async #present(path: RelPath): Promise<boolean> {
+    try {
+      await this.#tree.lstat(path, this.#tree.dirs.get(parentOf(path))?.dev);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * What the lstat of a checked path means; true when a walk took over a move's old name (renamedFrom).
+   * `fromTaken`: renamedFrom is in use again (then this directory reports at once, see waits below).
+   */
+  async #look(check: PendingCheck, st: BigIntStats | null, renamedFrom: RelPath | null, fromTaken = false): Promise<boolean> {
     const { path } = check;
     const tree = this.#tree;
     // The directory that reported it was removed or replaced meanwhile; that change covers this path.
@@ -198,7 +213,7 @@ export class PathChecks {
     // site.new site`). While the walk of the new name (`site.old`) runs, a directory that took the old name waits for
     // it: the walk reports the removal with its rename, and this directory after them, so that no batch replaces the
     // remote's `site` before `site.old` was built from it. Anything else that took the name is reported now.
-    const waits = st.isDirectory() && tree.movesFrom.get(path) === true && !(entry !== undefined && sameDir(entry, st));
+    const waits = st.isDirectory() && !fromTaken && tree.movesFrom.get(path) === true && !(entry !== undefined && sameDir(entry, st));
     if (!waits && tree.movesFrom.delete(path)) {
       tree.emit({ kind: 'dir', op: 'unlink', path });
       tree.moveReported(path);

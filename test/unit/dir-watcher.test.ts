@@ -413,6 +413,40 @@ describe('the native inotify reader', () => {
     assert.ok(renamed > old && shown.lastIndexOf('dir site') < renamed, shown.join('\n'));
   });
 
+  test('an exchange of two directories (renameat2 RENAME_EXCHANGE) and a rotation through a third name: both renames reported', async (t) => {
+    if (loadNativeInotify() === null) return t.skip(NO_READER);
+    // `mv --exchange` (coreutils 9.5) is not on every machine; python3 is, wherever node-gyp built the reader.
+    const exchange = (a: string, b: string) =>
+      execFileSync('python3', [
+        '-c',
+        'import ctypes,os,sys; libc=ctypes.CDLL(None, use_errno=True); sys.exit(0 if libc.renameat2(-100, os.fsencode(sys.argv[1]), -100, os.fsencode(sys.argv[2]), 2) == 0 else ctypes.get_errno())',
+        a,
+        b,
+      ]);
+    const h = await watched(
+      t,
+      (root) => {
+        for (const d of ['a/x', 'b/y', 'c/z', 'd/w']) mkdirSync(join(root, d), { recursive: true });
+      },
+      { isIgnored: () => false, pairMoves: true },
+      'auto',
+    );
+    exchange(join(h.root, 'a'), join(h.root, 'b'));
+    renameSync(join(h.root, 'c'), join(h.root, 't'));
+    renameSync(join(h.root, 'd'), join(h.root, 'c'));
+    renameSync(join(h.root, 't'), join(h.root, 'd'));
+    const shown = () =>
+      h.events.map((e) => (e.kind === 'rename' ? `rename ${e.path} from ${e.from}` : e.kind === 'lost' ? 'lost' : `${e.kind} ${e.path}`));
+    await waitFor('each new name reported', () =>
+      ['a', 'b', 'c', 'd'].every((n) =>
+        shown().some((e) => e === `rename ${n} from ${{ a: 'b', b: 'a', c: 'd', d: 't' }[n]}` || e === `dir ${n}`),
+      ),
+    ).catch((err) => {
+      throw new Error(`${err.message}: ${shown().join(', ')}`);
+    });
+    assert.ok(shown().includes('rename a from b') && shown().includes('rename b from a'), shown().join(', '));
+  });
+
   test('a moved directory whose walk claims nothing is still reported gone: moved out among 70 files, to an ignored name, its name taken again', async (t) => {
     if (loadNativeInotify() === null) return t.skip(NO_READER);
     const out = mkdtempSync(join(tmpdir(), 'dir-watcher-out-'));
