@@ -1,7 +1,16 @@
 import { opendir } from 'node:fs/promises';
 import type { Config, PluginName } from '../config/model.ts';
 import { displayPath, fromBytes, fromUtf8, joinRel, type RelPath, toBuffer } from '../core/paths.ts';
-import { planDelete, planFull, planUpdate, type RsyncInvocation, UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
+import {
+  planDelete,
+  planFull,
+  planUpdate,
+  type RsyncInvocation,
+  sshMasterArgs,
+  sshSocketBase,
+  UPDATE_FLAG_NOTE,
+  withoutUpdateFlag,
+} from '../sync/rsync-command.ts';
 import { standaloneRoots } from '../plugins/standalone.ts';
 import { CRONTAB_KEPT_NOTE, crontabKeptDespiteFilter, planSite, type SitePlan } from '../sync/site-plan.ts';
 import { siteConfigOf } from '../config/site-config.ts';
@@ -84,8 +93,18 @@ async function watchLines(root: string, { config, filter }: SitePlan): Promise<s
 /** Each remote's exact rsync argv: a full sync and sample batches. */
 function remoteLines(plan: SitePlan, initialSync: boolean): string[] {
   const lines: string[] = [];
-  for (const { remote, context: ctx } of plan.remotes) {
+  for (const { remote, context } of plan.remotes) {
     lines.push('', `remote ${remote.id} (${remote.kind}):`);
+    // The daemon's shared ssh connection (SshMaster): its socket's name ends in the daemon's pid and a nonce.
+    const base = sshSocketBase(context);
+    const socket = base === null ? null : `${base}-<pid>-<nonce>`;
+    const ctx = socket === null ? context : { ...context, sshControlPath: socket };
+    if (socket !== null) {
+      lines.push(
+        '  ssh connection kept open while the daemon runs, joined by every run:',
+        `    ${['ssh', ...sshMasterArgs(ctx, socket)].map(quote).join(' ')}`,
+      );
+    }
     const full = planFull(ctx, plan.fullSyncFilters);
     lines.push(`  full sync${initialSync ? ' (-r, crontab, recovery)' : ' (crontab, recovery)'}:`, `    ${show(full)}`);
     lines.push('  sample batch, update run:', `    ${show(planUpdate(ctx, ['index.html', 'img/logo.png']))}`);

@@ -266,19 +266,21 @@ export function baseParams(ctx: CommandContext): string[] {
  * The socket of one site's connection to one remote, named by a hash of what chooses the connection (the watch
  * root, the remote, the user, the port, the ssh options with their keys): ssh's own %C leaves out the key, so two configs
  * with their own keys for one account (forced commands) would share a master, and one daemon's restart would cut
- * the other's transfers. SshMaster adds the daemon's pid and a nonce (up to 12 characters); ssh first binds under a
- * name 17 characters longer, and a Unix socket's path has at most 107 bytes; ssh expands % and ${} in it: such a
- * state directory gets no shared connection.
+ * the other's transfers. SshMaster adds the daemon's pid and a nonce (up to 15 characters); ssh first binds under a
+ * name 17 characters longer, and a Unix socket's path has at most 107 bytes; ssh expands % and ${} in it and splits
+ * an option's value at blanks and quotes: such a state directory gets no shared connection.
  */
 export function sshControlPathIn(dir: string, key: unknown): string | null {
   const path = join(dir, `ssh-${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 16)}`);
-  return Buffer.byteLength(path) + 12 + 17 <= 107 && !/[%$]/.test(path) ? path : null;
+  return Buffer.byteLength(path) + 15 + 17 <= 107 && !/[%$\s"'\\]/.test(path) ? path : null;
 }
 
 /** Where a shared connection's socket goes, or null: not ssh, no usable path, or `<ssh options>` that set Control…. */
 export function sshSocketBase(ctx: CommandContext): string | null {
   if (ctx.remote.kind !== 'ssh' || !ctx.sshSocketBase) return null;
-  return ctx.rsync.ssh.options.some((o) => /control(master|path|persist)/i.test(o)) ? null : ctx.sshSocketBase;
+  // -M and -S are ControlMaster and ControlPath too (also among other flags, before an -o: `-qM`, `-Spath`).
+  const own = (o: string) => /control(master|path|persist)/i.test(o) || /^-[A-Za-np-z0-9]*[MS]/.test(o);
+  return ctx.rsync.ssh.options.some(own) ? null : ctx.sshSocketBase;
 }
 
 /**

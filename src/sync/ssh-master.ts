@@ -50,7 +50,7 @@ export class SshMaster {
   private constructor(ctx: CommandContext, base: string, deps: SshMasterDeps) {
     this.#deps = deps;
     this.#remoteId = ctx.remote.id;
-    this.socket = `${base}-${(deps.pid ?? process.pid).toString(36)}-${randomBytes(2).toString('hex')}`;
+    this.socket = `${base}-${(deps.pid ?? process.pid).toString(36)}-${randomBytes(4).toString('hex')}`;
     this.#args = sshMasterArgs(ctx, this.socket);
   }
 

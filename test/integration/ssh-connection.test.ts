@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { runProcess } from '../helpers/processes.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
 import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
@@ -62,6 +63,16 @@ async function masterOf(stateDir: string, ppid?: number): Promise<{ pid: number;
   );
 }
 
+/** Waits until the master at `socket` answers a control request (it is logged in and listening). */
+async function answering(socket: string): Promise<void> {
+  await waitFor(
+    async () =>
+      (await runProcess('ssh', [...sshd.sshArgs, '-o', 'ControlMaster=no', '-o', `ControlPath=${socket}`, '-O', 'check', sshd.host]))
+        .code === 0,
+    { timeoutMs: 20_000, what: `the master at ${socket} to answer` },
+  );
+}
+
 async function site(name: string) {
   const dir = await makeTempDir(`ssh-conn-${name}-`);
   const src = join(dir, 'src');
@@ -82,17 +93,22 @@ async function site(name: string) {
 describe('the shared ssh connection', () => {
   test('opened at the start, joined by every run, reopened when it drops, closed at the stop', async () => {
     const { src, dest, stateDir, conf } = await site('keep');
-    const before = logins();
     const proc = await startSersync(['-o', conf]);
     running.push(proc);
     const daemonPid = proc.proc.child.pid as number;
     const master = await masterOf(stateDir, daemonPid);
-    await waitFor(async () => logins() === before + 1, { timeoutMs: 20_000, what: 'the master to log in' });
-    for (const n of [1, 2, 3]) {
-      await writeFile(join(src, `f${n}.txt`), `file ${n}\n`);
+    await answering(master.socket);
+    const synced = () => proc.records().filter((r) => String(r.msg).startsWith('synced ')).length;
+    /** A change, synced: the trees agree and the batch's rsync runs have ended. */
+    const change = async (name: string) => {
+      const before = synced();
+      await writeFile(join(src, name), `${name}\n`);
       await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, timeoutMs: 20_000 });
-    }
-    assert.equal(logins(), before + 1, 'three batches, no login of their own');
+      await waitFor(async () => synced() > before, { timeoutMs: 20_000, what: `the batch of ${name} logged` });
+    };
+    const loggedIn = logins();
+    for (const n of [1, 2, 3]) await change(`f${n}.txt`);
+    assert.equal(logins(), loggedIn, 'three batches, no login of their own');
 
     // The connection dies: the daemon says so, opens another, and the runs join that one.
     process.kill(master.pid, 'SIGKILL');
@@ -101,10 +117,11 @@ describe('the shared ssh connection', () => {
       async () => processesWith('ssh', '-N', `ControlPath=${master.socket}`).find((p) => p.ppid === daemonPid && p.pid !== master.pid),
       { timeoutMs: 20_000, what: 'a new master on the same socket' },
     );
-    await waitFor(async () => logins() === before + 2, { timeoutMs: 20_000, what: 'the new master to log in' });
-    await writeFile(join(src, 'after.txt'), 'after the drop\n');
-    await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, timeoutMs: 20_000 });
-    assert.equal(logins(), before + 2);
+    await answering(master.socket);
+    const loggedInAgain = logins();
+    assert.ok(loggedInAgain > loggedIn, 'the new master logged in');
+    await change('after.txt');
+    assert.equal(logins(), loggedInAgain);
 
     assert.equal(await proc.stop(), 0);
     await waitFor(async () => processesWith('ssh', '-N', `ControlPath=${master.socket}`).length === 0, {

@@ -75,3 +75,23 @@ test('--check: crontab on, a realtime filter and no crontabfilter: a note (not a
   assert.doesNotMatch(withPatterns, /^note: the realtime <filter>/m);
   assert.match(fullSync(withPatterns), /'--filter=-p \*\.gz' .*--exclude=\*\.tmp/);
 });
+
+test('--check over ssh: the connection the daemon keeps open, and the runs joining it, as the daemon runs them', async () => {
+  const ssh = (options: string) =>
+    parseConfig(
+      Buffer.from(`<head><sersync><localpath watch="/nonexistent/www"><remote ip="10.0.0.2" name="/srv/www"/></localpath>
+<rsync><commonParams params="-artuz"/><ssh start="true" options="${options}"/></rsync></sersync>
+<tuning stateDir="/var/lib/st"/></head>`),
+      'conf.xml',
+      { cwd: '/' },
+    );
+  const report = await checkReport(ssh('-i /root/k'), { initialSync: false, defaultTimeoutSeconds: 300 });
+  assert.match(
+    report,
+    /ssh connection kept open .*\n {4}ssh -o ControlMaster=yes -o ControlPersist=no -o 'ControlPath=\/var\/lib\/st\/ssh-[0-9a-f]{16}-<pid>-<nonce>' -i \/root\/k -o BatchMode=yes .* -N 10\.0\.0\.2$/m,
+  );
+  assert.match(fullSync(report), /-e 'ssh -i \/root\/k -o ControlMaster=no -o ControlPath=\/var\/lib\/st\/ssh-[0-9a-f]{16}-<pid>-<nonce> /);
+  // <ssh options> that choose their own Control options: no kept connection, the runs as written.
+  const own = await checkReport(ssh('-o ControlMaster=auto'), { initialSync: false, defaultTimeoutSeconds: 300 });
+  assert.doesNotMatch(own, /kept open|ControlPath/);
+});

@@ -210,6 +210,9 @@ test('ssh mode: the runs of a remote share one master connection, unless <ssh op
     });
   assert.equal(withBase([]), '/var/lib/x/ssh-0123456789abcdef');
   assert.equal(withBase(['-o', 'ControlMaster=no']), null, '<ssh options> that say how get no master');
+  assert.equal(withBase(['-M']), null, '-M is ControlMaster');
+  assert.equal(withBase(['-qS', '/tmp/ctl']), null, '-S is ControlPath');
+  assert.equal(withBase(['-oServerAliveInterval=9', '-i', '/k/MS']), '/var/lib/x/ssh-0123456789abcdef', 'an S after -o, a path: not flags');
   assert.equal(
     sshSocketBase({ ...ctx({ rsync: { ...rsync, ssh: { enabled: true, options: [] } } }), sshSocketBase: '/x/ssh-1' }),
     null,
@@ -223,6 +226,7 @@ test('ssh mode: the runs of a remote share one master connection, unless <ssh op
   assert.equal(sshControlPathIn('/var/lib/sersync-ts', ['/www', 'h:/m', ['-i', 'a']]), path);
   assert.equal(sshControlPathIn(`/${'d'.repeat(60)}`, []), null);
   assert.equal(sshControlPathIn('/srv/state%d', []), null);
+  assert.equal(sshControlPathIn('/srv/my state', []), null, 'ssh splits an -o value at blanks');
 });
 
 test("ssh mode: the master connection has the runs' port, options and target, no command and no prompt", () => {

@@ -68,7 +68,7 @@ test('a master opens at start, the runs join its socket, it reopens with a growi
   const { log, warnings } = recordingLog();
   const master = SshMaster.for(context(join(dir, 'ssh-0123456789abcdef')), { runner, clock, log, pid: 4242 });
   assert.ok(master);
-  assert.match(master.socket, /\/ssh-0123456789abcdef-39u-[0-9a-f]{4}$/);
+  assert.match(master.socket, /\/ssh-0123456789abcdef-39u-[0-9a-f]{8}$/);
   assert.equal(master.contextFor(context(null)).sshControlPath, master.socket);
   master.start();
   await until(() => !(runner.masters.length === 0));
