@@ -24,8 +24,6 @@ interface WalkGroup {
    * (WatchedTree.afterMoveReported), with the old directory's removal first.
    */
   after: RelPath | null;
-  /** While its report waits: the old name whose move it waits for. */
-  waitingFor: RelPath | null;
 }
 
 interface WalkTask {
@@ -109,26 +107,8 @@ export class DirWalker {
     if (parent === undefined) return;
     const group = newGroup(path, true, () => {}, renamedFrom);
     group.after = afterMove ? path : null;
-    if (renamedFrom !== null) this.#byOldName.set(renamedFrom, group);
     this.#push({ path, parent, group, stats: st });
   }
-
-  /**
-   * Whether `group` waiting for the move out of `name` would close a circle of waits (moves that raced with the
-   * checks: each group's report would wait for another's). The walk that reports a name is found by that name.
-   */
-  #waitCloses(group: WalkGroup, name: RelPath): boolean {
-    let reporter = this.#byOldName.get(name);
-    for (let hops = 0; reporter !== undefined && hops <= this.#byOldName.size; hops++) {
-      if (reporter === group) return true;
-      if (reporter.waitingFor === null) return false;
-      reporter = this.#byOldName.get(reporter.waitingFor);
-    }
-    return false;
-  }
-
-  /** Walks of moved directories in flight, by the old name whose removal each reports. */
-  readonly #byOldName = new Map<RelPath, WalkGroup>();
 
   #push(task: WalkTask): void {
     task.group.pending++;
@@ -142,20 +122,14 @@ export class DirWalker {
       group.after = null;
       // The deploy swap: `site.old`'s rename is built from the remote's `site`, which this tree's report replaces.
       const resume = () => {
-        group.waitingFor = null;
         if (group.reportAdd && !tree.closed) tree.emit({ kind: 'dir', op: 'unlink', path: after });
         this.#finishGroup(group);
       };
-      if (this.#waitCloses(group, after)) {
-        resume();
-      } else {
-        group.waitingFor = after;
-        tree.afterMoveReported(after, resume);
-      }
+      // An exchange (`mv --exchange a b`) has each wait for the other: DirWatcher settles the moves once idle.
+      tree.afterMoveReported(after, resume);
       return;
     }
     const from = group.renamedFrom;
-    if (from !== null && this.#byOldName.get(from) === group) this.#byOldName.delete(from);
     // The old name's removal was kept back until now (WatchedTree.movesFrom): it goes in the same turn as the rename,
     // unless a check found the name in use again and reported it already.
     const owed = from !== null && tree.movesFrom.has(from);
@@ -274,7 +248,6 @@ function newGroup(top: RelPath, reportAdd: boolean, done: () => void, renamedFro
     done,
     renamedFrom,
     after: null,
-    waitingFor: null,
   };
 }
 

@@ -222,6 +222,16 @@ export class DirWatcher implements Watcher {
   }
 
   #maybeIdle(): void {
+    if (!this.#isIdle()) return;
+    // Nothing in flight can report a move any more: one still owed, that a directory's report waits for (see
+    // WalkGroup.after), is settled now rather than never. moveEnded keeps the checks busy until it has.
+    const tree = this.#tree;
+    if (!tree.closed) {
+      for (const name of tree.awaitedMoves()) {
+        if (tree.movesFrom.has(name)) void this.#checks.moveEnded(name);
+        else tree.moveReported(name);
+      }
+    }
     if (this.#idleWaiters.length === 0 || !this.#isIdle()) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];

@@ -74,6 +74,10 @@ export class PathChecks {
 
   /** A directory moved here from `from` (a paired move): its walk reports it as a rename. */
   movedDir(path: RelPath, from: RelPath): void {
+    // Two moves onto one name before its check (`mv a p; mv p q; mv b p`): the first one's old name is reported
+    // here, or it would stay owed for ever.
+    const earlier = this.#movedDirs.get(path);
+    if (earlier !== undefined && earlier !== from) void this.moveEnded(earlier);
     this.#movedDirs.set(path, from);
     this.#tree.movesFrom.set(from, true);
   }
@@ -163,27 +167,12 @@ export class PathChecks {
       return;
     }
     this.#movedDirs.delete(path);
-    // An exchange (`mv --exchange a b`) or a rotation (`mv a t; mv b a; mv t b`) took the old name again too: were
-    // each new directory to wait for the report of the other (see #look), neither would ever be reported.
-    const fromTaken = st?.isDirectory() === true && (await this.#present(renamedFrom));
     // The walk of the new name reports the old one's removal with the rename; any other outcome reports it here.
-    if (!(await this.#look(check, st, renamedFrom, fromTaken))) await this.moveEnded(renamedFrom);
+    if (!(await this.#look(check, st, renamedFrom))) await this.moveEnded(renamedFrom);
   }
 
-  async #present(path: RelPath): Promise<boolean> {
-    try {
-      await this.#tree.lstat(path, this.#tree.dirs.get(parentOf(path))?.dev);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /**
-   * What the lstat of a checked path means; true when a walk took over a move's old name (renamedFrom).
-   * `fromTaken`: renamedFrom is in use again (then this directory reports at once, see waits below).
-   */
-  async #look(check: PendingCheck, st: BigIntStats | null, renamedFrom: RelPath | null, fromTaken = false): Promise<boolean> {
+  /** What the lstat of a checked path means; true when a walk took over a move's old name (renamedFrom). */
+  async #look(check: PendingCheck, st: BigIntStats | null, renamedFrom: RelPath | null): Promise<boolean> {
     const { path } = check;
     const tree = this.#tree;
     // The directory that reported it was removed or replaced meanwhile; that change covers this path.
@@ -213,7 +202,8 @@ export class PathChecks {
     // site.new site`). While the walk of the new name (`site.old`) runs, a directory that took the old name waits for
     // it: the walk reports the removal with its rename, and this directory after them, so that no batch replaces the
     // remote's `site` before `site.old` was built from it. Anything else that took the name is reported now.
-    const waits = st.isDirectory() && !fromTaken && tree.movesFrom.get(path) === true && !(entry !== undefined && sameDir(entry, st));
+    // (An exchange `mv --exchange a b` would have each wait for the other: DirWalker breaks such a circle.)
+    const waits = st.isDirectory() && tree.movesFrom.get(path) === true && !(entry !== undefined && sameDir(entry, st));
     if (!waits && tree.movesFrom.delete(path)) {
       tree.emit({ kind: 'dir', op: 'unlink', path });
       tree.moveReported(path);

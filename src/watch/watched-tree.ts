@@ -38,10 +38,18 @@ export class WatchedTree {
 
   /** Runs `fn` once the move out of `from` has been reported (at once when none is owed). */
   afterMoveReported(from: RelPath, fn: () => void): void {
-    if (!this.movesFrom.has(from)) return fn();
+    if (!this.movesFrom.has(from)) {
+      fn();
+      return;
+    }
     const waiting = this.#afterMoves.get(from);
     if (waiting) waiting.push(fn);
     else this.#afterMoves.set(from, [fn]);
+  }
+
+  /** Old names whose move's report something waits for. */
+  awaitedMoves(): RelPath[] {
+    return [...this.#afterMoves.keys()];
   }
 
   /** The move out of `from` was reported (its removal emitted, or found not to be one): what waited goes on. */

@@ -447,6 +447,42 @@ describe('the native inotify reader', () => {
     assert.ok(shown().includes('rename a from b') && shown().includes('rename b from a'), shown().join(', '));
   });
 
+  test('two moves onto one name before its check: the first old name is reported gone, and a directory that takes it later is reported', async (t) => {
+    if (loadNativeInotify() === null) return t.skip(NO_READER);
+    const h = await watched(
+      t,
+      (root) => {
+        for (const d of ['a/x', 'b/y', 'e', 'f/w']) mkdirSync(join(root, d), { recursive: true });
+      },
+      { isIgnored: () => false, pairMoves: true },
+      'auto',
+    );
+    const shown = () =>
+      h.events.map((e) => (e.kind === 'rename' ? `rename ${e.path} from ${e.from}` : e.kind === 'lost' ? 'lost' : `${e.kind} ${e.path}`));
+    const mv = (from: string, to: string) => renameSync(join(h.root, from), join(h.root, to));
+    mv('a', 'p');
+    mv('p', 'q');
+    mv('b', 'p');
+    mv('e', 'r');
+    mv('f', 'r'); // e was empty: replaced
+    await waitFor('the removals of a and e', () => shown().includes('dir a') && shown().includes('dir e')).catch((err) => {
+      throw new Error(`${err.message}: ${shown().join(', ')}`);
+    });
+    // Later, directories take the old names: each is reported (it waited for ever for a move nobody would report).
+    for (const name of ['a', 'e']) {
+      mkdirSync(join(h.root, `new-${name}`, 'inner'), { recursive: true });
+      writeFileSync(join(h.root, `new-${name}`, 'inner', 'file'), 'x');
+    }
+    await sleep(100);
+    mv('new-a', 'a');
+    mv('new-e', 'e');
+    await waitFor('a and e reported again', () => shown().includes('rename a from new-a') && shown().includes('rename e from new-e')).catch(
+      (err) => {
+        throw new Error(`${err.message}: ${shown().join(', ')}`);
+      },
+    );
+  });
+
   test('a moved directory whose walk claims nothing is still reported gone: moved out among 70 files, to an ignored name, its name taken again', async (t) => {
     if (loadNativeInotify() === null) return t.skip(NO_READER);
     const out = mkdtempSync(join(tmpdir(), 'dir-watcher-out-'));
