@@ -53,7 +53,7 @@ export async function startStandalone(config: Config, name: PluginName, deps: St
         const batch = pending.take();
         if (batch === null) return;
         if (batch.full) {
-          log.warn({ plugin: name, reason: batch.fullReason }, `${batch.fullReason}: the plugin is told the watched directory instead`);
+          log.warn({ plugin: name, reason: batch.fullReason, watch: root }, `${batch.fullReason}: the plugin is told ${root} instead`);
         }
         told = told
           .then(() => pluginEventsOf(batch, rootBytes))
@@ -98,11 +98,13 @@ export async function startStandalone(config: Config, name: PluginName, deps: St
   return {
     roots,
     async stop(graceMs) {
-      for (const w of watched) {
-        await w.watcher.close();
-        w.tell();
-        w.pending.dispose();
-      }
+      await Promise.all(
+        watched.map(async (w) => {
+          await w.watcher.close();
+          w.tell();
+          w.pending.dispose();
+        }),
+      );
       await told;
       await plugin.close(graceMs);
     },

@@ -278,9 +278,28 @@ export function sshControlPathIn(dir: string, key: unknown): string | null {
 /** Where a shared connection's socket goes, or null: not ssh, no usable path, or `<ssh options>` that set Control…. */
 export function sshSocketBase(ctx: CommandContext): string | null {
   if (ctx.remote.kind !== 'ssh' || !ctx.sshSocketBase) return null;
-  // -M and -S are ControlMaster and ControlPath too (also among other flags, before an -o: `-qM`, `-Spath`).
-  const own = (o: string) => /control(master|path|persist)/i.test(o) || /^-[A-Za-np-z0-9]*[MS]/.test(o);
-  return ctx.rsync.ssh.options.some(own) ? null : ctx.sshSocketBase;
+  const options = ctx.rsync.ssh.options;
+  return options.some((o) => /control(master|path|persist)/i.test(o)) || setsMasterFlag(options) ? null : ctx.sshSocketBase;
+}
+
+/** ssh's flags that take an argument (its getopt string), attached (`-p22`) or as the next word. */
+const SSH_ARGUMENT_FLAGS = new Set('bceilmopBDEFIJLOPQRSwW');
+
+/** Whether ssh words hold -M (ControlMaster) or -S (ControlPath), read as ssh's getopt reads them: `-qM`, `-Sctl`. */
+function setsMasterFlag(words: readonly string[]): boolean {
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i] as string;
+    if (!word.startsWith('-') || word.startsWith('--')) continue;
+    for (let j = 1; j < word.length; j++) {
+      const flag = word[j] as string;
+      if (flag === 'M' || flag === 'S') return true;
+      if (SSH_ARGUMENT_FLAGS.has(flag)) {
+        if (j === word.length - 1) i++;
+        break;
+      }
+    }
+  }
+  return false;
 }
 
 /**

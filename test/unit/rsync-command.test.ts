@@ -213,6 +213,10 @@ test('ssh mode: the runs of a remote share one master connection, unless <ssh op
   assert.equal(withBase(['-M']), null, '-M is ControlMaster');
   assert.equal(withBase(['-qS', '/tmp/ctl']), null, '-S is ControlPath');
   assert.equal(withBase(['-oServerAliveInterval=9', '-i', '/k/MS']), '/var/lib/x/ssh-0123456789abcdef', 'an S after -o, a path: not flags');
+  for (const words of [['-lSteve'], ['-iServerKey'], ['-J', 'Srv'], ['-EStderr.log'], ['-i', '-MyKey'], ['-4C', '-p', '22']]) {
+    assert.equal(withBase(words), '/var/lib/x/ssh-0123456789abcdef', `${words.join(' ')}: an argument, not -M or -S`);
+  }
+  assert.equal(withBase(['-4qM']), null, 'M among other flags');
   assert.equal(
     sshSocketBase({ ...ctx({ rsync: { ...rsync, ssh: { enabled: true, options: [] } } }), sshSocketBase: '/x/ssh-1' }),
     null,
