@@ -84,6 +84,8 @@ export class DirWatcher implements Watcher {
   #started = false;
   #closing = false;
   #idleWaiters: (() => void)[] = [];
+  /** #maybeIdle is settling owed moves. */
+  #settling = false;
 
   constructor(options: DirWatcherOptions = {}) {
     this.#backendChoice = options.backend ?? (process.env.SERSYNC_TS_NATIVE_INOTIFY === '0' ? 'fs.watch' : 'auto');
@@ -225,11 +227,14 @@ export class DirWatcher implements Watcher {
     if (!this.#isIdle()) return;
     // Nothing in flight can report a move any more: one still owed, that a directory's report waits for (see
     // WalkGroup.after), is settled now rather than never. moveEnded keeps the checks busy until it has.
+    // Not again from within: a moveEnded that ends at once calls back here, and the rest are in hand already.
     const tree = this.#tree;
-    if (!tree.closed) {
-      for (const name of tree.awaitedMoves()) {
-        if (tree.movesFrom.has(name)) void this.#checks.moveEnded(name);
-        else tree.moveReported(name);
+    if (!tree.closed && !this.#settling) {
+      this.#settling = true;
+      try {
+        for (const name of tree.awaitedMoves()) if (tree.movesFrom.has(name)) void this.#checks.moveEnded(name);
+      } finally {
+        this.#settling = false;
       }
     }
     if (this.#idleWaiters.length === 0 || !this.#isIdle()) return;
