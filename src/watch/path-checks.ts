@@ -202,7 +202,7 @@ export class PathChecks {
     // site.new site`). While the walk of the new name (`site.old`) runs, a directory that took the old name waits for
     // it: the walk reports the removal with its rename, and this directory after them, so that no batch replaces the
     // remote's `site` before `site.old` was built from it. Anything else that took the name is reported now.
-    // (An exchange `mv --exchange a b` would have each wait for the other: DirWalker breaks such a circle.)
+    // (An exchange `mv --exchange a b` has each wait for the other: DirWatcher settles the moves once idle.)
     const waits = st.isDirectory() && tree.movesFrom.get(path) === true && !(entry !== undefined && sameDir(entry, st));
     if (!waits && tree.movesFrom.delete(path)) {
       tree.emit({ kind: 'dir', op: 'unlink', path });
