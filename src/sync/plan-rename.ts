@@ -1,5 +1,14 @@
-import { parentOf, type RelPath } from '../core/paths.ts';
-import { baseParams, type CommandContext, endpoints, nanosecondQuickCheck, type RsyncInvocation } from './rsync-command.ts';
+import { baseName, parentOf, type RelPath } from '../core/paths.ts';
+import {
+  baseParams,
+  type CommandContext,
+  type DeleteTarget,
+  endpoints,
+  maxDelete,
+  nanosecondQuickCheck,
+  nulList,
+  type RsyncInvocation,
+} from './rsync-command.ts';
 
 /** A path moved here from `from` inside the tree, whose old name the remote still holds (see PendingEntry.renamedFrom). */
 export interface RenameTarget {
@@ -47,6 +56,45 @@ export function planRename(ctx: CommandContext, target: RenameTarget): RsyncInvo
     fromDir === dir ? ['--fuzzy'] : ctx.remote.kind === 'daemon' ? null : ['--fuzzy', '--fuzzy', `${option}=${relativeTo(dir, fromDir)}`];
   if (basis === null) return null;
   return { kind: 'rename', args: [...head, ...ctx.filters, ...basis, ...endpoints(ctx, path, dir === '' ? '' : `${dir}/`)], input: null };
+}
+
+/**
+ * The delete run of a batch with renames through ssh, in a form that can start together with the rename runs and
+ * wait: rsync connects and starts its remote side before it reads `--files-from=-`, so the remote command (the
+ * receiving account's shell, rsync's start) overlaps the rename runs, and stdin, written once they and the update run
+ * are done, releases the deletion. `--delete-missing-args` deletes each listed name that is missing here (directories
+ * whole, with `--force`); `--delete` also clears what the remote holds below a name that exists again. The names go
+ * without `-R`, from their one directory, so the receivers that mishandle missing args with `-R` (before 3.2.3) are
+ * not involved; one that refuses the run (older than 3.1, or 3.4.3) costs a plain delete run after it.
+ *
+ * Null for other remotes (a daemon connection costs little, and a module's `max connections` could refuse the rename
+ * run itself), for deletions in more than one directory, a directory name an argument cannot carry exactly, and
+ * path filters anchored at the transfer root (this run's root is that directory).
+ */
+export function planRenameDelete(ctx: CommandContext, targets: readonly DeleteTarget[]): RsyncInvocation | null {
+  const first = targets[0];
+  if (ctx.remote.kind !== 'ssh' || first === undefined) return null;
+  const dir = parentOf(first.path);
+  const dirText = argumentText(dir);
+  if (dirText === null || targets.some((t) => parentOf(t.path) !== dir)) return null;
+  if (ctx.filters.some((f) => excludePattern(f)?.includes('/') !== false)) return null;
+  const root = dirText === '' ? '' : `${dirText}/`;
+  const args = [
+    ...baseParams(ctx),
+    '--delete',
+    '--delete-missing-args',
+    '--force',
+    ...maxDelete(ctx),
+    '--existing',
+    '--ignore-existing',
+    ...ctx.filters,
+    '--no-relative',
+    '--from0',
+    '--files-from=-',
+    ...endpoints(ctx, root, root),
+  ];
+  // A leading slash, which rsync strips, keeps a name that starts with `#` or `;` from being read as a comment.
+  return { kind: 'delete', args, input: nulList(targets.map((t) => `/${baseName(t.path)}`)) };
 }
 
 /** `target` as seen from the directory `dir` (both relative to the root; '' is the root). */

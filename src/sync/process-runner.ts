@@ -14,7 +14,8 @@ export interface ProcessResult {
 }
 
 export interface RunOptions {
-  readonly input?: Buffer | null;
+  /** Written to stdin; a promise is written when it settles (a list known only after the process started). */
+  readonly input?: Buffer | Promise<Buffer> | null;
   readonly cwd?: string;
   readonly signal?: AbortSignal;
   readonly env?: Readonly<Record<string, string>>;
@@ -41,9 +42,11 @@ export function lastLines(text: string, n: number): string {
 export const execaRunner: ProcessRunner = {
   async run(file, args, opts = {}) {
     const started = performance.now();
+    const later = opts.input instanceof Promise ? opts.input : null;
+    const input = opts.input instanceof Promise ? null : opts.input;
     const child = execa(file, args, {
-      input: opts.input ?? undefined,
-      stdin: opts.input ? undefined : 'ignore',
+      input: input ?? undefined,
+      stdin: later !== null ? 'pipe' : input ? undefined : 'ignore',
       stdout: 'pipe',
       stderr: 'pipe',
       buffer: false,
@@ -53,6 +56,13 @@ export const execaRunner: ProcessRunner = {
       forceKillAfterDelay: 5000,
       env: opts.env,
     });
+    if (later !== null) {
+      child.stdin?.on('error', () => {});
+      later.then(
+        (bytes) => child.stdin?.end(bytes),
+        () => child.stdin?.end(),
+      );
+    }
     const [stdout, stderr, result] = await Promise.all([tail(child.stdout, opts.onStdout), tail(child.stderr), child]);
     const durationMs = performance.now() - started;
     const spawnError =

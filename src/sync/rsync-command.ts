@@ -12,7 +12,8 @@ import { stateDirFor } from '../recovery/state-dir.ts';
  * or include rules when that is cheaper, see planUpdate) and, when something was removed, a delete-only run
  * (lsyncd-style include rules with `--delete --existing --ignore-existing`, which deletes and transfers nothing).
  * Neither needs `--delete-missing-args`, which misbehaves with -R on receivers before 3.2.3 and on 3.4.3
- * (rsync's own changelog and our measurements), so any receiver from 3.1 on is fine.
+ * (rsync's own changelog and our measurements), so any receiver from 3.1 on is fine. (A rename's deletion through ssh
+ * tries it first, without -R, and falls back to the delete run: planRenameDelete.)
  */
 
 export interface RsyncInvocation {
@@ -67,7 +68,7 @@ export function commandContextFor(config: Config, remote: Remote, filter: PathFi
   };
 }
 
-function maxDelete(ctx: CommandContext): string[] {
+export function maxDelete(ctx: CommandContext): string[] {
   return ctx.maxDelete === undefined || ctx.maxDelete === null ? [] : [`--max-delete=${ctx.maxDelete}`];
 }
 
@@ -171,7 +172,7 @@ function includeRules(targets: readonly DeleteTarget[]): Set<string> {
   return rules;
 }
 
-function nulList(items: Iterable<string>): Buffer {
+export function nulList(items: Iterable<string>): Buffer {
   const parts: Buffer[] = [];
   for (const item of items) parts.push(toBuffer(item), NUL);
   return Buffer.concat(parts);
@@ -322,13 +323,20 @@ function keepAlive(ctx: CommandContext): string[] {
  * the target last.
  */
 export function sshMasterArgs(ctx: CommandContext, socket: string): string[] {
-  const { port, ssh, auth } = ctx.rsync;
-  const user = auth.enabled && auth.users !== '' ? `${auth.users}@` : '';
-  const host = ctx.remote.ip.replace(/^(.*@)?\[(.*)\]$/, '$1$2');
+  return [...sshSocketArgs(ctx, socket, 'yes'), ...keepAlive(ctx), '-N', sshTarget(ctx)];
+}
+
+/** A control command (`ssh -O exit`) to the master at `socket`: a client of it, so ControlMaster=no. */
+export function sshControlArgs(ctx: CommandContext, socket: string, command: 'exit'): string[] {
+  return [...sshSocketArgs(ctx, socket, 'no'), '-O', command, sshTarget(ctx)];
+}
+
+function sshSocketArgs(ctx: CommandContext, socket: string, master: 'yes' | 'no'): string[] {
+  const { port, ssh } = ctx.rsync;
   return [
     ...(port.enabled ? ['-p', String(port.port)] : []),
     '-o',
-    'ControlMaster=yes',
+    `ControlMaster=${master}`,
     '-o',
     'ControlPersist=no',
     '-o',
@@ -336,10 +344,13 @@ export function sshMasterArgs(ctx: CommandContext, socket: string): string[] {
     ...ssh.options,
     '-o',
     'BatchMode=yes',
-    ...keepAlive(ctx),
-    '-N',
-    `${user}${host}`,
   ];
+}
+
+function sshTarget(ctx: CommandContext): string {
+  const { auth } = ctx.rsync;
+  const user = auth.enabled && auth.users !== '' ? `${auth.users}@` : '';
+  return `${user}${ctx.remote.ip.replace(/^(.*@)?\[(.*)\]$/, '$1$2')}`;
 }
 
 /**

@@ -4,7 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.ts';
 import { lastLines, type ProcessRunner } from './process-runner.ts';
-import { type CommandContext, sshMasterArgs, sshSocketBase } from './rsync-command.ts';
+import { type CommandContext, sshControlArgs, sshMasterArgs, sshSocketBase } from './rsync-command.ts';
 
 /** A master that stayed up this long was a working connection: its next failure starts the backoff anew. */
 const STEADY_MS = 60_000;
@@ -31,7 +31,7 @@ export interface SshMasterDeps {
  */
 export class SshMaster {
   readonly socket: string;
-  readonly #args: readonly string[];
+  readonly #ctx: CommandContext;
   readonly #deps: SshMasterDeps;
   readonly #remoteId: string;
   readonly #abort = new AbortController();
@@ -51,7 +51,7 @@ export class SshMaster {
     this.#deps = deps;
     this.#remoteId = ctx.remote.id;
     this.socket = `${base}-${(deps.pid ?? process.pid).toString(36)}-${randomBytes(4).toString('hex')}`;
-    this.#args = sshMasterArgs(ctx, this.socket);
+    this.#ctx = ctx;
   }
 
   /** The runs' context: joining this master. */
@@ -80,7 +80,7 @@ export class SshMaster {
       await unlink(this.socket).catch(() => {});
       const started = clock.now();
       log.debug({ remote: this.#remoteId, socket: this.socket }, `opening the shared ssh connection to ${this.#remoteId}`);
-      const result = await runner.run('ssh', this.#args, { signal: this.#abort.signal });
+      const result = await runner.run('ssh', sshMasterArgs(this.#ctx, this.socket), { signal: this.#abort.signal });
       if (this.#stopped) break;
       const steady = clock.now() - started >= STEADY_MS;
       if (steady) this.#retryMs = FIRST_RETRY_MS;
@@ -118,12 +118,7 @@ export class SshMaster {
       const pid = name.startsWith(prefix) ? Number.parseInt(name.slice(prefix.length).split('-')[0] ?? '', 36) : Number.NaN;
       if (!Number.isSafeInteger(pid) || pid <= 0 || pid === (this.#deps.pid ?? process.pid) || alive(pid)) continue;
       const socket = join(dirname(this.socket), name);
-      const target = this.#args.at(-1) as string;
-      // A control command is a client of the master: ControlMaster=no (with yes, ssh would not ask the socket).
-      const exit = this.#args
-        .slice(0, -2)
-        .map((a) => (a.startsWith('ControlPath=') ? `ControlPath=${socket}` : a === 'ControlMaster=yes' ? 'ControlMaster=no' : a));
-      const result = await runner.run('ssh', [...exit, '-O', 'exit', target], { signal: AbortSignal.timeout(5000) });
+      const result = await runner.run('ssh', sshControlArgs(this.#ctx, socket, 'exit'), { signal: AbortSignal.timeout(5000) });
       await unlink(socket).catch(() => {});
       if (result.exitCode === 0)
         log.info({ remote: this.#remoteId, socket }, `closed a shared ssh connection to ${this.#remoteId} left by a daemon that is gone`);

@@ -218,6 +218,48 @@ describe('renames over ssh', () => {
     assert.equal(moved.renamed, 1, JSON.stringify(moved));
     assert.ok((moved.bytes as number) < 1 << 20, JSON.stringify(moved));
   });
+  test('a directory rename: the delete run starts on the remote while the rename run goes, and deletes after it', async () => {
+    const dir = await makeTempDir('rename-ssh-early-');
+    const src = join(dir, 'src');
+    const dest = join(dir, 'dest');
+    await mkdir(dest);
+    await generateTree(join(src, 'site'), { dirs: 10, filesPerDir: 100, size: 2048 });
+    // The remote's rsync, wrapped to log when each receiving side starts and ends (the runs' order on the remote). The
+    // rename run waits up to 10 s for the delete run's start, so that a small rename cannot end before it on any load.
+    const order = join(dir, 'order.log');
+    const wrapper = join(dir, 'rsync-logged');
+    const waitForDelete = `case "$*" in *--link-dest*) i=0; while [ $i -lt 100 ] && ! grep -q -e --delete-missing-args ${order}; do sleep 0.1; i=$((i+1)); done;; esac`;
+    await writeFile(
+      wrapper,
+      `#!/bin/sh\necho "start $$ $*" >> ${order}\n${waitForDelete}\nrsync "$@"\nrc=$?\necho "end $$ $rc" >> ${order}\nexit $rc\n`,
+    );
+    await chmod(wrapper, 0o755);
+    const conf = await writeConf(dir, {
+      watch: src,
+      remotes: [{ ip: '127.0.0.1', name: dest }],
+      ssh: { options: sshd.sshArgs.join(' ') },
+      commonParams: `-artuz --rsync-path=${wrapper}`,
+      failLog: join(dir, 'state', 'fail.log'),
+      tuning: { watcher: 'dirs' },
+    });
+    const proc = await startSersync(['-r', '-o', conf]);
+    running.push(proc);
+    await proc.waitForLog((r) => r.full === true && r.exitCode === 0, 'the -r full sync', 60_000);
+    await writeFile(order, '');
+    const seen = proc.records().length;
+    await rename(join(src, 'site'), join(src, 'site.old'));
+    await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, timeoutMs: 30_000 });
+    const batch = await batchAfter(proc, seen);
+    assert.equal(batch.renamed, 1, JSON.stringify(batch));
+    const lines = (await readFile(order, 'utf8')).split('\n').filter(Boolean);
+    const pidOf = (line: string | undefined) => line?.split(' ')[1];
+    const renameRun = pidOf(lines.find((l) => l.startsWith('start ') && l.includes('--link-dest')));
+    const deleteRun = pidOf(lines.find((l) => l.startsWith('start ') && l.includes('--delete-missing-args')));
+    assert.ok(renameRun !== undefined && deleteRun !== undefined, lines.join('\n'));
+    const at = (what: string) => lines.indexOf(lines.find((l) => l.startsWith(what)) as string);
+    assert.ok(at(`start ${deleteRun} `) < at(`end ${renameRun} `), `the delete run started after the rename run ended:\n${lines.join('\n')}`);
+    assert.ok(lines.includes(`end ${deleteRun} 0`), lines.join('\n'));
+  });
 });
 
 describe('plugins', () => {

@@ -10,8 +10,8 @@ import type { Remote, RsyncSettings } from '../../src/config/model.ts';
 import { SHIPPED_TOGGLES } from '../../src/config/parse-config.ts';
 import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import type { DiskProbe } from '../../src/sync/disk-probe.ts';
-import { planRename, totalFileSizeFromStats } from '../../src/sync/plan-rename.ts';
-import type { ProcessResult, ProcessRunner } from '../../src/sync/process-runner.ts';
+import { planRename, planRenameDelete, totalFileSizeFromStats } from '../../src/sync/plan-rename.ts';
+import type { ProcessResult, ProcessRunner, RunOptions } from '../../src/sync/process-runner.ts';
 import { RemoteLane } from '../../src/sync/remote-lane.ts';
 import type { CommandContext } from '../../src/sync/rsync-command.ts';
 import { CloseWriteFilter } from '../../src/watch/close-write.ts';
@@ -237,6 +237,47 @@ test('planRename: a directory goes with --link-dest at its old name, relative to
   ]);
 });
 
+const sshRemote: Remote = { kind: 'ssh', ip: '10.0.0.3', name: '/srv/www', id: '10.0.0.3:/srv/www', line: 2 };
+
+test('planRenameDelete: through ssh, the old names of one directory on stdin, the run rooted at that directory', () => {
+  const targets = [
+    { path: 'img/photos', tree: true },
+    { path: 'img/#notes', tree: false },
+  ];
+  const run = planRenameDelete(ctxFor(sshRemote, { maxDelete: 500 }), targets);
+  assert.deepEqual(run?.args, [
+    '-artz',
+    '--timeout=300',
+    '-e',
+    'ssh',
+    '--delete',
+    '--delete-missing-args',
+    '--force',
+    '--max-delete=500',
+    '--existing',
+    '--ignore-existing',
+    '--exclude=*.swp',
+    '--no-relative',
+    '--from0',
+    '--files-from=-',
+    '/data/www/img/',
+    'rsync_backup@10.0.0.3:/srv/www/img/',
+  ]);
+  assert.equal(run?.input?.toString('latin1'), '/photos\0/#notes\0');
+  assert.deepEqual(planRenameDelete(ctxFor(sshRemote), [{ path: 'gone', tree: true }])?.args.slice(-2), [
+    '/data/www/',
+    'rsync_backup@10.0.0.3:/srv/www',
+  ]);
+});
+
+test('planRenameDelete: null (the plain delete run) for a daemon, names in two directories, anchored filters, a directory argv cannot carry', () => {
+  assert.equal(planRenameDelete(ctxFor(daemon), [{ path: 'a', tree: true }]), null);
+  assert.equal(planRenameDelete(ctxFor(sshRemote), []), null);
+  assert.equal(planRenameDelete(ctxFor(sshRemote), [{ path: 'a', tree: true }, { path: 'd/b', tree: true }]), null);
+  assert.equal(planRenameDelete(ctxFor(sshRemote, { filters: ['--exclude=/cache'] }), [{ path: 'a', tree: true }]), null);
+  assert.equal(planRenameDelete(ctxFor(sshRemote), [{ path: 'd\xff/a', tree: true }]), null);
+});
+
 test('planRename: --copy-dest where rsync writes in place; --fuzzy for a file renamed in its directory', () => {
   const inplace = ctxFor(daemon, { rsync: { ...rsync, commonParams: ['-artz', '--inplace'] } });
   assert.ok(planRename(inplace, { path: 'b', from: 'a', isDir: true })?.args.includes('--copy-dest=../a'));
@@ -300,11 +341,11 @@ const laneDisk: DiskProbe = {
   async *entries() {},
 };
 
-function renameLane(codes: number[]) {
+function renameLane<R extends ProcessRunner = Runner>(codes: number[], remote: Remote = daemon, scripted?: R) {
   const clock = new FakeClock();
-  const runner = new Runner(codes);
+  const runner = scripted ?? (new Runner(codes) as unknown as R);
   const synced: { updated: readonly string[]; deleted: readonly string[] }[] = [];
-  const lane = new RemoteLane(daemon, ctxFor(daemon, { watch: laneRoot, filters: [] }), LIMITS, {
+  const lane = new RemoteLane(remote, ctxFor(remote, { watch: laneRoot, filters: [] }), LIMITS, {
     clock,
     runner,
     limiter: new PQueue({ concurrency: 1 }),
@@ -351,6 +392,67 @@ test('lane: a rename run that fails leaves the path to the plain update run of t
   assert.deepEqual(runner.args.map(runKind), ['rename', 'update', 'delete']);
   assert.equal(lane.stats.renames, 0);
   assert.equal(lane.stats.consecutiveFailures, 0);
+});
+
+/** Records when each run starts, gets its held-back stdin (or is stopped without it) and ends. */
+class OrderRunner implements ProcessRunner {
+  readonly events: string[] = [];
+  readonly codes: Record<string, number[]>;
+  constructor(codes: Record<string, number[]> = {}) {
+    this.codes = codes;
+  }
+  async run(_file: string, args: readonly string[], opts: RunOptions = {}): Promise<ProcessResult> {
+    const kind = args.includes('--delete-missing-args') ? 'early-delete' : runKind(args);
+    this.events.push(`start ${kind}`);
+    const input = opts.input;
+    if (input instanceof Promise) {
+      const stopped = new Promise<null>((resolve) => opts.signal?.addEventListener('abort', () => resolve(null)));
+      const list = await Promise.race([input, stopped]);
+      if (list === null) {
+        this.events.push(`stopped ${kind}`);
+        return { signal: 'SIGTERM', stdout: '', stderr: '', durationMs: 1 };
+      }
+      this.events.push(`stdin ${kind} ${list.toString('latin1')}`);
+    }
+    await new Promise((r) => setImmediate(r));
+    const exitCode = this.codes[kind]?.shift() ?? 0;
+    this.events.push(`end ${kind} ${exitCode}`);
+    const stdout = kind === 'rename' ? 'Total file size: 1,000,000 bytes\nTotal bytes sent: 1,000\n' : '';
+    return { exitCode, stdout, stderr: '', durationMs: 1 };
+  }
+}
+
+test('lane over ssh: the delete run starts with the rename run and gets its list only once the rename run ended', async () => {
+  const { clock, runner, synced, lane } = renameLane([], sshRemote, new OrderRunner());
+  lane.add('old', removedDir);
+  lane.add('new', movedDir('old'));
+  await settle(clock, 400);
+  assert.deepEqual(runner.events, ['start early-delete', 'start rename', 'end rename 0', 'stdin early-delete /old\0', 'end early-delete 0']);
+  assert.deepEqual(synced, [{ updated: ['new'], deleted: ['old'] }]);
+  assert.equal(lane.stats.rsyncRuns, 2);
+});
+
+test('lane over ssh: a delete run started early that fails is followed by the plain one; one never released is stopped', async () => {
+  const refused = renameLane([], sshRemote, new OrderRunner({ 'early-delete': [2] }));
+  refused.lane.add('old', removedDir);
+  refused.lane.add('new', movedDir('old'));
+  await settle(refused.clock, 400);
+  assert.deepEqual(refused.runner.events.slice(-4), ['stdin early-delete /old\0', 'end early-delete 2', 'start delete', 'end delete 0']);
+  assert.deepEqual(refused.synced, [{ updated: ['new'], deleted: ['old'] }]);
+  // The rename run and the plain update after it fail: the old name must stay, and nothing reaches the early run.
+  const failed = renameLane([], sshRemote, new OrderRunner({ rename: [12], update: [12] }));
+  failed.lane.add('old', removedDir);
+  failed.lane.add('new', movedDir('old'));
+  await settle(failed.clock, 400);
+  assert.deepEqual(failed.runner.events.slice(0, 6), [
+    'start early-delete',
+    'start rename',
+    'end rename 12',
+    'start update',
+    'end update 12',
+    'stopped early-delete',
+  ]);
+  assert.deepEqual(failed.synced, []);
 });
 
 test("dir watcher (native inotify): a move inside the tree is one rename event after the old name's removal", async (t) => {
