@@ -5,7 +5,7 @@ import type { Batch, PendingEntry } from '../aggregate/aggregator.ts';
 import type { Config } from '../config/model.ts';
 import type { Clock } from '../core/clock.ts';
 import { errorCode } from '../core/errors.ts';
-import { displayPath, fromUtf8 } from '../core/paths.ts';
+import { displayPath, fromUtf8, type RelPath } from '../core/paths.ts';
 import { FullSyncProgress } from '../observe/progress.ts';
 import { createAfterSync } from '../plugins/after-sync.ts';
 import { Crontab } from '../recovery/crontab.ts';
@@ -15,6 +15,8 @@ import { type AttemptReport, type LaneDeps, RemoteLane } from '../sync/remote-la
 import { UPDATE_FLAG_NOTE, withoutUpdateFlag } from '../sync/rsync-command.ts';
 import { CRONTAB_KEPT_NOTE, crontabKeptDespiteFilter, planSite } from '../sync/site-plan.ts';
 import { SshMaster } from '../sync/ssh-master.ts';
+import { mountPointsBelow } from '../watch/mount-table.ts';
+import type { PathFilter } from '../watch/path-filter.ts';
 import { CloseWriteFilter, stillOpenMessage } from '../watch/close-write.ts';
 import { createWatcher, type WatcherHooks } from '../watch/watcher-choice.ts';
 import type { Watcher } from '../watch/watcher.ts';
@@ -117,6 +119,8 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
   });
   /** Whether each mount point of the tree was mounted at the last poll. */
   const mounts = new Map<string, boolean>();
+  /** The mount table's entries below the root at the last poll: the start's walk sees those there before it. */
+  let mountTable = new Set((await mountPointsBelow(fromUtf8(root))).filter((path) => !excludedOrBelow(filter, path)));
   const watcher =
     deps.createWatcher?.(config) ??
     createWatcher(config, {
@@ -161,6 +165,22 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
   }
   async function pollMounts(): Promise<boolean> {
     const id = await rootIdentity(root);
+    // A mount below an excluded directory is nothing the mirror holds: no watch, no hold when it goes.
+    const table = (await mountPointsBelow(fromUtf8(root))).filter((path) => !excludedOrBelow(filter, path));
+    for (const path of table) {
+      if (mountTable.has(path)) continue;
+      const guarded = await guard.noteIfMounted(path);
+      if (guarded) mounts.set(path, true);
+      log.warn(
+        { path: displayPath(path) },
+        `${displayPath(path)} was mounted inside the tree: watching and syncing it` +
+          (guarded ? '; deletions below it are held while it is unmounted' : ' (on the same device: its deletions are not guarded)'),
+      );
+      watcher.recheck?.(path);
+    }
+    // A bind mount that went (the guard's loop below sees only those on their own device).
+    for (const path of mountTable) if (!table.includes(path) && !mounts.has(path)) watcher.recheck?.(path);
+    mountTable = new Set(table);
     for (const [path, mounted] of await guard.mountStates()) {
       const was = mounts.get(path) ?? true;
       mounts.set(path, mounted);
@@ -289,4 +309,9 @@ function withEntries(batch: Batch | null, entries: readonly PendingEntry[], now:
   if (entries.length === 0) return batch;
   if (batch === null) return { full: false, fullReason: '', entries, since: now };
   return batch.full ? batch : { ...batch, entries: [...batch.entries, ...entries] };
+}
+
+function excludedOrBelow(filter: PathFilter, path: RelPath): boolean {
+  const parts = path.split('/');
+  return parts.some((_, i) => filter.isExcluded(parts.slice(0, i + 1).join('/'), true));
 }

@@ -107,6 +107,13 @@ export class DeletionGuard {
     this.#remember();
   }
 
+  /** Notes `path` if it is a mount point now and was not known (a disk mounted after the start); true if so. */
+  async noteIfMounted(path: RelPath): Promise<boolean> {
+    if (this.#mounts.has(path) || !(await this.#mounted(path))) return false;
+    this.noteMountPoint(path);
+    return true;
+  }
+
   /** Remembers the mount points in this file from now on (the site's retry queue was re-keyed by a reload). */
   rememberIn(file: string): void {
     this.#file = file;

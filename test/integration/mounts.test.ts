@@ -17,7 +17,7 @@ import { compareTrees } from '../helpers/trees.ts';
 import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
 import { type SersyncProcess, startSersync, writeConf } from './support/sersync.ts';
 
-const MODULES = ['rootmount', 'innermount', 'restartmount'];
+const MODULES = ['rootmount', 'innermount', 'restartmount', 'latemount'];
 let rsyncd: RsyncDaemon;
 const running: SersyncProcess[] = [];
 const mounted: string[] = [];
@@ -226,5 +226,26 @@ describe('unmounted disks', { skip: process.getuid?.() === 0 ? false : 'needs ro
     await mountTmpfs(uploads);
     await writeFiles(join(uploads, 'img'), 21);
     await identical(s.src, s.dest);
+  });
+
+  test('a disk mounted inside the tree after the start: its files are watched and synced; unmounted, nothing below it deleted', async () => {
+    const s = await scenario('latemount');
+    await writeFiles(join(s.src, 'site'), 3, 'page');
+    const uploads = join(s.src, 'uploads');
+    await mkdir(uploads);
+    await writeFile(join(uploads, 'stray.txt'), 'left in the mount point');
+    const proc = await s.start(['-r']);
+    await identical(s.src, s.dest);
+    // A disk that came up after the daemon (a network mount at boot): inotify tells the watch on uploads/ nothing.
+    await mountTmpfs(uploads);
+    await proc.waitForLog((r) => typeof r.msg === 'string' && r.msg.includes('was mounted inside the tree'), 'the new mount point', 30_000);
+    await writeFiles(join(uploads, 'img'), 20);
+    await identical(s.src, s.dest);
+    const snapshot = join(s.dir, 'snapshot');
+    assert.equal((await runProcess('cp', ['-a', `${s.src}/.`, snapshot])).code, 0);
+    await unmount(uploads);
+    await proc.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('holding deletions'), 'the hold to be logged', 30_000);
+    await sleep(6000);
+    await nothingDeleted(snapshot, s.dest);
   });
 });
