@@ -144,7 +144,7 @@ export function planRuns(
   // Below a mount point that is none now, a full sync or sweep neither deletes nor sends (protectRule); those deletions wait.
   const filters = [...plan.protect, ...fullSyncFilters];
   if (plan.full !== null) runs.push(planFull(plan.full === 'send' ? { ...ctx, deletes: false } : ctx, filters, excludeFrom));
-  if (plan.deletes.length > 0) runs.push(planDelete(ctx, plan.deletes));
+  if (plan.deletes.length > 0) runs.push(planDelete(ctx, plan.deletes, plan.protect));
   if (plan.sweep) runs.push(planFull(ctx, filters, excludeFrom, 'sweep'));
   return runs;
 }

@@ -32,14 +32,15 @@ export interface RenameTarget {
  *   an rsync daemon, where 3.5.0 looks for the fuzzy basis below a wrong path (the destination directory prefixed).
  *
  * Null where the run could differ from a plain one, or cannot help: a file moved to another directory of a daemon
- * module, a name that an argument
- * cannot carry exactly (not UTF-8, control characters), and path filters anchored at the transfer root (such a
- * run's root is the renamed directory). A remote that lacks the old name gets a plain transfer from the same run.
+ * module, a name that an argument cannot carry exactly (not UTF-8, control characters; glob characters `*?[\` or
+ * `--old-args` towards a remote, see destinationText), and path filters anchored at the transfer root (such a run's
+ * root is the renamed directory). A remote that lacks the old name gets a plain transfer from the same run.
  */
 export function planRename(ctx: CommandContext, target: RenameTarget): RsyncInvocation | null {
   const path = argumentText(target.path);
   const from = argumentText(target.from);
-  if (path === null || from === null) return null;
+  // The destination argument: the directory itself, or a file's directory.
+  if (path === null || from === null || destinationText(ctx, target.isDir ? target.path : parentOf(target.path)) === null) return null;
   if (ctx.filters.some((f) => excludePattern(f)?.includes('/') !== false)) return null;
   const head = [...baseParams(ctx), ...(ctx.nanoseconds === false ? [] : nanosecondQuickCheck(ctx.rsync.commonParams)), '--stats'];
   const option = ctx.rsync.commonParams.some(writesInPlace) ? '--copy-dest' : '--link-dest';
@@ -68,15 +69,17 @@ export function planRename(ctx: CommandContext, target: RenameTarget): RsyncInvo
  * not involved; one that refuses the run (older than 3.1, or 3.4.3) costs a plain delete run after it.
  *
  * Null for other remotes (a daemon connection costs little, and a module's `max connections` could refuse the rename
- * run itself), for deletions in more than one directory, a directory name an argument cannot carry exactly, and
- * path filters anchored at the transfer root (this run's root is that directory).
+ * run itself), once the receiver refused this form (ctx.earlyDeletes), for deletions in more than one directory or of
+ * non-tree targets, a directory name the destination argument cannot carry exactly, and path filters anchored at
+ * the transfer root (this run's root is that directory).
  */
 export function planRenameDelete(ctx: CommandContext, targets: readonly DeleteTarget[]): RsyncInvocation | null {
   const first = targets[0];
-  if (ctx.remote.kind !== 'ssh' || first === undefined) return null;
+  if (ctx.remote.kind !== 'ssh' || ctx.earlyDeletes === false || first === undefined) return null;
   const dir = parentOf(first.path);
-  const dirText = argumentText(dir);
-  if (dirText === null || targets.some((t) => parentOf(t.path) !== dir)) return null;
+  const dirText = destinationText(ctx, dir);
+  // A name that exists again: the plain run clears only what a tree target reaches (splitByDisk's are all trees).
+  if (dirText === null || targets.some((t) => parentOf(t.path) !== dir || !t.tree)) return null;
   if (ctx.filters.some((f) => excludePattern(f)?.includes('/') !== false)) return null;
   const root = dirText === '' ? '' : `${dirText}/`;
   const args = [
@@ -108,6 +111,23 @@ function relativeTo(dir: RelPath, target: RelPath): string {
 export function totalFileSizeFromStats(stdout: string): number {
   const m = /Total file size: ([\d,.' ]+)/.exec(stdout);
   return m ? Number((m[1] as string).replace(/\D/g, '')) : 0;
+}
+
+/**
+ * A path below the remote's root as the destination argument carries it: rsync escapes blanks and shell characters
+ * in it but leaves glob characters to the remote side (the remote shell, the daemon, or rsync itself with
+ * `--secluded-args`), where `w[1]` would name `w1`; and with `--old-args` it escapes nothing. Null in those cases.
+ */
+function destinationText(ctx: CommandContext, path: RelPath): string | null {
+  const text = argumentText(path);
+  if (text === null || ctx.remote.kind === 'local') return text;
+  if (/[*?[\\]/.test(text) || oldArgs(ctx)) return null;
+  return text;
+}
+
+function oldArgs(ctx: CommandContext): boolean {
+  const env = process.env.RSYNC_OLD_ARGS;
+  return ctx.rsync.commonParams.includes('--old-args') || (env !== undefined && env !== '' && env !== '0');
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });

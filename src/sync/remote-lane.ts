@@ -213,6 +213,7 @@ export class RemoteLane {
       case 'failed':
         return failedAttempt(this.#outcome(), batch, result.verdict, result.exitCode, result.error);
       case 'synced':
+        if (result.summary.earlyRefused) this.#ctx = { ...this.#ctx, earlyDeletes: false };
         batchSucceeded(this.#outcome(), batch, result.summary, (this.#deps.clock.now() - started) / 1000);
         if (result.recheck) this.restore({ full: false, entries: batch.entries.filter((e) => !e.tree) });
     }

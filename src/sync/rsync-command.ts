@@ -36,6 +36,8 @@ export interface CommandContext {
   readonly defaultTimeoutSeconds: number;
   /** Update runs compare mtimes to the nanosecond (default); false once a receiver older than 3.1.3 refused it. */
   readonly nanoseconds?: boolean;
+  /** A rename's deletion may start early (planRenameDelete); false once the receiver refused that form. */
+  readonly earlyDeletes?: boolean;
   /** `<tuning maxDelete>`: rsync's --max-delete for runs that delete; null or absent: no cap. */
   readonly maxDelete?: number | null;
   /** ssh remotes: where this site's shared connection may put its socket (sshControlPathIn); null: nowhere. */
@@ -139,8 +141,11 @@ export interface DeleteTarget {
   readonly tree: boolean;
 }
 
-/** Removes from the remote whatever of these paths no longer exists locally; transfers nothing. */
-export function planDelete(ctx: CommandContext, targets: readonly DeleteTarget[]): RsyncInvocation {
+/**
+ * Removes from the remote whatever of these paths no longer exists locally; transfers nothing. `protect`: rules that
+ * keep the directories of lost mount points out (protectRule).
+ */
+export function planDelete(ctx: CommandContext, targets: readonly DeleteTarget[], protect: readonly string[] = []): RsyncInvocation {
   const args = [
     ...baseParams(ctx),
     '--delete',
@@ -149,6 +154,8 @@ export function planDelete(ctx: CommandContext, targets: readonly DeleteTarget[]
     '--existing',
     '--ignore-existing',
     ...ctx.filters,
+    // Before the include rules (the first match wins): a target that holds a lost mount point leaves it alone.
+    ...protect,
     '--from0',
     '--include-from=-',
     '--exclude=*',

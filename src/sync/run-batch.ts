@@ -10,9 +10,9 @@ import type { LaneStats } from './lane-report.ts';
 import { withoutLinkedAncestors } from './linked-ancestors.ts';
 import { planBatch, planRuns, renameTargets, type UpdatePlan } from './plan-batch.ts';
 import { planRename, planRenameDelete, type RenameTarget, totalFileSizeFromStats } from './plan-rename.ts';
-import { lastLines, type ProcessRunner } from './process-runner.ts';
+import { lastLines, type ProcessResult, type ProcessRunner } from './process-runner.ts';
 import { bytesSentFromStats, type CommandContext, type RsyncInvocation } from './rsync-command.ts';
-import { classifyRun, type RsyncVerdict } from './rsync-exit.ts';
+import { classifyRun, type RsyncVerdict, type RunStep } from './rsync-exit.ts';
 
 /** What one attempt at a batch needs: the lane's seams and settings, and this attempt's context. */
 export interface BatchEnv {
@@ -44,6 +44,8 @@ export interface SyncSummary {
   readonly runs: readonly RsyncInvocation[];
   readonly bytes: number;
   readonly renamed: { readonly paths: number; readonly saved: number; readonly runs: number };
+  /** The receiver refused a rename's early delete run (exit 1 or 2: too old, or 3.4.3): the plain form from now on. */
+  readonly earlyRefused?: boolean;
 }
 
 /** How an attempt ended; the lane decides what follows. */
@@ -80,8 +82,12 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
   }
   const renamed = { paths: 0, saved: 0, sent: 0, runs: 0 };
   const renames = update !== null && env.untranslated.length === 0 && env.renames ? plannedRenames(env.ctx, batch, update) : [];
-  const early = renames.length > 0 && plan.deletes.length > 0 ? startEarly(env, planRenameDelete(env.ctx, plan.deletes)) : null;
+  const early =
+    renames.length > 0 && plan.deletes.length > 0 && plan.protect.length === 0 && !env.signal.aborted
+      ? startEarly(env, planRenameDelete(env.ctx, plan.deletes))
+      : null;
   let recheck = false;
+  let earlyRefused = false;
   try {
     if (update !== null && renames.length > 0) {
       const done = await sendRenames(env, renames, renamed);
@@ -96,6 +102,7 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
     const runs = planRuns(ctx, { ...plan, update }, env.fullSyncFilters, excludeFile?.path ?? null);
     // planRuns puts the deletions' run before the sweep (the other run of that kind).
     const deleteRun = plan.deletes.length > 0 ? runs.find((r) => r.kind === 'delete') : undefined;
+    const ran: RsyncInvocation[] = [];
     stats.batches++;
     try {
       for (const run of runs) {
@@ -104,7 +111,19 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
           // (the stop persists it); runs that did go are repeated harmlessly.
           return { kind: 'aborted' };
         }
-        if (run === deleteRun && early !== null && (await early.release(env))) continue;
+        if (run === deleteRun && early !== null) {
+          const { step, error, stderr, refused } = await early.release(env);
+          if (step === 'ok' || step === 'vanished') {
+            ran.push(early.run);
+            continue;
+          }
+          // What the plain run would answer too: a second run would delete as many again, or fail on the same paths.
+          if (step === 'max-delete') return { kind: 'max-delete', stderr };
+          if (step === 'partial') return { kind: 'partial', run: 'delete', error };
+          earlyRefused = refused;
+          if (env.signal.aborted) return { kind: 'aborted' };
+        }
+        ran.push(run);
         stats.rsyncRuns++;
         const progress = run.kind === 'full' ? env.progress?.(env.remoteId) : undefined;
         const result = await env.runner
@@ -143,7 +162,7 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
     } finally {
       await excludeFile?.remove();
     }
-    return { kind: 'synced', summary: { updated, deleted: plan.deleted, runs, bytes, renamed }, recheck };
+    return { kind: 'synced', summary: { updated, deleted: plan.deleted, runs: ran, bytes, renamed, earlyRefused }, recheck };
   } finally {
     await early?.cancel();
   }
@@ -164,10 +183,19 @@ interface PlannedRename {
 
 /** A delete run started before its turn, its list held back (planRenameDelete). */
 interface EarlyDelete {
-  /** Writes the list and waits for the run: true if it deleted what it had to, false if the plain delete run must go. */
-  release(env: BatchEnv): Promise<boolean>;
+  readonly run: RsyncInvocation;
+  /** Writes the list and waits for the run. */
+  release(env: BatchEnv): Promise<EarlyOutcome>;
   /** Stops the run if it was never released (nothing reached its stdin, so it deleted nothing). */
   cancel(): Promise<void>;
+}
+
+interface EarlyOutcome {
+  readonly step: RunStep;
+  readonly error: string;
+  readonly stderr: string;
+  /** The receiver does not take this form (syntax or protocol error). */
+  readonly refused: boolean;
 }
 
 function startEarly(env: BatchEnv, run: RsyncInvocation | null): EarlyDelete | null {
@@ -177,22 +205,30 @@ function startEarly(env: BatchEnv, run: RsyncInvocation | null): EarlyDelete | n
     write = resolve;
   });
   const stop = new AbortController();
-  const result = env.runner.run(env.rsyncPath, run.args, { input: list, signal: AbortSignal.any([env.signal, stop.signal]) });
+  env.stats.rsyncRuns++;
+  // Nothing awaits it until its turn: a rejection must not go unhandled meanwhile.
+  const result = env.runner
+    .run(env.rsyncPath, run.args, { input: list, signal: AbortSignal.any([env.signal, stop.signal]) })
+    .catch((err: unknown): ProcessResult => ({ stdout: '', stderr: '', durationMs: 0, spawnError: String(err) }));
   let released = false;
   return {
+    run,
     async release({ stats, log, remoteId }) {
       released = true;
       write(run.input as Buffer);
       const outcome = await result;
-      stats.rsyncRuns++;
       const { verdict, meaning, step } = classifyRun(run, outcome, env.rsyncPath, false);
       stats.runsByVerdict[verdict]++;
-      if (step === 'ok' || step === 'vanished') return true;
-      log.info(
-        { remote: remoteId, exitCode: outcome.exitCode, stderr: lastLines(outcome.stderr, 3) },
-        `rsync delete to ${remoteId}, started with the renames: ${meaning}; deleting with a plain delete run`,
-      );
-      return false;
+      const stderr = lastLines(outcome.stderr, 3);
+      const refused = outcome.exitCode === 1 || outcome.exitCode === 2;
+      if (step !== 'ok' && step !== 'vanished' && step !== 'max-delete' && step !== 'partial') {
+        log.info(
+          { remote: remoteId, exitCode: outcome.exitCode, stderr },
+          `rsync delete to ${remoteId}, started with the renames: ${meaning}; deleting with a plain delete run` +
+            (refused ? ' (and from now on)' : ''),
+        );
+      }
+      return { step, error: `${meaning}${stderr ? `: ${stderr}` : ''}`, stderr, refused };
     },
     async cancel() {
       if (!released) stop.abort();

@@ -4,7 +4,7 @@
  * shown in /status; a remount is followed and synced. Needs root (mount); real rsync daemon with auth.
  */
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
@@ -17,7 +17,7 @@ import { compareTrees } from '../helpers/trees.ts';
 import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
 import { type SersyncProcess, startSersync, writeConf } from './support/sersync.ts';
 
-const MODULES = ['rootmount', 'innermount', 'restartmount', 'latemount'];
+const MODULES = ['rootmount', 'innermount', 'restartmount', 'latemount', 'parentmount'];
 let rsyncd: RsyncDaemon;
 const running: SersyncProcess[] = [];
 const mounted: string[] = [];
@@ -92,6 +92,12 @@ async function nothingDeleted(expected: string, dest: string): Promise<void> {
   const lost = diff.filter((d) => d.endsWith('only in a'));
   assert.deepEqual(lost, [], 'files were deleted on the remote');
 }
+
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 const identical = (a: string, b: string) =>
   waitForIdenticalTrees(a, b, { absSymlinksStripped: true, ignoreRootAttrs: true, timeoutMs: 30_000 });
@@ -226,6 +232,27 @@ describe('unmounted disks', { skip: process.getuid?.() === 0 ? false : 'needs ro
     await mountTmpfs(uploads);
     await writeFiles(join(uploads, 'img'), 21);
     await identical(s.src, s.dest);
+  });
+
+  test('a directory that holds an unmounted disk and loses a file in a burst: its delete run leaves the disk alone', async () => {
+    const s = await scenario('parentmount');
+    const uploads = join(s.src, 'a', 'uploads');
+    await mkdir(uploads, { recursive: true });
+    await writeFile(join(s.src, 'a', 'x.txt'), 'to be deleted');
+    await mountTmpfs(uploads);
+    await writeFiles(join(uploads, 'img'), 20);
+    const proc = await s.start(['-r']);
+    await identical(s.src, s.dest);
+    await unmount(uploads);
+    await proc.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('holding deletions'), 'the hold to be logged', 30_000);
+    // More changes in a/ than maxChildrenPerDir: the batch sends a/ whole, with its deletions.
+    await writeFiles(join(s.src, 'a'), 150, 'new');
+    await rm(join(s.src, 'a', 'x.txt'));
+    await waitFor(async () => !(await exists(join(s.dest, 'a', 'x.txt'))) && (await exists(join(s.dest, 'a', 'new149.txt'))), {
+      what: 'the burst in a/ and its deletion on the mirror',
+      timeoutMs: 30_000,
+    });
+    assert.deepEqual((await readdir(join(s.dest, 'a', 'uploads', 'img'))).length, 20, 'the unmounted disk was deleted from the mirror');
   });
 
   test('a disk mounted inside the tree after the start: its files are watched and synced; unmounted, nothing below it deleted', async () => {

@@ -16,7 +16,7 @@ import { type SersyncProcess, startSersync, writeConf } from './support/sersync.
  * transfer log (`%b`: bytes that really crossed the wire per file), real sshd, the daemon as a process.
  */
 
-const MODULES = ['dirmv', 'swap', 'bigfile', 'gone', 'out', 'in', 'chain', 'plugin1', 'plugin2'];
+const MODULES = ['dirmv', 'swap', 'bigfile', 'gone', 'glob', 'out', 'in', 'chain', 'plugin1', 'plugin2'];
 let rsyncd: RsyncDaemon;
 let sshd: Sshd;
 const running: SersyncProcess[] = [];
@@ -99,7 +99,7 @@ describe('renames reach the remote without their data (rsync daemon)', () => {
     });
     assert.equal(files, 3000);
     const seen = proc.records().length;
-    await rename(join(src, 'photos'), join(src, 'photos 2026 [1] $(id) #x'));
+    await rename(join(src, 'photos'), join(src, 'photos 2026 (1) $(id) #x é'));
     await identical(src, dest);
     const batch = await batchAfter(proc, seen);
     const got = await received(logFrom);
@@ -147,6 +147,17 @@ describe('renames reach the remote without their data (rsync daemon)', () => {
 
 describe('renames that cannot use the old name fall back to a plain transfer', () => {
   const seedTree = (s: string) => generateTree(join(s, 'a'), { dirs: 3, filesPerDir: 5 }).then(() => undefined);
+
+  test('a directory renamed to a name with glob characters (w[1], beside w1): a plain transfer, w1 untouched', async () => {
+    const { src, dest } = await scenario('glob', async (s) => {
+      await seedTree(s);
+      await mkdir(join(s, 'w1'));
+      await writeFile(join(s, 'w1', 'keep.txt'), 'w1 stays as it is');
+    });
+    await rename(join(src, 'a'), join(src, 'w[1]'));
+    await identical(src, dest);
+    assert.equal(await readFile(join(dest, 'w1', 'keep.txt'), 'utf8'), 'w1 stays as it is');
+  });
 
   test('the old name is already gone on the remote', async () => {
     const { src, dest } = await scenario('gone', seedTree);
@@ -202,7 +213,7 @@ describe('renames over ssh', () => {
     running.push(proc);
     await proc.waitForLog((r) => r.full === true && r.exitCode === 0, 'the -r full sync', 60_000);
     const seen = proc.records().length;
-    await rename(join(src, 'photos'), join(src, 'photos $(id) [1] é'));
+    await rename(join(src, 'photos'), join(src, 'photos $(id) -rf é'));
     await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, timeoutMs: 30_000 });
     const batch = await batchAfter(proc, seen);
     assert.equal(batch.renamed, 1, JSON.stringify(batch));

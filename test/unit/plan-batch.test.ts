@@ -154,6 +154,21 @@ test('planBatch: below a lost mount point updates wait too, and a directory sent
   assert.ok(planRuns(ctx, p, [], null)[0]?.args.includes('--filter=- /m/***'));
 });
 
+test('planBatch: a directory sent with its deletions keeps a lost mount point below it out of its delete run too', async () => {
+  const p = await plan(batchOf(entry('d', { tree: true, deletes: true })), { all: false, below: ['d/m'], reason: 'd/m' });
+  assert.deepEqual(p.deletes, [{ path: 'd', tree: true }]);
+  const runs = planRuns(ctx, p, [], null);
+  assert.deepEqual(
+    runs.map((r) => [r.kind, r.args.includes('--filter=- /d/m/***')]),
+    [
+      ['update', true],
+      ['delete', true],
+    ],
+  );
+  const del = runs[1]?.args ?? [];
+  assert.ok(del.indexOf('--filter=- /d/m/***') < del.indexOf('--include-from=-'), 'the first matching rule wins');
+});
+
 test('renameTargets: only renamed paths that are being sent, directories marked', () => {
   const b = batchOf(entry('a'), entry('new', { renamedFrom: 'old' }), entry('skip', { renamedFrom: 'x' }));
   assert.deepEqual(renameTargets(b, ['a', 'new'], ['new']), [{ path: 'new', from: 'old', isDir: true }]);

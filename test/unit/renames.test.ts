@@ -242,7 +242,7 @@ const sshRemote: Remote = { kind: 'ssh', ip: '10.0.0.3', name: '/srv/www', id: '
 test('planRenameDelete: through ssh, the old names of one directory on stdin, the run rooted at that directory', () => {
   const targets = [
     { path: 'img/photos', tree: true },
-    { path: 'img/#notes', tree: false },
+    { path: 'img/#notes', tree: true },
   ];
   const run = planRenameDelete(ctxFor(sshRemote, { maxDelete: 500 }), targets);
   assert.deepEqual(run?.args, [
@@ -276,6 +276,28 @@ test('planRenameDelete: null (the plain delete run) for a daemon, names in two d
   assert.equal(planRenameDelete(ctxFor(sshRemote), [{ path: 'a', tree: true }, { path: 'd/b', tree: true }]), null);
   assert.equal(planRenameDelete(ctxFor(sshRemote, { filters: ['--exclude=/cache'] }), [{ path: 'a', tree: true }]), null);
   assert.equal(planRenameDelete(ctxFor(sshRemote), [{ path: 'd\xff/a', tree: true }]), null);
+  assert.equal(planRenameDelete(ctxFor(sshRemote), [{ path: 'a', tree: false }]), null, 'the plain run clears only trees');
+  assert.equal(planRenameDelete(ctxFor(sshRemote, { earlyDeletes: false }), [{ path: 'a', tree: true }]), null, 'refused before');
+  // The destination argument's glob characters reach the remote side unescaped: `w[1]/` would name `w1/`.
+  assert.equal(planRenameDelete(ctxFor(sshRemote), [{ path: 'w[1]/a', tree: true }]), null);
+  assert.notEqual(planRenameDelete(ctxFor(sshRemote), [{ path: 'w1/a[1]', tree: true }]), null, 'names go on stdin');
+});
+
+test('planRename: a destination with glob characters, or --old-args, goes as a plain transfer to a remote, not to a local mirror', () => {
+  const dir = (remote: Remote, path: string, over: Partial<CommandContext> = {}) =>
+    planRename(ctxFor(remote, over), { path, from: 'a', isDir: true });
+  for (const path of ['w[1]', 'x*', 'q?', 'back\\slash']) {
+    assert.equal(dir(sshRemote, path), null, path);
+    assert.equal(dir(daemon, path), null, path);
+  }
+  const local: Remote = { kind: 'local', ip: '', name: '/mirror', id: '/mirror', line: 3 };
+  assert.notEqual(dir(local, 'w[1]'), null);
+  // A file's destination is its directory: its own name may hold them.
+  assert.notEqual(planRename(ctxFor(sshRemote), { path: 'd/w[1].txt', from: 'd/a.txt', isDir: false }), null);
+  assert.equal(planRename(ctxFor(sshRemote), { path: 'w[1]/b.txt', from: 'w[1]/a.txt', isDir: false }), null);
+  const oldArgs = { rsync: { ...rsync, commonParams: ['-artz', '--old-args'] } };
+  assert.equal(dir(sshRemote, 'plain', oldArgs), null);
+  assert.notEqual(dir(sshRemote, 'plain'), null);
 });
 
 test('planRename: --copy-dest where rsync writes in place; --fuzzy for a file renamed in its directory', () => {
@@ -453,6 +475,31 @@ test('lane over ssh: a delete run started early that fails is followed by the pl
     'stopped early-delete',
   ]);
   assert.deepEqual(failed.synced, []);
+});
+
+test('lane over ssh: an early delete run that reaches maxDelete or fails on paths answers for the batch; a refusal is remembered', async () => {
+  const capped = renameLane([], sshRemote, new OrderRunner({ 'early-delete': [25] }));
+  capped.lane.add('old', removedDir);
+  capped.lane.add('new', movedDir('old'));
+  await settle(capped.clock, 400);
+  assert.deepEqual(capped.runner.events.slice(-2), ['stdin early-delete /old\0', 'end early-delete 25'], 'no second run deletes as many again');
+  assert.equal(capped.lane.waitsForOperator, true);
+  const partial = renameLane([], sshRemote, new OrderRunner({ 'early-delete': [23] }));
+  partial.lane.add('old', removedDir);
+  partial.lane.add('new', movedDir('old'));
+  await settle(partial.clock, 100);
+  assert.deepEqual(partial.runner.events.slice(-2), ['stdin early-delete /old\0', 'end early-delete 23']);
+  assert.deepEqual(partial.synced, []);
+  // Exit 2 (a 3.4.3 receiver): the plain run, now and for every later rename of this lane.
+  const refused = renameLane([], sshRemote, new OrderRunner({ 'early-delete': [2] }));
+  refused.lane.add('old', removedDir);
+  refused.lane.add('new', movedDir('old'));
+  await settle(refused.clock, 400);
+  refused.lane.add('new', removedDir);
+  refused.lane.add('newer', movedDir('new'));
+  await settle(refused.clock, 400);
+  assert.equal(refused.runner.events.filter((e) => e === 'start early-delete').length, 1);
+  assert.equal(refused.runner.events.filter((e) => e === 'start delete').length, 2);
 });
 
 test("dir watcher (native inotify): a move inside the tree is one rename event after the old name's removal", async (t) => {
