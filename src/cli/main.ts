@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { loadConfig } from '../config/load-config.ts';
 import { ExitCode, SersyncError } from '../core/errors.ts';
 import { startDaemon } from '../daemon/daemon.ts';
-import { CHILD_ENV, detach, shouldDetach, tellParent } from '../daemon/detach.ts';
+import { CHILD_ENV, detach, shouldDetach, surviveLostOutput, tellParent } from '../daemon/detach.ts';
 import { createLogger } from '../observe/logger.ts';
 import { startStandalone } from '../plugins/standalone.ts';
 import { PidFile } from '../recovery/pid-file.ts';
@@ -36,6 +36,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return opts.strict && config.warnings.length > 0 ? ExitCode.ConfigWarnings : ExitCode.Ok;
     }
     if (shouldDetach(opts.daemon)) return await detach(argv, opts.logFile);
+    surviveLostOutput();
     const log = createLogger({ level: opts.logLevel ?? (config.debug ? 'debug' : 'info') });
     for (const w of config.warnings) log.warn(w);
     // Absolute before -d leaves the working directory; taken before the start, so two daemons cannot both own it.

@@ -1,10 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 
 /**
  * `-d`: run in the background like a good citizen, not like sersync2 (whose parent always exited 0 after a second,
- * kept stdio and wrote no pid file). The process re-spawns itself detached (new session, stdio to the log file or
- * /dev/null, cwd / once the config is read) and the parent exits only when the child says it is watching (0), or
+ * kept stdio and wrote no pid file). The process re-spawns itself detached (new session, output to the log file, to
+ * a file or socket it was given (keptOutput) or /dev/null, cwd / once the config is read) and the parent exits only when the child says it is watching (0), or
  * with the child's own error and exit code. Under systemd (INVOCATION_ID set) the unit's type decides: a
  * `Type=forking` unit waits for the parent to exit (sersync2's hand-written units, and `/etc/rc.local` through
  * rc-local.service), as does `oneshot`; `simple`, `exec`, `notify` and the like supervise this very process, which
@@ -39,13 +39,14 @@ export type ChildMessage = { kind: 'ready'; pid: number } | { kind: 'error'; mes
 
 /** Parent side: starts the child and resolves with the exit code the parent should exit with. */
 export function detach(argv: readonly string[], logFile: string | null): Promise<number> {
-  const out = logFile ? openSync(logFile, 'a', 0o640) : 'ignore';
+  const out = logFile ? openSync(logFile, 'a', 0o640) : keptOutput(1);
+  const err = logFile ? out : keptOutput(2);
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1] as string, ...argv], {
     detached: true,
-    stdio: ['ignore', out, out, 'ipc'],
+    stdio: ['ignore', out, err, 'ipc'],
     env: { ...process.env, [CHILD_ENV]: '1' },
   });
-  if (typeof out === 'number') closeSync(out);
+  if (logFile && typeof out === 'number') closeSync(out);
   return new Promise((resolve) => {
     child.on('message', (m: ChildMessage) => {
       if (m.kind === 'ready') {
@@ -71,6 +72,28 @@ export function detach(argv: readonly string[], logFile: string | null): Promise
       resolve(1);
     });
   });
+}
+
+/**
+ * Without --log-file the logs go where sersync2's went, to the caller's stdout and stderr, when those are a file
+ * (`>> sersync.log 2>&1` in rc.local) or the journal (a forking unit; systemd names its socket in JOURNAL_STREAM);
+ * a terminal, which goes away with the session, and a pipe or socket, whose reader may wait for its end
+ * (`$(sersync-ts -d …)`), get /dev/null.
+ */
+export function keptOutput(fd: number, journal = process.env.JOURNAL_STREAM): number | 'ignore' {
+  try {
+    const st = fstatSync(fd);
+    if (st.isFile()) return fd;
+    return st.isSocket() && journal === `${st.dev}:${st.ino}` ? fd : 'ignore';
+  } catch {
+    return 'ignore';
+  }
+}
+
+/** Child side: an output that goes away (a restarted journal) must not end the daemon; the logs are lost, not the sync. */
+export function surviveLostOutput(): void {
+  if (!process.env[CHILD_ENV]) return;
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
 }
 
 /** Child side: tell the waiting parent. No-op when not started by detach(). */

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { cpSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, cpSync, openSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '../helpers/ports.ts';
@@ -191,6 +192,38 @@ describe('command line', () => {
     const bad = await runSersync(['-d', '-o', conf], { env: { INVOCATION_ID: '', PATH: '/nonexistent' } });
     assert.equal(bad.code, 69, "the child's error and exit code reach the caller");
     assert.match(bad.stderr, /install rsync/);
+  });
+
+  test('-d without --log-file: the logs go on to the file that stdout and stderr were redirected to, as with sersync2', async () => {
+    const watch = await makeTempDir('cli-redirect-watch-');
+    const mirror = await makeTempDir('cli-redirect-mirror-');
+    const conf = join(tmp, 'redirect.xml');
+    writeFileSync(
+      conf,
+      `<head><sersync><localpath watch="${watch}"><remote name="${mirror}"/></localpath><failLog path="${tmp}/redirect-state/f.sh"/></sersync></head>`,
+    );
+    // `sersync-ts -r -d -o conf.xml >> sersync.log 2>&1` in rc.local
+    const logFile = join(tmp, 'redirected.log');
+    const fd = openSync(logFile, 'a');
+    const pidFile = join(tmp, 'redirect.pid');
+    const r = spawnSync(process.execPath, [BIN, '-d', '-r', '-o', conf, '--pid-file', pidFile], {
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, INVOCATION_ID: '', STATE_DIRECTORY: join(tmp, 'redirect-state') },
+      timeout: 30_000,
+    });
+    closeSync(fd);
+    assert.equal(r.status, 0, readFileSync(logFile, 'utf8'));
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    try {
+      writeFileSync(join(watch, 'after-detach.txt'), 'logged');
+      await waitForIdenticalTrees(watch, mirror, { ignoreRootAttrs: true });
+      await waitFor(async () => /"msg":"synced [^"]*after-detach|after-detach\.txt/.test(readFileSync(logFile, 'utf8')) || undefined, {
+        what: 'the background daemon to log its batch into the redirected file',
+      });
+      assert.match(readFileSync(logFile, 'utf8'), /"msg":"watching /);
+    } finally {
+      process.kill(pid, 'SIGTERM');
+    }
   });
 
   test('-d from /etc/rc.local or a Type=forking unit (INVOCATION_ID set): the parent exits 0 once the child watches, the child syncs', async () => {
