@@ -13,7 +13,7 @@ export interface DiskProbe {
   /** lstat: a link at the end of the path is not followed (links above it are, as always with a path). */
   kind(path: string): Promise<DiskEntryKind>;
   /** A directory's entries with their type from readdir (d_type, no stat); none when it is gone or unreadable. */
-  entries(dir: string): AsyncIterable<{ readonly name: string; readonly dir: boolean }>;
+  entries(dir: string): AsyncIterable<{ readonly name: string; readonly dir: boolean; readonly link?: boolean }>;
 }
 
 export const realDisk: DiskProbe = {
@@ -32,6 +32,7 @@ export const realDisk: DiskProbe = {
     } catch {
       return;
     }
-    for await (const entry of handle) yield { name: fromBytes(entry.name as unknown as Buffer), dir: entry.isDirectory() };
+    for await (const entry of handle)
+      yield { name: fromBytes(entry.name as unknown as Buffer), dir: entry.isDirectory(), link: entry.isSymbolicLink() };
   },
 };

@@ -36,13 +36,18 @@ export interface RenameTarget {
  * `--old-args` towards a remote, see destinationText), and path filters anchored at the transfer root (such a run's
  * root is the renamed directory). A remote that lacks the old name gets a plain transfer from the same run.
  */
-export function planRename(ctx: CommandContext, target: RenameTarget): RsyncInvocation | null {
+export function planRename(ctx: CommandContext, target: RenameTarget, withoutLinks = false): RsyncInvocation | null {
   const path = argumentText(target.path);
   const from = argumentText(target.from);
   // The destination argument: the directory itself, or a file's directory.
   if (path === null || from === null || destinationText(ctx, target.isDir ? target.path : parentOf(target.path)) === null) return null;
   if (ctx.filters.some((f) => excludePattern(f)?.includes('/') !== false)) return null;
-  const head = [...baseParams(ctx), ...(ctx.nanoseconds === false ? [] : nanosecondQuickCheck(ctx.rsync.commonParams)), '--stats'];
+  const head = [
+    ...baseParams(ctx),
+    ...(ctx.nanoseconds === false ? [] : nanosecondQuickCheck(ctx.rsync.commonParams)),
+    '--stats',
+    ...(withoutLinks ? ['--no-links'] : []),
+  ];
   const option = ctx.rsync.commonParams.some(writesInPlace) ? '--copy-dest' : '--link-dest';
   if (target.isDir) {
     return {
@@ -58,6 +63,19 @@ export function planRename(ctx: CommandContext, target: RenameTarget): RsyncInvo
   if (basis === null) return null;
   return { kind: 'rename', args: [...head, ...ctx.filters, ...basis, ...endpoints(ctx, path, dir === '' ? '' : `${dir}/`)], input: null };
 }
+
+/**
+ * Whether a directory's rename run must leave its symbolic links to the update run. A run rooted at the renamed
+ * directory makes the receiver judge a relative link against that root: an rsync daemon without chroot trims
+ * `../../top.txt` to what stays inside it (`top.txt`), and `--safe-links`, `--copy-unsafe-links` and
+ * `--munge-links` treat a link that leaves it as unsafe. The update run, rooted at the watch root like every other
+ * run, sends them as they are; they hold no data to save.
+ */
+export function renameLeavesLinks(ctx: CommandContext): boolean {
+  return ctx.remote.kind === 'daemon' || ctx.rsync.commonParams.some((p) => LINK_JUDGING.has(p));
+}
+
+const LINK_JUDGING = new Set(['--safe-links', '--copy-unsafe-links', '--munge-links']);
 
 /**
  * The delete run of a batch with renames through ssh, in a form that can start together with the rename runs and

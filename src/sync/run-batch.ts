@@ -9,7 +9,8 @@ import { writeExcludeFile } from './exclude-file.ts';
 import type { LaneStats } from './lane-report.ts';
 import { withoutLinkedAncestors } from './linked-ancestors.ts';
 import { planBatch, planRuns, renameTargets, type UpdatePlan } from './plan-batch.ts';
-import { planRename, planRenameDelete, type RenameTarget, totalFileSizeFromStats } from './plan-rename.ts';
+import { linksBelow } from './links-below.ts';
+import { planRename, planRenameDelete, type RenameTarget, renameLeavesLinks, totalFileSizeFromStats } from './plan-rename.ts';
 import { lastLines, type ProcessResult, type ProcessRunner } from './process-runner.ts';
 import { bytesSentFromStats, type CommandContext, type RsyncInvocation } from './rsync-command.ts';
 import { classifyRun, type RsyncVerdict, type RunStep } from './rsync-exit.ts';
@@ -81,7 +82,7 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
     update = { ...update, paths: checked.paths, trees: checked.trees };
   }
   const renamed = { paths: 0, saved: 0, sent: 0, runs: 0 };
-  const renames = update !== null && env.untranslated.length === 0 && env.renames ? plannedRenames(env.ctx, batch, update) : [];
+  const renames = update !== null && env.untranslated.length === 0 && env.renames ? await plannedRenames(env, batch, update) : [];
   const early =
     renames.length > 0 && plan.deletes.length > 0 && plan.protect.length === 0 && !env.signal.aborted
       ? startEarly(env, planRenameDelete(env.ctx, plan.deletes))
@@ -92,7 +93,8 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
     if (update !== null && renames.length > 0) {
       const done = await sendRenames(env, renames, renamed);
       if (done.size > 0) {
-        const paths = update.paths.filter((p) => !done.has(p));
+        const links = renames.flatMap((r) => (done.has(r.target.path) ? r.links : []));
+        const paths = [...update.paths.filter((p) => !done.has(p)), ...links];
         update = paths.length === 0 ? null : { ...update, paths, trees: update.trees.filter((p) => !done.has(p)) };
       }
     }
@@ -168,17 +170,24 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
   }
 }
 
-/** The batch's renamed paths that a rename run can send, each with that run. */
-function plannedRenames(ctx: CommandContext, batch: Batch, update: UpdatePlan): PlannedRename[] {
-  return renameTargets(batch, update.paths, update.trees).flatMap((target) => {
-    const run = planRename(ctx, target);
-    return run === null ? [] : [{ target, run }];
-  });
+/** The batch's renamed paths that a rename run can send, each with that run (a renamed link holds no data). */
+async function plannedRenames(env: BatchEnv, batch: Batch, update: UpdatePlan): Promise<PlannedRename[]> {
+  const { ctx, disk, rootBytes } = env;
+  const planned: PlannedRename[] = [];
+  for (const target of renameTargets(batch, update.paths, update.trees)) {
+    if (!target.isDir && (await disk.kind(`${rootBytes}/${target.path}`)) === 'link') continue;
+    const links = target.isDir && renameLeavesLinks(ctx) ? await linksBelow(disk, rootBytes, target.path) : [];
+    const run = planRename(ctx, target, links.length > 0);
+    if (run !== null) planned.push({ target, run, links });
+  }
+  return planned;
 }
 
 interface PlannedRename {
   readonly target: RenameTarget;
   readonly run: RsyncInvocation;
+  /** Symbolic links below the renamed directory that its run leaves out: the update run sends them. */
+  readonly links: readonly RelPath[];
 }
 
 /** A delete run started before its turn, its list held back (planRenameDelete). */

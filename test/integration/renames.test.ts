@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type RsyncDaemon, startRsyncDaemon } from '../helpers/rsync-daemon.ts';
@@ -16,7 +16,7 @@ import { type SersyncProcess, startSersync, writeConf } from './support/sersync.
  * transfer log (`%b`: bytes that really crossed the wire per file), real sshd, the daemon as a process.
  */
 
-const MODULES = ['dirmv', 'swap', 'bigfile', 'gone', 'glob', 'out', 'in', 'chain', 'plugin1', 'plugin2'];
+const MODULES = ['dirmv', 'swap', 'bigfile', 'gone', 'glob', 'links', 'out', 'in', 'chain', 'plugin1', 'plugin2'];
 let rsyncd: RsyncDaemon;
 let sshd: Sshd;
 const running: SersyncProcess[] = [];
@@ -157,6 +157,23 @@ describe('renames that cannot use the old name fall back to a plain transfer', (
     await rename(join(src, 'a'), join(src, 'w[1]'));
     await identical(src, dest);
     assert.equal(await readFile(join(dest, 'w1', 'keep.txt'), 'utf8'), 'w1 stays as it is');
+  });
+
+  test('relative links that climb out of a renamed directory keep their targets (a daemon without chroot judges them by the run root)', async () => {
+    const { src, dest } = await scenario('links', async (s) => {
+      await writeFile(join(s, 'top.txt'), 'top');
+      await generateTree(join(s, 's1', 's2'), { dirs: 1, filesPerDir: 20 });
+      await symlink('../../top.txt', join(s, 's1', 's2', 'l'));
+      await symlink('../top.txt', join(s, 's1', 'l1'));
+      await symlink('s2', join(s, 's1', 'inside'));
+      await symlink('../top.txt', join(s, 's1', 'l2'));
+    });
+    await rename(join(src, 's1'), join(src, 's1r'));
+    await rename(join(src, 's1r', 'l2'), join(src, 's1r', 'l2r'));
+    await identical(src, dest);
+    assert.equal(await readlink(join(dest, 's1r', 's2', 'l')), '../../top.txt');
+    assert.equal(await readlink(join(dest, 's1r', 'l1')), '../top.txt');
+    assert.equal(await readlink(join(dest, 's1r', 'l2r')), '../top.txt');
   });
 
   test('the old name is already gone on the remote', async () => {

@@ -10,7 +10,7 @@ import type { Remote, RsyncSettings } from '../../src/config/model.ts';
 import { SHIPPED_TOGGLES } from '../../src/config/parse-config.ts';
 import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import type { DiskProbe } from '../../src/sync/disk-probe.ts';
-import { planRename, planRenameDelete, totalFileSizeFromStats } from '../../src/sync/plan-rename.ts';
+import { planRename, planRenameDelete, renameLeavesLinks, totalFileSizeFromStats } from '../../src/sync/plan-rename.ts';
 import type { ProcessResult, ProcessRunner, RunOptions } from '../../src/sync/process-runner.ts';
 import { RemoteLane } from '../../src/sync/remote-lane.ts';
 import type { CommandContext } from '../../src/sync/rsync-command.ts';
@@ -298,6 +298,14 @@ test('planRename: a destination with glob characters, or --old-args, goes as a p
   const oldArgs = { rsync: { ...rsync, commonParams: ['-artz', '--old-args'] } };
   assert.equal(dir(sshRemote, 'plain', oldArgs), null);
   assert.notEqual(dir(sshRemote, 'plain'), null);
+});
+
+test('renameLeavesLinks: to a daemon, or with options that judge links by the run root, links go in the update run', () => {
+  assert.equal(renameLeavesLinks(ctxFor(daemon)), true);
+  assert.equal(renameLeavesLinks(ctxFor(sshRemote)), false);
+  assert.equal(renameLeavesLinks(ctxFor(sshRemote, { rsync: { ...rsync, commonParams: ['-artz', '--safe-links'] } })), true);
+  assert.ok(planRename(ctxFor(daemon), { path: 'b', from: 'a', isDir: true }, true)?.args.includes('--no-links'));
+  assert.ok(!planRename(ctxFor(daemon), { path: 'b', from: 'a', isDir: true })?.args.includes('--no-links'));
 });
 
 test('planRename: --copy-dest where rsync writes in place; --fuzzy for a file renamed in its directory', () => {
