@@ -71,6 +71,7 @@ export class Aggregator {
   #root: Node = newNode();
   #full = false;
   #fullReason = '';
+  #absorbed: Set<RelPath> | 'all' = new Set();
   /** A sweep is owed (Batch.sweep). */
   #sweep = false;
   #disposed = false;
@@ -130,7 +131,10 @@ export class Aggregator {
   #add(path: RelPath, hint: ChangeHint, counted: boolean): void {
     this.#touch();
     if (counted) this.#changes++;
-    if (this.#full) return;
+    if (this.#full) {
+      this.#absorb([path]);
+      return;
+    }
     if (path === '') {
       // The root itself changed (or appeared): only a full sync says "everything below".
       if (hint.tree || hint.removed) this.requestFull('the watch root changed');
@@ -146,10 +150,18 @@ export class Aggregator {
   }
 
   /** Everything pending becomes one full sync. Due on the same timing rules, so a storm of losses collapses. */
-  requestFull(reason: string, opts: { immediate?: boolean } = {}): void {
+  requestFull(reason: string, opts: { immediate?: boolean; absorbed?: Batch['absorbed'] } = {}): void {
     this.#touch();
     if (!this.#full) this.#fullReason = reason;
     this.#full = true;
+    if (opts.absorbed === 'all') this.#absorbed = 'all';
+    else if (opts.absorbed !== undefined) this.#absorb(opts.absorbed);
+    if (this.#root.count > 0) {
+      const entries: PendingEntry[] = [];
+      const renames: { seq: number; entry: PendingEntry }[] = [];
+      collect(this.#root, '', entries, renames);
+      this.#absorb([...entries, ...renames.map((r) => r.entry)].map((e) => e.path));
+    }
     this.#root = newNode();
     this.#movesOnly = false;
     if (opts.immediate) {
@@ -185,7 +197,8 @@ export class Aggregator {
     collect(this.#root, '', entries, renames);
     entries.push(...inMoveOrder(renames));
     const sweep = this.#sweep && !this.#full ? { sweep: true } : {};
-    const batch: Batch = { full: this.#full, fullReason: this.#fullReason, entries, ...sweep, since: this.#firstAt };
+    const absorbed = this.#full && (this.#absorbed === 'all' || this.#absorbed.size > 0) ? { absorbed: this.#absorbedList() } : {};
+    const batch: Batch = { full: this.#full, fullReason: this.#fullReason, entries, ...sweep, ...absorbed, since: this.#firstAt };
     const now = this.#clock.now();
     const quiet = now >= this.#lastAt + this.#quietMs();
     // A window that the count ended before its cap leaves the stretch as it was: only a cap stretches the next one.
@@ -196,6 +209,7 @@ export class Aggregator {
     this.#movesOnly = false;
     this.#full = false;
     this.#fullReason = '';
+    this.#absorbed = new Set();
     this.#sweep = false;
     this.#dueNow = false;
     if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
@@ -215,6 +229,17 @@ export class Aggregator {
 
   transferEnded(): void {
     this.#transferring = false;
+  }
+
+  /** Paths a pending full sync takes in, up to maxPendingPaths; beyond that 'all'. */
+  #absorb(paths: readonly RelPath[]): void {
+    if (this.#absorbed === 'all') return;
+    for (const path of paths) this.#absorbed.add(path);
+    if (this.#absorbed.size > this.#limits.maxPendingPaths) this.#absorbed = 'all';
+  }
+
+  #absorbedList(): readonly RelPath[] | 'all' {
+    return this.#absorbed === 'all' ? 'all' : [...this.#absorbed];
   }
 
   /** Created in this window, and no transfer ran since that may have carried it to the remote. */

@@ -54,4 +54,10 @@ export interface Batch {
   readonly sweep?: boolean;
   /** Clock time of the oldest change in the batch. */
   readonly since: number;
+  /**
+   * A full sync's changed paths that it took in (changes while it was pending, entries it replaced), for the plugin
+   * to hear of once it went; 'all' when they were more than maxPendingPaths (the plugin hears of the root). Absent:
+   * none known.
+   */
+  readonly absorbed?: readonly RelPath[] | 'all';
 }

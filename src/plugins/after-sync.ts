@@ -38,9 +38,10 @@ export function createAfterSync(config: Config, deps: AfterSyncDeps): AfterSync 
   return {
     plugin,
     synced(remoteId, batch, outcome) {
-      const done = batch.full
-        ? tracker.reportFull(remoteId)
-        : tracker.report(remoteId, outcome.updated, outcome.deleted, new Set(batch.entries.filter((e) => e.tree).map((e) => e.path)));
+      const dirs = new Set([...batch.entries.filter((e) => e.tree).map((e) => e.path), ...(outcome.dirs ?? [])]);
+      // A full sync's own paths (those it took in) first: then it counts for every other tracked path too.
+      const done = tracker.report(remoteId, outcome.updated, outcome.deleted, dirs);
+      if (batch.full) done.push(...tracker.reportFull(remoteId));
       const dropped = tracker.takeDropped();
       if (dropped > 0) {
         log.warn(
@@ -49,7 +50,12 @@ export function createAfterSync(config: Config, deps: AfterSyncDeps): AfterSync 
         );
       }
       if (done.length === 0) return;
-      plugin.notify(done.map((d) => ({ path: `${root}/${d.path}`, isDir: d.isDir, deleted: d.deleted })));
+      if (done.some((d) => d.path === ''))
+        log.warn(
+          { plugin: plugin.name, watch: root },
+          `a full sync took in more changes than maxPendingPaths: the plugin is told ${root} instead`,
+        );
+      plugin.notify(done.map((d) => ({ path: d.path === '' ? root : `${root}/${d.path}`, isDir: d.isDir, deleted: d.deleted })));
     },
     close: (graceMs = DEFAULT_CLOSE_GRACE_MS) => plugin.close(graceMs),
   };

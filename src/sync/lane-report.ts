@@ -48,6 +48,8 @@ export interface LaneSettings<Lane> {
 export interface BatchOutcome {
   readonly updated: readonly RelPath[];
   readonly deleted: readonly RelPath[];
+  /** The directories among `updated` where the batch's entries do not say (a full sync's absorbed paths). */
+  readonly dirs?: readonly RelPath[] | undefined;
   readonly seconds: number;
 }
 

@@ -10,8 +10,16 @@ export function merged(parts: readonly Batch[]): Batch {
     fullReason: parts.find((b) => b.fullReason)?.fullReason ?? '',
     entries: full ? [] : parts.flatMap((b) => b.entries),
     ...(sweep ? { sweep } : {}),
+    ...(full ? absorbedBy(parts) : {}),
     since: Math.min(...parts.map((b) => b.since)),
   };
+}
+
+/** What a full sync made of these parts takes in: their absorbed paths and the entries it replaces (Batch.absorbed). */
+function absorbedBy(parts: readonly Batch[]): { absorbed?: readonly RelPath[] | 'all' } {
+  if (parts.some((b) => b.absorbed === 'all')) return { absorbed: 'all' };
+  const paths = new Set(parts.flatMap((b) => [...((b.absorbed as readonly RelPath[] | undefined) ?? []), ...b.entries.map((e) => e.path)]));
+  return paths.size > 0 ? { absorbed: [...paths] } : {};
 }
 
 /**

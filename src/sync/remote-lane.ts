@@ -1,4 +1,4 @@
-import { Aggregator, type AggregatorLimits, type Batch, type ChangeHint, type PendingEntry } from '../aggregate/aggregator.ts';
+import { Aggregator, type AggregatorLimits, type Batch, type ChangeHint } from '../aggregate/aggregator.ts';
 import type { Remote } from '../config/model.ts';
 import type { RelPath } from '../core/paths.ts';
 import type { DeletionVerdict } from './deletion-guard.ts';
@@ -96,8 +96,8 @@ export class RemoteLane {
   }
 
   /** Puts entries of an earlier failed or unfinished batch back (retry queue, restart). */
-  restore(batch: { full: boolean; fullReason?: string; sweep?: boolean; entries: readonly PendingEntry[] }): void {
-    if (batch.full) this.#aggregator.requestFull(batch.fullReason || 'restored full sync');
+  restore(batch: Pick<Batch, 'full' | 'entries' | 'absorbed'> & { fullReason?: string; sweep?: boolean }): void {
+    if (batch.full) this.#aggregator.requestFull(batch.fullReason || 'restored full sync', { absorbed: batch.absorbed });
     else if (batch.sweep) this.#aggregator.requestSweep();
     // `deletes`, not `removed`: a restored entry is no new removal, so a path created since (pending as new) must not
     // vanish with it as "created and removed within the window".

@@ -11,6 +11,7 @@ import { withoutLinkedAncestors } from './linked-ancestors.ts';
 import { planBatch, planRuns, renameTargets, type UpdatePlan } from './plan-batch.ts';
 import { linksBelow } from './links-below.ts';
 import { planRename, planRenameDelete, type RenameTarget, renameLeavesLinks, totalFileSizeFromStats } from './plan-rename.ts';
+import { mapLimit } from './map-limit.ts';
 import { lastLines, type ProcessResult, type ProcessRunner } from './process-runner.ts';
 import { bytesSentFromStats, type CommandContext, type RsyncInvocation } from './rsync-command.ts';
 import { classifyRun, type RsyncVerdict, type RunStep } from './rsync-exit.ts';
@@ -45,6 +46,8 @@ export interface SyncSummary {
   readonly runs: readonly RsyncInvocation[];
   readonly bytes: number;
   readonly renamed: { readonly paths: number; readonly saved: number; readonly runs: number };
+  /** The directories among `updated`, where the batch's entries do not say (a full sync's absorbed paths). */
+  readonly dirs?: readonly RelPath[] | undefined;
   /** The receiver refused a rename's early delete run (exit 1 or 2: too old, or 3.4.3): the plain form from now on. */
   readonly earlyRefused?: boolean;
 }
@@ -164,10 +167,25 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
     } finally {
       await excludeFile?.remove();
     }
-    return { kind: 'synced', summary: { updated, deleted: plan.deleted, runs: ran, bytes, renamed, earlyRefused }, recheck };
+    // A full sync's paths are those it took in (Batch.absorbed): the plugin hears of them as a batch's.
+    const told = batch.full ? await absorbedOnDisk(disk, rootBytes, batch.absorbed) : { updated, deleted: plan.deleted, dirs: undefined };
+    return { kind: 'synced', summary: { ...told, runs: ran, bytes, renamed, earlyRefused }, recheck };
   } finally {
     await early?.cancel();
   }
+}
+
+/** The absorbed paths of a full sync that went, as the disk has them now; the root for 'all'. */
+async function absorbedOnDisk(
+  disk: DiskProbe,
+  rootBytes: string,
+  absorbed: Batch['absorbed'],
+): Promise<{ updated: RelPath[]; deleted: RelPath[]; dirs: RelPath[] }> {
+  if (absorbed === 'all') return { updated: [''], deleted: [], dirs: [''] };
+  const paths = absorbed ?? [];
+  const kinds = await mapLimit(paths, 64, (p) => disk.kind(`${rootBytes}/${p}`));
+  const at = (kind: string) => paths.filter((_, i) => kinds[i] === kind);
+  return { updated: paths.filter((_, i) => kinds[i] !== 'gone'), deleted: at('gone'), dirs: at('dir') };
 }
 
 /** The batch's renamed paths that a rename run can send, each with that run (a renamed link holds no data). */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type RsyncDaemon, startRsyncDaemon } from '../helpers/rsync-daemon.ts';
@@ -8,6 +8,7 @@ import { type Sshd, startSshd } from '../helpers/sshd.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
 import { generateTree } from '../helpers/trees.ts';
 import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
+import { recordingHook } from './support/hook.ts';
 import { type SersyncProcess, startSersync, writeConf } from './support/sersync.ts';
 
 /**
@@ -285,7 +286,10 @@ describe('renames over ssh', () => {
     const deleteRun = pidOf(lines.find((l) => l.startsWith('start ') && l.includes('--delete-missing-args')));
     assert.ok(renameRun !== undefined && deleteRun !== undefined, lines.join('\n'));
     const at = (what: string) => lines.indexOf(lines.find((l) => l.startsWith(what)) as string);
-    assert.ok(at(`start ${deleteRun} `) < at(`end ${renameRun} `), `the delete run started after the rename run ended:\n${lines.join('\n')}`);
+    assert.ok(
+      at(`start ${deleteRun} `) < at(`end ${renameRun} `),
+      `the delete run started after the rename run ended:\n${lines.join('\n')}`,
+    );
     assert.ok(lines.includes(`end ${deleteRun} 0`), lines.join('\n'));
   });
 });
@@ -297,14 +301,7 @@ describe('plugins', () => {
     await mkdir(src);
     await writeFile(join(src, 'index.html'), 'i');
     await generateTree(join(src, 'a'), { dirs: 2, filesPerDir: 5 });
-    const recDir = join(dir, 'runs');
-    await mkdir(recDir);
-    const script = join(dir, 'record.sh');
-    await writeFile(
-      script,
-      `#!/bin/sh\nout=$(mktemp "${recDir}/run.XXXXXX")\nprintf '%s\\0' "$SERSYNC_EVENT" "$SERSYNC_ISDIR" "$@" > "$out"\n`,
-    );
-    await chmod(script, 0o755);
+    const { script, runs: hookRuns } = await recordingHook(dir);
     const conf = await writeConf(dir, {
       watch: src,
       remotes: [
@@ -322,20 +319,15 @@ describe('plugins', () => {
     running.push(proc);
     await identical(src, rsyncd.modules.plugin2 as string);
     await identical(src, rsyncd.modules.plugin1 as string);
-    const before = (await readdir(recDir)).length;
+    const before = (await hookRuns()).length;
     const seen = proc.records().length;
     await rename(join(src, 'a'), join(src, 'b'));
     await identical(src, rsyncd.modules.plugin1 as string);
     await identical(src, rsyncd.modules.plugin2 as string);
     const runs = await waitFor(
       async () => {
-        const files = (await readdir(recDir)).sort();
-        if (files.length < before + 2) return undefined;
-        const out: string[][] = [];
-        for (const f of files) {
-          const text = await readFile(join(recDir, f), 'utf8');
-          if (text.endsWith('\0')) out.push(text.slice(0, -1).split('\0'));
-        }
+        const out = await hookRuns();
+        if (out.length < before + 2) return undefined;
         const mine = out.filter((r) => r[2] === join(src, 'a') || r[2] === join(src, 'b'));
         return mine.length >= 2 ? mine : undefined;
       },

@@ -318,3 +318,34 @@ test('a sweep goes with the next batch on the same timing rules; a full sync inc
   assert.equal(merged([one({ sweep: true }), one({ entries: [{ path: 'x', tree: false, deletes: false }] })]).sweep, true);
   assert.equal(merged([one({ sweep: true }), one({ full: true })]).sweep, undefined);
 });
+
+test('a full sync takes in the paths it replaces and those changed while it is pending (Batch.absorbed), for the plugin', () => {
+  const { agg } = setup();
+  agg.add('a.txt', created);
+  agg.add('d/b.txt', removed);
+  agg.requestFull('initial sync (-r)');
+  agg.add('c.txt', created);
+  agg.add('a.txt', file);
+  const batch = agg.take();
+  assert.equal(batch?.full, true);
+  assert.deepEqual([...((batch?.absorbed as string[]) ?? [])].sort(), ['a.txt', 'c.txt', 'd/b.txt']);
+  // A failed full sync put back keeps them, and a new one starts with none.
+  agg.requestFull('restored full sync', { absorbed: batch?.absorbed });
+  agg.add('e.txt', created);
+  assert.deepEqual([...((agg.take()?.absorbed as string[]) ?? [])].sort(), ['a.txt', 'c.txt', 'd/b.txt', 'e.txt']);
+  agg.requestFull('crontab');
+  assert.equal(agg.take()?.absorbed, undefined);
+});
+
+test('more paths taken in than maxPendingPaths: absorbed is all (the plugin hears of the root); merged full syncs keep them', () => {
+  const { agg } = setup();
+  for (let i = 0; i <= limits.maxPendingPaths; i++) agg.add(`f${i}`, created);
+  const overflow = agg.take();
+  assert.equal(overflow?.full, true);
+  assert.equal(overflow?.absorbed, 'all');
+  const a: Batch = { full: true, fullReason: 'x', entries: [], absorbed: ['p'], since: 1 };
+  const b: Batch = { full: false, fullReason: '', entries: [{ path: 'q', tree: false, deletes: false }], since: 2 };
+  assert.deepEqual(merged([a, b]).absorbed, ['p', 'q']);
+  assert.equal(merged([a, { ...b, full: true, absorbed: 'all' }]).absorbed, 'all');
+  assert.equal(merged([b, b]).absorbed, undefined, 'no full sync, nothing absorbed');
+});

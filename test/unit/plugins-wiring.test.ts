@@ -99,6 +99,23 @@ test('after-sync: the plugin runs for a path once every remote has it, with abso
   assert.deepEqual(runner.seen(), ['change /data/www/x.txt', 'delete /data/www/old', 'change-dir /data/www/newdir'], 'a full sync counts');
 });
 
+test('after-sync: the paths a full sync took in reach the plugin once both full syncs went; beyond maxPendingPaths the root', async () => {
+  const c = config(`<sersync><localpath watch="/data/www"><remote ip="a" name="m"/><remote ip="b" name="m"/></localpath>
+<plugin start="true" name="command"/></sersync>${COMMAND}`);
+  const runner = new RecordingRunner();
+  const after = createAfterSync(c, { log, runner });
+  assert.ok(after);
+  const [a, b] = c.remotes.map((r) => r.id) as [string, string];
+  after.synced(a, batch([], true), { updated: ['new.php', 'img'], deleted: ['gone.txt'], dirs: ['img'], seconds: 0 });
+  await settle();
+  assert.deepEqual(runner.seen(), []);
+  after.synced(b, batch([], true), { updated: ['new.php', 'img'], deleted: ['gone.txt'], dirs: ['img'], seconds: 0 });
+  after.synced(a, batch([], true), { updated: [''], deleted: [], dirs: [''], seconds: 0 });
+  after.synced(b, batch([], true), { updated: [''], deleted: [], dirs: [''], seconds: 0 });
+  await after.close(1000);
+  assert.deepEqual(runner.seen(), ['change /data/www/new.php', 'change-dir /data/www/img', 'delete /data/www/gone.txt', 'change-dir /data/www']);
+});
+
 test('standalone: watches the plugin block`s own directory, filters, honours the toggles, merges bursts per path', async () => {
   const c = config(
     `<filter start="true"><exclude expression="(.*)\\.log"/></filter>
