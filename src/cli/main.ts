@@ -72,6 +72,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         loadConfig(opts.config, { cwd: opts.cwd }).then(
           (next) => {
             for (const w of next.warnings) log.warn(w);
+            // `<debug start>` as the new config says, unless --log-level chose the level.
+            if (opts.logLevel === null) log.level = next.debug ? 'debug' : 'info';
             return daemon.reload(next);
           },
           (err: unknown) =>

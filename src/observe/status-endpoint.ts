@@ -33,7 +33,7 @@ export class StatusEndpoint {
       // Several sersync instances on one machine share sersync2's default localhost:8008: syncing matters more.
       this.#log.warn(
         { host: host.ip, port: host.port },
-        `no status endpoint: ${err instanceof Error ? err.message : String(err)}; syncing goes on (give each config its own <host port>)`,
+        `no status endpoint: ${err instanceof Error ? err.message : String(err)}; syncing goes on`,
       );
     }
   }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
 import { closeSync, cpSync, openSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -223,6 +224,24 @@ describe('command line', () => {
       assert.match(readFileSync(logFile, 'utf8'), /"msg":"watching /);
     } finally {
       process.kill(pid, 'SIGTERM');
+    }
+  });
+
+  test('SIGHUP applies a changed <debug start> (unless --log-level chose the level)', async () => {
+    const dir = await makeTempDir('cli-debug-');
+    const watch = join(dir, 'src');
+    const mirror = join(dir, 'mirror');
+    for (const d of [watch, mirror]) await mkdir(d);
+    const conf = await writeConf(dir, { watch, remotes: [{ name: mirror }], failLog: join(dir, 'state', 'f.sh') });
+    const proc = await startSersync(['-o', conf]);
+    try {
+      writeFileSync(conf, readFileSync(conf, 'utf8').replace('<debug start="false"/>', '<debug start="true"/>'));
+      proc.proc.child.kill('SIGHUP');
+      await proc.waitForLog((r) => r.msg === 'config reloaded', 'the reload');
+      writeFileSync(join(watch, 'seen.txt'), 'x');
+      await proc.waitForLog((r) => r.msg === 'watch event' && r.path === 'seen.txt', 'a debug line after the reload');
+    } finally {
+      await proc.stop();
     }
   });
 
