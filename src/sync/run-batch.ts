@@ -169,6 +169,8 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
     }
     // A full sync's paths are those it took in (Batch.absorbed): the plugin hears of them as a batch's.
     const told = batch.full ? await absorbedOnDisk(disk, rootBytes, batch.absorbed) : { updated, deleted: plan.deleted, dirs: undefined };
+    // A full sync that only sent (its deletions held as a sweep) propagated none of them.
+    if (plan.full === 'send') told.deleted = [];
     return { kind: 'synced', summary: { ...told, runs: ran, bytes, renamed, earlyRefused }, recheck };
   } finally {
     await early?.cancel();
@@ -180,7 +182,7 @@ async function absorbedOnDisk(
   disk: DiskProbe,
   rootBytes: string,
   absorbed: Batch['absorbed'],
-): Promise<{ updated: RelPath[]; deleted: RelPath[]; dirs: RelPath[] }> {
+): Promise<{ updated: RelPath[]; deleted: RelPath[]; dirs: RelPath[] | undefined }> {
   if (absorbed === 'all') return { updated: [''], deleted: [], dirs: [''] };
   const paths = absorbed ?? [];
   const kinds = await mapLimit(paths, 64, (p) => disk.kind(`${rootBytes}/${p}`));

@@ -81,7 +81,7 @@ function lane(
   codes: number[],
   concurrency = 1,
   maxDelete: number | null = null,
-  seams: { disk?: DiskProbe; deletionGuard?: () => Promise<DeletionVerdict> } = {},
+  seams: { disk?: DiskProbe; deletionGuard?: () => Promise<DeletionVerdict>; fullSyncFilters?: string[] } = {},
 ) {
   const clock = new FakeClock();
   const runner = new ScriptedRunner(clock, codes);
@@ -100,7 +100,7 @@ function lane(
       rootBytes: root,
       disk: seams.disk ?? disk,
       untranslated: [],
-      fullSyncFilters: [],
+      fullSyncFilters: seams.fullSyncFilters ?? [],
       retry: { baseMs: 1000, capMs: 60_000, random: () => 0.5 },
       onAttempt: (_lane, r) => void reports.push(r),
       onSynced: (_lane, _batch, r) => void synced.push({ updated: r.updated, deleted: r.deleted }),
@@ -465,4 +465,25 @@ test('a stop whose grace period ends during a batch: the runs it did not start l
       .sort(),
     ['a.txt', 'b.txt', 'old.txt'],
   );
+});
+
+test('a full sync with <crontabfilter> excludes sends the changes it took in again as changes, which the plugin hears of then', async () => {
+  const { clock, runner, synced, lane: l } = lane([], 1, null, { fullSyncFilters: ['--exclude=*.txt'] });
+  l.add('a.txt', { tree: false, removed: false, created: false });
+  l.add('gone.txt', { tree: false, removed: true, created: false });
+  l.requestFull('crontab', { immediate: true });
+  await run(clock, 1000);
+  assert.ok(runner.args[0]?.includes('--exclude=*.txt'), 'the full sync keeps *.txt out');
+  assert.deepEqual(runner.inputs.slice(1), [['/a.txt'], ['/gone.txt', '/gone.txt/***']], 'then the update and the delete run');
+  assert.deepEqual(synced, [
+    { updated: [], deleted: [] },
+    { updated: ['a.txt'], deleted: ['gone.txt'] },
+  ]);
+  // Without excludes the full sync is enough, and its own report names them.
+  const plain = lane([]);
+  plain.lane.add('a.txt', { tree: false, removed: false, created: false });
+  plain.lane.requestFull('crontab', { immediate: true });
+  await run(plain.clock, 1000);
+  assert.equal(plain.runner.args.length, 1);
+  assert.deepEqual(plain.synced, [{ updated: ['a.txt'], deleted: [] }]);
 });
