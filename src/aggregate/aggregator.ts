@@ -132,7 +132,7 @@ export class Aggregator {
     this.#touch();
     if (counted) this.#changes++;
     if (this.#full) {
-      this.#absorb([path]);
+      if (path !== '') this.#absorb([path]);
       return;
     }
     if (path === '') {

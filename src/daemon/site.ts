@@ -103,6 +103,7 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
     rsyncPath: deps.rsyncPath,
     rootBytes: fromUtf8(root),
     untranslated: filter.untranslated,
+    isExcluded: (path, isDir) => filter.isExcluded(path, isDir),
     fullSyncFilters: plan.fullSyncFilters,
     progress: (id) => progress.start(id),
     onSynced: afterSync ? (lane, batch, outcome) => afterSync.synced(lane.remote.id, batch, outcome) : undefined,
@@ -120,7 +121,8 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
   /** Whether each mount point of the tree was mounted at the last poll. */
   const mounts = new Map<string, boolean>();
   /** The mount table's entries below the root at the last poll: the start's walk sees those there before it. */
-  let mountTable = new Set((await mountPointsBelow(fromUtf8(root))).filter((path) => !excludedOrBelow(filter, path)));
+  const mountTableNow = async () => (await mountPointsBelow(fromUtf8(root)))?.filter((path) => !excludedOrBelow(filter, path)) ?? null;
+  let mountTable = new Set((await mountTableNow()) ?? []);
   const watcher =
     deps.createWatcher?.(config) ??
     createWatcher(config, {
@@ -165,10 +167,13 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
   }
   async function pollMounts(): Promise<boolean> {
     const id = await rootIdentity(root);
-    // A mount below an excluded directory is nothing the mirror holds: no watch, no hold when it goes.
-    const table = (await mountPointsBelow(fromUtf8(root))).filter((path) => !excludedOrBelow(filter, path));
+    // A mount below an excluded directory is nothing the mirror holds: no watch, no hold when it goes. A table that
+    // cannot be read now changes nothing.
+    const table = (await mountTableNow()) ?? [...mountTable];
+    const known = new Set(guard.mountPoints);
     for (const path of table) {
-      if (mountTable.has(path)) continue;
+      // A known mount point mounted again is the guard's loop's below.
+      if (mountTable.has(path) || known.has(path)) continue;
       const guarded = await guard.noteIfMounted(path);
       if (guarded) mounts.set(path, true);
       log.warn(

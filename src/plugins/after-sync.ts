@@ -41,7 +41,7 @@ export function createAfterSync(config: Config, deps: AfterSyncDeps): AfterSync 
       const dirs = new Set([...batch.entries.filter((e) => e.tree).map((e) => e.path), ...(outcome.dirs ?? [])]);
       // A full sync's own paths (those it took in) first: then it counts for every other tracked path too.
       const done = tracker.report(remoteId, outcome.updated, outcome.deleted, dirs);
-      if (batch.full) done.push(...tracker.reportFull(remoteId));
+      if (batch.full && outcome.whole !== false) done.push(...tracker.reportFull(remoteId));
       const dropped = tracker.takeDropped();
       if (dropped > 0) {
         log.warn(

@@ -148,7 +148,7 @@ export function batchSucceeded(c: OutcomeContext, batch: Batch, summary: SyncSum
   logSynced(log, remoteId, batch, summary, seconds, c.clock.now());
   if (wasFailing) log.info({ remote: remoteId }, `remote ${remoteId} recovered`);
   c.report({ ok: true, batch, verdict: 'ok', exitCode: 0, error: '', consecutiveFailures: 0, nextAttemptAt: null });
-  c.synced(batch, { updated, deleted, dirs: summary.dirs, seconds });
+  c.synced(batch, { updated, deleted, dirs: summary.dirs, whole: summary.whole, seconds });
 }
 
 /** The log line of a batch that reached the remote (the whole list of paths only at debug). */

@@ -23,6 +23,8 @@ export interface LaneSettings<Lane> {
   readonly rootBytes: string;
   /** Realtime filter regexes without an rsync equivalent (need a walk before tree and full syncs). */
   readonly untranslated: readonly FilterRegex[];
+  /** The realtime path filter (a walk below a renamed directory skips what it excludes); none when absent. */
+  readonly isExcluded?: (path: RelPath, isDir: boolean) => boolean;
   /** Extra excludes for full syncs only (crontabfilter). */
   readonly fullSyncFilters: readonly string[];
   readonly retry: { readonly baseMs: number; readonly capMs: number; readonly random: () => number };
@@ -50,6 +52,8 @@ export interface BatchOutcome {
   readonly deleted: readonly RelPath[];
   /** The directories among `updated` where the batch's entries do not say (a full sync's absorbed paths). */
   readonly dirs?: readonly RelPath[] | undefined;
+  /** A full sync covered the whole tree: it counts for every path still waiting for this remote. */
+  readonly whole?: boolean | undefined;
   readonly seconds: number;
 }
 

@@ -44,6 +44,6 @@ export function mergedByPath(parts: readonly Batch[], maxPendingPaths: number): 
     }
   }
   if (byPath.size > maxPendingPaths)
-    return { full: true, fullReason: 'more parked paths than maxPendingPaths', entries: [], since: all.since };
+    return { full: true, fullReason: 'more parked paths than maxPendingPaths', entries: [], absorbed: 'all', since: all.since };
   return { ...all, entries: [...byPath.values()] };
 }

@@ -214,15 +214,12 @@ export class RemoteLane {
         return failedAttempt(this.#outcome(), batch, result.verdict, result.exitCode, result.error);
       case 'synced': {
         if (result.summary.earlyRefused) this.#ctx = { ...this.#ctx, earlyDeletes: false };
-        let summary = result.summary;
         if (batch.full && this.#deps.fullSyncFilters.length > 0 && Array.isArray(batch.absorbed)) {
           // <crontabfilter> may have kept some of the changes it took in out of the full sync: they go again as
-          // changes (and reach the plugin with that batch).
-          const dirs = new Set(summary.dirs ?? []);
-          this.restore({ full: false, entries: batch.absorbed.map((path) => ({ path, tree: dirs.has(path), deletes: true })) });
-          summary = { ...summary, updated: [], deleted: [], dirs: [] };
+          // changes (and reach the plugin with that batch; run-batch told it nothing of them).
+          this.restore({ full: false, entries: batch.absorbed.map((path) => ({ path, tree: false, deletes: true })) });
         }
-        batchSucceeded(this.#outcome(), batch, summary, (this.#deps.clock.now() - started) / 1000);
+        batchSucceeded(this.#outcome(), batch, result.summary, (this.#deps.clock.now() - started) / 1000);
         if (result.recheck) this.restore({ full: false, entries: batch.entries.filter((e) => !e.tree) });
       }
     }

@@ -24,6 +24,7 @@ export interface BatchEnv {
   readonly rootBytes: string;
   readonly disk: DiskProbe;
   readonly untranslated: readonly FilterRegex[];
+  readonly isExcluded?: ((path: RelPath, isDir: boolean) => boolean) | undefined;
   readonly fullSyncFilters: readonly string[];
   readonly log: Logger;
   readonly progress?: ((remoteId: string) => ProgressSink) | undefined;
@@ -48,6 +49,8 @@ export interface SyncSummary {
   readonly renamed: { readonly paths: number; readonly saved: number; readonly runs: number };
   /** The directories among `updated`, where the batch's entries do not say (a full sync's absorbed paths). */
   readonly dirs?: readonly RelPath[] | undefined;
+  /** A full sync covered the whole tree (no excludes of its own, no held deletions). */
+  readonly whole?: boolean;
   /** The receiver refused a rename's early delete run (exit 1 or 2: too old, or 3.4.3): the plain form from now on. */
   readonly earlyRefused?: boolean;
 }
@@ -168,10 +171,15 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
       await excludeFile?.remove();
     }
     // A full sync's paths are those it took in (Batch.absorbed): the plugin hears of them as a batch's.
-    const told = batch.full ? await absorbedOnDisk(disk, rootBytes, batch.absorbed) : { updated, deleted: plan.deleted, dirs: undefined };
-    // A full sync that only sent (its deletions held as a sweep) propagated none of them.
-    if (plan.full === 'send') told.deleted = [];
-    return { kind: 'synced', summary: { ...told, runs: ran, bytes, renamed, earlyRefused }, recheck };
+    // A full sync that excluded paths (<crontabfilter>, a lost mount point) or held its deletions covered the tree
+    // only in part: the plugin hears of those paths with the batches that do carry them.
+    const whole = plan.full === 'sync' && plan.protect.length === 0 && env.fullSyncFilters.length === 0;
+    const told = batch.full
+      ? whole
+        ? await absorbedOnDisk(disk, rootBytes, batch.absorbed)
+        : { updated: [], deleted: [], dirs: [] }
+      : { updated, deleted: plan.deleted, dirs: undefined };
+    return { kind: 'synced', summary: { ...told, runs: ran, bytes, renamed, earlyRefused, whole }, recheck };
   } finally {
     await early?.cancel();
   }
@@ -196,7 +204,9 @@ async function plannedRenames(env: BatchEnv, batch: Batch, update: UpdatePlan): 
   const planned: PlannedRename[] = [];
   for (const target of renameTargets(batch, update.paths, update.trees)) {
     if (!target.isDir && (await disk.kind(`${rootBytes}/${target.path}`)) === 'link') continue;
-    const links = target.isDir && renameLeavesLinks(ctx) ? await linksBelow(disk, rootBytes, target.path) : [];
+    const links = target.isDir && renameLeavesLinks(ctx) ? await linksBelow(disk, rootBytes, target.path, env.isExcluded) : [];
+    // --copy-unsafe-links would send an unsafe link's target in the rename run, whatever --no-links says.
+    if (links.length > 0 && ctx.rsync.commonParams.includes('--copy-unsafe-links')) continue;
     const run = planRename(ctx, target, links.length > 0);
     if (run !== null) planned.push({ target, run, links });
   }

@@ -18,16 +18,16 @@ export function parseMountPoints(mountinfo: string): string[] {
 /**
  * Mount points strictly below the watch root (a byte string), relative to it: the kernel tells no watch of a mount,
  * so a disk mounted inside the tree after the start is found here. The root is resolved first, as the table holds
- * real paths. Empty where the table cannot be read (not Linux, no /proc).
+ * real paths. Null where the table or the root cannot be read now (not Linux, no /proc, EMFILE).
  */
-export async function mountPointsBelow(rootBytes: string, table = '/proc/self/mountinfo'): Promise<RelPath[]> {
+export async function mountPointsBelow(rootBytes: string, table = '/proc/self/mountinfo'): Promise<RelPath[] | null> {
   let text: string;
   let root: string;
   try {
     text = (await readFile(table)).toString('latin1');
     root = fromBytes(await realpath(toBuffer(rootBytes), { encoding: 'buffer' }));
   } catch {
-    return [];
+    return null;
   }
   const prefix = root.endsWith('/') ? root : `${root}/`;
   const below = parseMountPoints(text).filter((p) => p.startsWith(prefix) && p.length > prefix.length);

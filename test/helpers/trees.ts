@@ -19,6 +19,8 @@ export interface CompareTreesOptions {
   ignoreRootAttrs?: boolean;
   /** Also compare directory mtimes (off by default: syncing into a directory changes its mtime). */
   compareDirMtime?: boolean;
+  /** Names left out on both sides, at any depth (what the daemon's filter excludes). */
+  ignoreNames?: readonly string[];
 }
 
 const SLASH = Buffer.from('/');
@@ -148,7 +150,8 @@ export async function compareTrees(a: string, b: string, opts: CompareTreesOptio
       const [na, nb] = await Promise.all([readdirOrEmpty(at(rootA, rel)), readdirOrEmpty(at(rootB, rel))]);
       // Key by latin1 so every byte sequence maps to a distinct string; sort by bytes for a stable report.
       const names = new Map<string, Buffer>();
-      for (const n of [...na, ...nb]) names.set(n.toString('latin1'), n);
+      const ignored = new Set(opts.ignoreNames ?? []);
+      for (const n of [...na, ...nb]) if (!ignored.has(n.toString('utf8'))) names.set(n.toString('latin1'), n);
       const children = [...names.values()].sort(Buffer.compare);
       for (let i = 0; i < children.length; i += PARALLEL) {
         const batch = children.slice(i, i + PARALLEL);

@@ -166,6 +166,8 @@ describe('unmounted disks', { skip: process.getuid?.() === 0 ? false : 'needs ro
     await mountTmpfs(uploads);
     await writeFiles(join(uploads, 'img'), 31);
     await identical(s.src, s.dest);
+    const wrong = proc.records().filter((r) => String(r.msg).includes('was mounted inside the tree'));
+    assert.deepEqual(wrong, [], 'a known mount point mounted again is no new mount');
   });
 
   test('more deletions than <tuning maxDelete> in one run: a hold in the log and /status until SIGUSR1', async () => {

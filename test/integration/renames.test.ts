@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -9,7 +10,7 @@ import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
 import { generateTree } from '../helpers/trees.ts';
 import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
 import { recordingHook } from './support/hook.ts';
-import { type SersyncProcess, startSersync, writeConf } from './support/sersync.ts';
+import { type ConfSpec, type SersyncProcess, startSersync, writeConf } from './support/sersync.ts';
 
 /**
  * Issue 18, item 1: a move inside the tree reaches the remotes without its data (the remote's copy of the old name is
@@ -34,7 +35,7 @@ after(async () => {
 });
 
 /** A watched tree seeded by `seed`, mirrored to the module by `-r` before the test goes on. */
-async function scenario(module: string, seed: (src: string) => Promise<void>) {
+async function scenario(module: string, seed: (src: string) => Promise<void>, more: Partial<ConfSpec> = {}) {
   const dir = await makeTempDir(`rename-${module}-`);
   const src = join(dir, 'src');
   await mkdir(src);
@@ -46,6 +47,7 @@ async function scenario(module: string, seed: (src: string) => Promise<void>) {
     port: rsyncd.port,
     failLog: join(dir, 'state', 'fail.log'),
     tuning: { watcher: 'dirs' },
+    ...more,
   });
   const proc = await startSersync(['-r', '-o', conf]);
   running.push(proc);
@@ -56,7 +58,7 @@ async function scenario(module: string, seed: (src: string) => Promise<void>) {
 }
 
 const identical = (src: string, dest: string, timeoutMs = 30_000) =>
-  waitForIdenticalTrees(src, dest, { absSymlinksStripped: true, ignoreRootAttrs: true, timeoutMs });
+  waitForIdenticalTrees(src, dest, { absSymlinksStripped: true, ignoreRootAttrs: true, timeoutMs, ignoreNames: ['node_modules'] });
 
 const logFile = () => join(rsyncd.configDir, 'rsyncd.log');
 const logSize = async () => (await stat(logFile())).size;
@@ -161,20 +163,28 @@ describe('renames that cannot use the old name fall back to a plain transfer', (
   });
 
   test('relative links that climb out of a renamed directory keep their targets (a daemon without chroot judges them by the run root)', async () => {
-    const { src, dest } = await scenario('links', async (s) => {
-      await writeFile(join(s, 'top.txt'), 'top');
-      await generateTree(join(s, 's1', 's2'), { dirs: 1, filesPerDir: 20 });
-      await symlink('../../top.txt', join(s, 's1', 's2', 'l'));
-      await symlink('../top.txt', join(s, 's1', 'l1'));
-      await symlink('s2', join(s, 's1', 'inside'));
-      await symlink('../top.txt', join(s, 's1', 'l2'));
-    });
+    const { src, dest } = await scenario(
+      'links',
+      async (s) => {
+        await writeFile(join(s, 'top.txt'), 'top');
+        await generateTree(join(s, 's1', 's2'), { dirs: 1, filesPerDir: 20 });
+        await symlink('../../top.txt', join(s, 's1', 's2', 'l'));
+        await symlink('../top.txt', join(s, 's1', 'l1'));
+        await symlink('s2', join(s, 's1', 'inside'));
+        await symlink('../top.txt', join(s, 's1', 'l2'));
+        // Links below an excluded directory stay off the mirror.
+        await mkdir(join(s, 's1', 'node_modules', '.bin'), { recursive: true });
+        await symlink('../pkg/cli.js', join(s, 's1', 'node_modules', '.bin', 'cli'));
+      },
+      { filterExcludes: ['(.*)node_modules'] },
+    );
     await rename(join(src, 's1'), join(src, 's1r'));
     await rename(join(src, 's1r', 'l2'), join(src, 's1r', 'l2r'));
     await identical(src, dest);
     assert.equal(await readlink(join(dest, 's1r', 's2', 'l')), '../../top.txt');
     assert.equal(await readlink(join(dest, 's1r', 'l1')), '../top.txt');
     assert.equal(await readlink(join(dest, 's1r', 'l2r')), '../top.txt');
+    assert.equal(existsSync(join(dest, 's1r', 'node_modules')), false, 'an excluded directory reached the mirror');
   });
 
   test('the old name is already gone on the remote', async () => {

@@ -77,13 +77,19 @@ test('after-sync: null without <plugin start="true">', () => {
   assert.equal(createAfterSync(c, { log }), null);
 });
 
-test('after-sync: the plugin runs for a path once every remote has it, with absolute paths and directory flags', async () => {
+/** A command plugin in sync mode over two remotes a and b of /data/www. */
+function twoRemotes() {
   const c = config(`<sersync><localpath watch="/data/www"><remote ip="a" name="m"/><remote ip="b" name="m"/></localpath>
 <plugin start="true" name="command"/></sersync>${COMMAND}`);
   const runner = new RecordingRunner();
   const after = createAfterSync(c, { log, runner });
   assert.ok(after);
   const [a, b] = c.remotes.map((r) => r.id) as [string, string];
+  return { runner, after, a, b };
+}
+
+test('after-sync: the plugin runs for a path once every remote has it, with absolute paths and directory flags', async () => {
+  const { runner, after, a, b } = twoRemotes();
   after.synced(a, batch([{ path: 'x.txt' }, { path: 'newdir', tree: true }, { path: 'old' }]), {
     updated: ['x.txt', 'newdir'],
     deleted: ['old'],
@@ -100,12 +106,7 @@ test('after-sync: the plugin runs for a path once every remote has it, with abso
 });
 
 test('after-sync: the paths a full sync took in reach the plugin once both full syncs went; beyond maxPendingPaths the root', async () => {
-  const c = config(`<sersync><localpath watch="/data/www"><remote ip="a" name="m"/><remote ip="b" name="m"/></localpath>
-<plugin start="true" name="command"/></sersync>${COMMAND}`);
-  const runner = new RecordingRunner();
-  const after = createAfterSync(c, { log, runner });
-  assert.ok(after);
-  const [a, b] = c.remotes.map((r) => r.id) as [string, string];
+  const { runner, after, a, b } = twoRemotes();
   after.synced(a, batch([], true), { updated: ['new.php', 'img'], deleted: ['gone.txt'], dirs: ['img'], seconds: 0 });
   await settle();
   assert.deepEqual(runner.seen(), []);
@@ -114,6 +115,14 @@ test('after-sync: the paths a full sync took in reach the plugin once both full 
   after.synced(b, batch([], true), { updated: [''], deleted: [], dirs: [''], seconds: 0 });
   await after.close(1000);
   assert.deepEqual(runner.seen(), ['change /data/www/new.php', 'change-dir /data/www/img', 'delete /data/www/gone.txt', 'change-dir /data/www']);
+});
+
+test('after-sync: a full sync that covered the tree only in part (crontabfilter, held deletions) completes nothing else', async () => {
+  const { runner, after, a, b } = twoRemotes();
+  after.synced(b, batch([{ path: 'x.php' }]), { updated: ['x.php'], deleted: [], seconds: 0 });
+  after.synced(a, batch([], true), { updated: [], deleted: [], whole: false, seconds: 0 });
+  await after.close(1000);
+  assert.deepEqual(runner.seen(), [], 'x.php is not on a yet');
 });
 
 test('standalone: watches the plugin block`s own directory, filters, honours the toggles, merges bursts per path', async () => {

@@ -273,7 +273,13 @@ test('planRenameDelete: through ssh, the old names of one directory on stdin, th
 test('planRenameDelete: null (the plain delete run) for a daemon, names in two directories, anchored filters, a directory argv cannot carry', () => {
   assert.equal(planRenameDelete(ctxFor(daemon), [{ path: 'a', tree: true }]), null);
   assert.equal(planRenameDelete(ctxFor(sshRemote), []), null);
-  assert.equal(planRenameDelete(ctxFor(sshRemote), [{ path: 'a', tree: true }, { path: 'd/b', tree: true }]), null);
+  assert.equal(
+    planRenameDelete(ctxFor(sshRemote), [
+      { path: 'a', tree: true },
+      { path: 'd/b', tree: true },
+    ]),
+    null,
+  );
   assert.equal(planRenameDelete(ctxFor(sshRemote, { filters: ['--exclude=/cache'] }), [{ path: 'a', tree: true }]), null);
   assert.equal(planRenameDelete(ctxFor(sshRemote), [{ path: 'd\xff/a', tree: true }]), null);
   assert.equal(planRenameDelete(ctxFor(sshRemote), [{ path: 'a', tree: false }]), null, 'the plain run clears only trees');
@@ -457,7 +463,13 @@ test('lane over ssh: the delete run starts with the rename run and gets its list
   lane.add('old', removedDir);
   lane.add('new', movedDir('old'));
   await settle(clock, 400);
-  assert.deepEqual(runner.events, ['start early-delete', 'start rename', 'end rename 0', 'stdin early-delete /old\0', 'end early-delete 0']);
+  assert.deepEqual(runner.events, [
+    'start early-delete',
+    'start rename',
+    'end rename 0',
+    'stdin early-delete /old\0',
+    'end early-delete 0',
+  ]);
   assert.deepEqual(synced, [{ updated: ['new'], deleted: ['old'] }]);
   assert.equal(lane.stats.rsyncRuns, 2);
 });
@@ -490,7 +502,11 @@ test('lane over ssh: an early delete run that reaches maxDelete or fails on path
   capped.lane.add('old', removedDir);
   capped.lane.add('new', movedDir('old'));
   await settle(capped.clock, 400);
-  assert.deepEqual(capped.runner.events.slice(-2), ['stdin early-delete /old\0', 'end early-delete 25'], 'no second run deletes as many again');
+  assert.deepEqual(
+    capped.runner.events.slice(-2),
+    ['stdin early-delete /old\0', 'end early-delete 25'],
+    'no second run deletes as many again',
+  );
   assert.equal(capped.lane.waitsForOperator, true);
   const partial = renameLane([], sshRemote, new OrderRunner({ 'early-delete': [23] }));
   partial.lane.add('old', removedDir);
