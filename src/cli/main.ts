@@ -8,6 +8,7 @@ import { CHILD_ENV, detach, shouldDetach, surviveLostOutput, tellParent } from '
 import { createLogger } from '../observe/logger.ts';
 import { startStandalone } from '../plugins/standalone.ts';
 import { PidFile } from '../recovery/pid-file.ts';
+import { ensureWritableStateDir, stateDirFor } from '../recovery/state-dir.ts';
 import { execaRunner } from '../sync/process-runner.ts';
 import { requireRsync } from '../sync/rsync-available.ts';
 import { checkReport } from './check-report.ts';
@@ -31,8 +32,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     const config = await loadConfig(opts.config, opts.module ? { standalonePlugin: opts.module } : {});
     if (opts.check) {
       console.log(await checkReport(config, { initialSync: opts.initialSync, module: opts.module }));
-      // -m runs no rsync; everything else needs it, so a unit's ExecStartPre fails here, with the daemon's code.
-      if (!opts.module) await requireRsync(execaRunner, 'rsync');
+      // -m runs no rsync and keeps no state; everything else needs both, so a unit's ExecStartPre fails here, with
+      // the daemon's code.
+      if (!opts.module) {
+        ensureWritableStateDir(stateDirFor(config.tuning.stateDir));
+        await requireRsync(execaRunner, 'rsync');
+      }
       return opts.strict && config.warnings.length > 0 ? ExitCode.ConfigWarnings : ExitCode.Ok;
     }
     if (shouldDetach(opts.daemon)) return await detach(argv, opts.logFile);

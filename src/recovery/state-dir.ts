@@ -1,4 +1,4 @@
-import { type Stats, lstatSync, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, type Stats, lstatSync, mkdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ExitCode, SersyncError } from '../core/errors.ts';
@@ -48,6 +48,16 @@ export function ensureStateDir(dir: string): void {
   const mode = st.mode & 0o777;
   if ((mode & 0o022) !== 0 || (parentShared && (mode & 0o077) !== 0)) {
     refuse(dir, `its mode is ${mode.toString(8)}; it must be 700 (chmod 700 ${dir}, if you made it)`);
+  }
+}
+
+/** ensureStateDir, and the directory can be written now (one on a read-only mount passes the other checks): --check. */
+export function ensureWritableStateDir(dir: string): void {
+  ensureStateDir(dir);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    refuse(dir, `it cannot be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
   }
 }
 

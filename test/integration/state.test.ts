@@ -157,6 +157,23 @@ describe('state', { concurrency: 1 }, () => {
     );
   });
 
+  test('--check fails with 73 where the start would: a state directory on a read-only mount', async (t) => {
+    if (!isRoot) return t.skip('needs root to mount a tmpfs');
+    const dir = await makeTempDir('state-ro-check');
+    const src = join(dir, 'src');
+    const stateDir = join(dir, 'state');
+    await Promise.all([mkdir(src), mkdir(stateDir), mkdir(join(dir, 'mirror'))]);
+    assert.equal((await runProcess('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', stateDir])).code, 0);
+    mounts.push(stateDir);
+    assert.equal((await runProcess('mount', ['-o', 'remount,ro', stateDir])).code, 0);
+    const conf = await writeConf(dir, { watch: src, remotes: [{ name: join(dir, 'mirror') }], tuning: { stateDir } });
+    const check = await runSersync(['--check', '-o', conf]);
+    assert.equal(check.code, 73, check.stdout + check.stderr);
+    assert.match(check.stderr, /cannot be written \(EROFS\)/);
+    const start = await runSersync(['-o', conf], { timeoutMs: 20_000 });
+    assert.equal(start.code, 73, 'the start fails the same way');
+  });
+
   test('two daemons from two copies of the shipped config (same failLog, same port) both sync; the same config twice is refused', async () => {
     const shipped = await readFile(SHIPPED, 'utf8');
     const sites = await Promise.all(
