@@ -12,9 +12,10 @@ import { planBatch, planRuns, renameTargets, type UpdatePlan } from './plan-batc
 import { linksBelow } from './links-below.ts';
 import { planRename, planRenameDelete, type RenameTarget, renameLeavesLinks, totalFileSizeFromStats } from './plan-rename.ts';
 import { mapLimit } from './map-limit.ts';
-import { lastLines, type ProcessResult, type ProcessRunner } from './process-runner.ts';
+import { lastLines, type ProcessRunner } from './process-runner.ts';
+import { startEarly } from './early-delete.ts';
 import { bytesSentFromStats, type CommandContext, type RsyncInvocation } from './rsync-command.ts';
-import { classifyRun, type RsyncVerdict, type RunStep } from './rsync-exit.ts';
+import { classifyRun, type RsyncVerdict } from './rsync-exit.ts';
 
 /** What one attempt at a batch needs: the lane's seams and settings, and this attempt's context. */
 export interface BatchEnv {
@@ -120,7 +121,7 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
           return { kind: 'aborted' };
         }
         if (run === deleteRun && early !== null) {
-          const { step, error, stderr, refused } = await early.release(env);
+          const { step, error, stderr, refused } = await early.release();
           if (step === 'ok' || step === 'vanished') {
             ran.push(early.run);
             continue;
@@ -218,62 +219,6 @@ interface PlannedRename {
   readonly run: RsyncInvocation;
   /** Symbolic links below the renamed directory that its run leaves out: the update run sends them. */
   readonly links: readonly RelPath[];
-}
-
-/** A delete run started before its turn, its list held back (planRenameDelete). */
-interface EarlyDelete {
-  readonly run: RsyncInvocation;
-  /** Writes the list and waits for the run. */
-  release(env: BatchEnv): Promise<EarlyOutcome>;
-  /** Stops the run if it was never released (nothing reached its stdin, so it deleted nothing). */
-  cancel(): Promise<void>;
-}
-
-interface EarlyOutcome {
-  readonly step: RunStep;
-  readonly error: string;
-  readonly stderr: string;
-  /** The receiver does not take this form (syntax or protocol error). */
-  readonly refused: boolean;
-}
-
-function startEarly(env: BatchEnv, run: RsyncInvocation | null): EarlyDelete | null {
-  if (run === null || run.input === null) return null;
-  let write: (list: Buffer) => void = () => {};
-  const list = new Promise<Buffer>((resolve) => {
-    write = resolve;
-  });
-  const stop = new AbortController();
-  env.stats.rsyncRuns++;
-  // Nothing awaits it until its turn: a rejection must not go unhandled meanwhile.
-  const result = env.runner
-    .run(env.rsyncPath, run.args, { input: list, signal: AbortSignal.any([env.signal, stop.signal]) })
-    .catch((err: unknown): ProcessResult => ({ stdout: '', stderr: '', durationMs: 0, spawnError: String(err) }));
-  let released = false;
-  return {
-    run,
-    async release({ stats, log, remoteId }) {
-      released = true;
-      write(run.input as Buffer);
-      const outcome = await result;
-      const { verdict, meaning, step } = classifyRun(run, outcome, env.rsyncPath, false);
-      stats.runsByVerdict[verdict]++;
-      const stderr = lastLines(outcome.stderr, 3);
-      const refused = outcome.exitCode === 1 || outcome.exitCode === 2;
-      if (step !== 'ok' && step !== 'vanished' && step !== 'max-delete' && step !== 'partial') {
-        log.info(
-          { remote: remoteId, exitCode: outcome.exitCode, stderr },
-          `rsync delete to ${remoteId}, started with the renames: ${meaning}; deleting with a plain delete run` +
-            (refused ? ' (and from now on)' : ''),
-        );
-      }
-      return { step, error: `${meaning}${stderr ? `: ${stderr}` : ''}`, stderr, refused };
-    },
-    async cancel() {
-      if (!released) stop.abort();
-      await result;
-    },
-  };
 }
 
 /**
