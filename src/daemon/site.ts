@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import type PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { Batch, PendingEntry } from '../aggregate/aggregator.ts';
@@ -23,6 +24,8 @@ import type { Watcher } from '../watch/watcher.ts';
 
 /** setTimeout's longest delay (about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** At most this many runs send one renamed directory (each also costs an ssh session and a receiver). */
+const RENAME_WAYS = 4;
 
 /** What every site of a daemon shares, and what it tells the daemon. */
 export interface SiteDeps {
@@ -110,6 +113,8 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
     retry: { baseMs: 1000, capMs: Math.min(config.failLog.retryCapMinutes * 60_000, MAX_TIMER_MS), random: Math.random },
     onAttempt: deps.onAttempt,
     deletionGuard: () => guard.check(),
+    // A renamed directory's linking is one core's work per run; never more runs at once than -n allows.
+    renameWays: Math.min(RENAME_WAYS, availableParallelism(), deps.limiter.concurrency),
   };
   const masters: SshMaster[] = [];
   const lanes = plan.remotes.map(({ remote, context }) => {

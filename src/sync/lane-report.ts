@@ -43,6 +43,8 @@ export interface LaneSettings<Lane> {
    * change the disk in that window (a directory swapped for a symlink). Unset in the daemon.
    */
   readonly afterPlan?: (batch: Batch) => Promise<void>;
+  /** How many runs may send one renamed directory side by side (splitRename); one when unset. */
+  readonly renameWays?: number;
   /** The disk the batches are planned from; the real one when unset (unit tests script it). */
   readonly disk?: DiskProbe;
 }

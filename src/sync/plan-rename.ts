@@ -64,6 +64,55 @@ export function planRename(ctx: CommandContext, target: RenameTarget, withoutLin
   return { kind: 'rename', args: [...head, ...ctx.filters, ...basis, ...endpoints(ctx, path, dir === '' ? '' : `${dir}/`)], input: null };
 }
 
+/** An entry directly below a renamed directory, as readdir gives it. */
+export interface TopEntry {
+  readonly name: string;
+  readonly dir: boolean;
+}
+
+/**
+ * A directory's rename run as up to `ways` runs side by side, each with a share of the directory's top entries: the
+ * receiver's linking, one core's work per run, is most of a large rename's time. The first run (the lead) is the
+ * original less the others' entries (`--exclude=/name`), and it alone creates the directory: two runs that create one
+ * destination directory at once fail ("mkdir ... File exists"). The others connect at once but wait for their
+ * `--files-from=-` (".", recursive, their entries by `--include=/name` and `--exclude=/*`), which run-batch writes
+ * when the lead prints its first itemized line (`-ii`, codes only), made after the directory exists. Each sets the
+ * directory's attributes at its end, after every run made its top entries, which rsync does first.
+ *
+ * Only entries the path filter passes, with names an exact pattern can carry, go to other runs; the rest stay with
+ * the lead. Null where that leaves the lead alone, and with `--delete-excluded` in commonParams (the runs would
+ * delete each other's entries).
+ */
+export function splitRename(
+  run: RsyncInvocation,
+  entries: readonly TopEntry[],
+  ways: number,
+  commonParams: readonly string[],
+): readonly [RsyncInvocation, ...RsyncInvocation[]] | null {
+  if (ways < 2 || commonParams.includes('--delete-excluded')) return null;
+  const movable = [...entries.filter((e) => e.dir), ...entries.filter((e) => !e.dir)]
+    .map((e) => argumentText(e.name))
+    .filter((name): name is string => name !== null && !/[*?[\\]|^\s|\s$/.test(name));
+  const count = Math.min(ways, movable.length);
+  if (count < 2) return null;
+  const shares = Array.from({ length: count }, (_, k) => movable.filter((_, i) => i % count === k));
+  const head = run.args.slice(0, -2);
+  const ends = run.args.slice(-2);
+  const others = shares.slice(1);
+  const lead: RsyncInvocation = {
+    ...run,
+    args: [...others.flat().map((name) => `--exclude=/${name}`), ...head, '-ii', '--out-format=%i', ...ends],
+  };
+  const rest = others.map(
+    (share): RsyncInvocation => ({
+      kind: 'rename',
+      args: [...share.map((name) => `--include=/${name}`), '--exclude=/*', ...head, '--recursive', '--from0', '--files-from=-', ...ends],
+      input: nulList(['.']),
+    }),
+  );
+  return [lead, ...rest];
+}
+
 /**
  * Whether a directory's rename run must leave its symbolic links to the update run. A run rooted at the renamed
  * directory makes the receiver judge a relative link against that root: an rsync daemon without chroot trims

@@ -214,6 +214,13 @@ export class RemoteLane {
         return failedAttempt(this.#outcome(), batch, result.verdict, result.exitCode, result.error);
       case 'synced': {
         if (result.summary.earlyRefused) this.#ctx = { ...this.#ctx, earlyDeletes: false };
+        if (result.summary.splitRefused) {
+          this.#deps.log.info(
+            { remote: this.remote.id },
+            `${result.summary.splitRefused}: renames go to ${this.remote.id} in one run each from now on`,
+          );
+          this.#ctx = { ...this.#ctx, splitRenames: false };
+        }
         if (batch.full && this.#deps.fullSyncFilters.length > 0 && Array.isArray(batch.absorbed)) {
           // <crontabfilter> may have kept some of the changes it took in out of the full sync: they go again as
           // changes (and reach the plugin with that batch; run-batch told it nothing of them).

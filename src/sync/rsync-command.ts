@@ -38,6 +38,8 @@ export interface CommandContext {
   readonly nanoseconds?: boolean;
   /** A rename's deletion may start early (planRenameDelete); false once the receiver refused that form. */
   readonly earlyDeletes?: boolean;
+  /** A renamed directory may go in several runs side by side (splitRename); false once one beside the lead could not start. */
+  readonly splitRenames?: boolean;
   /** `<tuning maxDelete>`: rsync's --max-delete for runs that delete; null or absent: no cap. */
   readonly maxDelete?: number | null;
   /** ssh remotes: where this site's shared connection may put its socket (sshControlPathIn); null: nowhere. */

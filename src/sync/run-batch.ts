@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { Batch } from '../aggregate/aggregator.ts';
 import type { FilterRegex } from '../config/model.ts';
-import { displayPath, type RelPath } from '../core/paths.ts';
+import type { Clock } from '../core/clock.ts';
+import { displayPath, joinRel, type RelPath } from '../core/paths.ts';
 import type { ProgressSink } from '../observe/progress.ts';
 import type { DeletionVerdict } from './deletion-guard.ts';
 import type { DiskProbe } from './disk-probe.ts';
@@ -10,9 +11,17 @@ import type { LaneStats } from './lane-report.ts';
 import { withoutLinkedAncestors } from './linked-ancestors.ts';
 import { planBatch, planRuns, renameTargets, type UpdatePlan } from './plan-batch.ts';
 import { linksBelow } from './links-below.ts';
-import { planRename, planRenameDelete, type RenameTarget, renameLeavesLinks, totalFileSizeFromStats } from './plan-rename.ts';
+import {
+  planRename,
+  planRenameDelete,
+  type RenameTarget,
+  renameLeavesLinks,
+  splitRename,
+  type TopEntry,
+  totalFileSizeFromStats,
+} from './plan-rename.ts';
 import { mapLimit } from './map-limit.ts';
-import { lastLines, type ProcessRunner } from './process-runner.ts';
+import { lastLines, type ProcessResult, type ProcessRunner } from './process-runner.ts';
 import { startEarly } from './early-delete.ts';
 import { bytesSentFromStats, type CommandContext, type RsyncInvocation } from './rsync-command.ts';
 import { classifyRun, type RsyncVerdict } from './rsync-exit.ts';
@@ -36,8 +45,11 @@ export interface BatchEnv {
   readonly ctx: CommandContext;
   /** Which deletions must wait now. */
   readonly verdict: DeletionVerdict;
+  readonly clock: Clock;
   /** Renamed paths may go with the old name as basis (not in a batch retried after exit 23). */
   readonly renames: boolean;
+  /** How many runs may send one renamed directory side by side (LaneSettings.renameWays). */
+  readonly renameWays?: number | undefined;
   /** Keeps deletions aside (RemoteLane's hold). */
   readonly hold: (batch: Batch, reason: string) => void;
 }
@@ -54,6 +66,8 @@ export interface SyncSummary {
   readonly whole?: boolean;
   /** The receiver refused a rename's early delete run (exit 1 or 2: too old, or 3.4.3): the plain form from now on. */
   readonly earlyRefused?: boolean;
+  /** Why this remote should send each rename in one run from now on (sendRenames); absent: no reason. */
+  readonly splitRefused?: string | null;
 }
 
 /** How an attempt ended; the lane decides what follows. */
@@ -96,9 +110,11 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
       : null;
   let recheck = false;
   let earlyRefused = false;
+  let splitRefused: string | null = null;
   try {
     if (update !== null && renames.length > 0) {
-      const done = await sendRenames(env, renames, renamed);
+      const { done, refused } = await sendRenames(env, renames, renamed);
+      splitRefused = refused;
       if (done.size > 0) {
         const links = renames.flatMap((r) => (done.has(r.target.path) ? r.links : []));
         const paths = [...update.paths.filter((p) => !done.has(p)), ...links];
@@ -180,7 +196,7 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
         ? await absorbedOnDisk(disk, rootBytes, batch.absorbed)
         : { updated: [], deleted: [], dirs: [] }
       : { updated, deleted: plan.deleted, dirs: undefined };
-    return { kind: 'synced', summary: { ...told, runs: ran, bytes, renamed, earlyRefused, whole }, recheck };
+    return { kind: 'synced', summary: { ...told, runs: ran, bytes, renamed, earlyRefused, splitRefused, whole }, recheck };
   } finally {
     await early?.cancel();
   }
@@ -209,53 +225,118 @@ async function plannedRenames(env: BatchEnv, batch: Batch, update: UpdatePlan): 
     // --copy-unsafe-links would send an unsafe link's target in the rename run, whatever --no-links says.
     if (links.length > 0 && ctx.rsync.commonParams.includes('--copy-unsafe-links')) continue;
     const run = planRename(ctx, target, links.length > 0);
-    if (run !== null) planned.push({ target, run, links });
+    if (run === null) continue;
+    // Not to an rsync daemon: a module's `max connections` could refuse the runs beyond the first.
+    const ways = target.isDir && ctx.remote.kind !== 'daemon' && ctx.splitRenames !== false ? (env.renameWays ?? 1) : 1;
+    const runs = ways > 1 ? splitRename(run, await topEntries(env, target.path), ways, ctx.rsync.commonParams) : null;
+    planned.push({ target, runs: runs ?? [run], links });
   }
   return planned;
 }
 
+/** The entries directly below a renamed directory that the path filter passes, links left out (they hold no data). */
+async function topEntries(env: BatchEnv, dir: RelPath): Promise<TopEntry[]> {
+  const entries: TopEntry[] = [];
+  for await (const e of env.disk.entries(`${env.rootBytes}/${dir}`)) {
+    if (e.link !== true && env.isExcluded?.(joinRel(dir, e.name), e.dir) !== true) entries.push({ name: e.name, dir: e.dir });
+  }
+  return entries;
+}
+
 interface PlannedRename {
   readonly target: RenameTarget;
-  readonly run: RsyncInvocation;
+  /** Its rename run, or the runs of its parts, the lead first (splitRename). */
+  readonly runs: readonly [RsyncInvocation, ...RsyncInvocation[]];
   /** Symbolic links below the renamed directory that its run leaves out: the update run sends them. */
   readonly links: readonly RelPath[];
 }
 
 /**
- * The batch's renamed paths, each in its own run before the update and delete runs (the old name is deleted only
+ * The batch's renamed paths, each in its own runs before the update and delete runs (the old name is deleted only
  * after the new one is complete). Returns the paths that went; any other outcome leaves a path to the update run,
- * which sends it as before.
+ * which sends it as before. `refused` says why this remote should send a rename in one run from now on: a run
+ * beside a lead that went could not start (an ssh or a wrapper that allows one session), which would cost every
+ * later rename its data, or the remote's runs start too slowly for a second one to pay (SLOW_START_MS).
  */
 async function sendRenames(
   env: BatchEnv,
   renames: readonly PlannedRename[],
   tally: { paths: number; saved: number; sent: number; runs: number },
-): Promise<Set<RelPath>> {
+): Promise<{ done: Set<RelPath>; refused: string | null }> {
   const { stats } = env;
   const done = new Set<RelPath>();
-  for (const { target, run } of renames) {
+  let refused: string | null = null;
+  for (const { target, runs } of renames) {
     if (env.signal.aborted) continue;
-    stats.rsyncRuns++;
-    tally.runs++;
-    const result = await env.runner.run(env.rsyncPath, run.args, { input: null, signal: env.signal });
-    const { verdict, meaning } = classifyRun(run, result, env.rsyncPath, false);
-    stats.runsByVerdict[verdict]++;
-    const sent = bytesSentFromStats(result.stdout);
-    stats.bytesSent += sent;
-    tally.sent += sent;
-    if (verdict !== 'ok') {
-      env.log.info(
-        { remote: env.remoteId, path: displayPath(target.path), exitCode: result.exitCode, stderr: lastLines(result.stderr, 3) },
-        `rsync rename to ${env.remoteId}: ${meaning}; sending ${displayPath(target.path)} as a plain update`,
-      );
-      continue;
+    stats.rsyncRuns += runs.length;
+    tally.runs += runs.length;
+    const { results, firstLineMs } = await runTogether(env, runs);
+    let ok = true;
+    let total = 0;
+    let sent = 0;
+    for (const [i, result] of results.entries()) {
+      const { verdict, meaning } = classifyRun(runs[i] as RsyncInvocation, result, env.rsyncPath, false);
+      stats.runsByVerdict[verdict]++;
+      const bytes = bytesSentFromStats(result.stdout);
+      stats.bytesSent += bytes;
+      tally.sent += bytes;
+      sent += bytes;
+      total += totalFileSizeFromStats(result.stdout);
+      if (verdict !== 'ok' && ok) {
+        ok = false;
+        env.log.info(
+          { remote: env.remoteId, path: displayPath(target.path), exitCode: result.exitCode, stderr: lastLines(result.stderr, 3) },
+          `rsync rename to ${env.remoteId}: ${meaning}; sending ${displayPath(target.path)} as a plain update`,
+        );
+      }
     }
-    const saved = Math.max(0, totalFileSizeFromStats(result.stdout) - sent);
+    const [lead, ...rest] = results;
+    if (lead?.exitCode === 0 && rest.some((r) => r.spawnError !== undefined || NOT_STARTED.has(r.exitCode ?? -1))) {
+      refused ??= 'a rename run beside the first could not start (see the line before)';
+    }
+    if (firstLineMs !== null && firstLineMs > SLOW_START_MS) {
+      refused ??= `a rename run's remote side answered ${Math.round(firstLineMs)} ms after its start (the account's shell starting, or a busy host)`;
+    }
+    if (!ok) continue;
+    const saved = Math.max(0, total - sent);
     done.add(target.path);
     tally.paths++;
     tally.saved += saved;
     stats.renames++;
     stats.renameBytesSaved += saved;
   }
-  return done;
+  return { done, refused };
+}
+
+/** Exit codes of a run that did not get to transfer: syntax, protocol, daemon start, stream, ssh. */
+const NOT_STARTED = new Set([1, 2, 5, 12, 255]);
+
+/**
+ * A lead whose remote side answers later than this: each run's own start (a login shell that runs pyenv, conda or
+ * rvm init) costs more than a second run saves, and their shells starting together delay the lead further.
+ */
+const SLOW_START_MS = 150;
+
+/** A rename's runs: the lead at once, the others connected at once and given their list on its first output. */
+async function runTogether(
+  env: BatchEnv,
+  [lead, ...rest]: readonly [RsyncInvocation, ...RsyncInvocation[]],
+): Promise<{ results: ProcessResult[]; firstLineMs: number | null }> {
+  const started = env.clock.now();
+  let firstLineMs: number | null = null;
+  let release: () => void = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const onStdout = () => {
+    firstLineMs ??= env.clock.now() - started;
+    release();
+  };
+  const first = env.runner
+    .run(env.rsyncPath, lead.args, { input: null, signal: env.signal, ...(rest.length > 0 ? { onStdout } : {}) })
+    .finally(release);
+  const others = rest.map((run) =>
+    env.runner.run(env.rsyncPath, run.args, { input: released.then(() => run.input as Buffer), signal: env.signal }),
+  );
+  return { results: await Promise.all([first, ...others]), firstLineMs };
 }

@@ -45,7 +45,8 @@ async function keygen(file: string, comment: string): Promise<void> {
 }
 
 /** Starts sshd and resolves once `ssh ... root@127.0.0.1 true` succeeds through it. */
-export async function startSshd(): Promise<Sshd> {
+/** `extra`: more sshd_config lines (MaxSessions 1, say). */
+export async function startSshd(extra: readonly string[] = []): Promise<Sshd> {
   const dir = await makeTempDir('sshd');
   const hostKey = join(dir, 'ssh_host_ed25519_key');
   const keyFile = join(dir, 'id_ed25519');
@@ -78,19 +79,29 @@ export async function startSshd(): Promise<Sshd> {
         'PasswordAuthentication no',
         'KbdInteractiveAuthentication no',
         'UseDNS no',
+        ...extra,
         '',
       ].join('\n'),
     );
     sshArgs = [
-      '-F', '/dev/null',
-      '-p', String(port),
-      '-i', keyFile,
-      '-o', 'IdentitiesOnly=yes',
-      '-o', 'StrictHostKeyChecking=no',
-      '-o', 'UserKnownHostsFile=/dev/null',
-      '-o', 'BatchMode=yes',
-      '-o', 'LogLevel=ERROR',
-      '-o', 'ConnectTimeout=5',
+      '-F',
+      '/dev/null',
+      '-p',
+      String(port),
+      '-i',
+      keyFile,
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'LogLevel=ERROR',
+      '-o',
+      'ConnectTimeout=5',
     ];
     const p = spawnBackground(SSHD, ['-D', '-e', '-f', configFile]);
     proc = p;

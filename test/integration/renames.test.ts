@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type RsyncDaemon, startRsyncDaemon } from '../helpers/rsync-daemon.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
-import { generateTree } from '../helpers/trees.ts';
+import { generateTree, oddNames, writeOddFiles } from '../helpers/trees.ts';
 import { waitFor, waitForIdenticalTrees } from '../helpers/wait.ts';
 import { recordingHook } from './support/hook.ts';
 import { type ConfSpec, type SersyncProcess, startSersync, writeConf } from './support/sersync.ts';
@@ -301,6 +302,114 @@ describe('renames over ssh', () => {
       `the delete run started after the rename run ended:\n${lines.join('\n')}`,
     );
     assert.ok(lines.includes(`end ${deleteRun} 0`), lines.join('\n'));
+  });
+});
+
+describe('a large directory rename over ssh, in parts side by side', () => {
+  const oneCore = availableParallelism() < 2 ? 'one core: a rename goes in one run' : false;
+
+  /** A tree seeded by `seed` (its file count), mirrored over `server` by `-r` before the test goes on. */
+  async function overSsh(prefix: string, seed: (src: string) => Promise<number>, more: Partial<ConfSpec> = {}, server = sshd) {
+    const dir = await makeTempDir(prefix);
+    const src = join(dir, 'src');
+    const dest = join(dir, 'dest');
+    await mkdir(dest);
+    const files = await seed(src);
+    const conf = await writeConf(dir, {
+      watch: src,
+      remotes: [{ ip: '127.0.0.1', name: dest }],
+      ssh: { options: server.sshArgs.join(' ') },
+      failLog: join(dir, 'state', 'fail.log'),
+      tuning: { watcher: 'dirs' },
+      ...more,
+    });
+    const proc = await startSersync(['-r', '-o', conf]);
+    running.push(proc);
+    await proc.waitForLog((r) => r.full === true && r.exitCode === 0, 'the -r full sync', 60_000);
+    return { dir, src, dest, proc, files };
+  }
+
+  /** Renames `site` to site.1, then to site.2: each identical with under 1% of its bytes sent; the runs of each. */
+  async function twoRenames({ src, dest, proc, files }: Awaited<ReturnType<typeof overSsh>>): Promise<number[]> {
+    const runs: number[] = [];
+    for (const [from, to] of [
+      ['site', 'site.1'],
+      ['site.1', 'site.2'],
+    ] as const) {
+      const seen = proc.records().length;
+      await rename(join(src, from), join(src, to));
+      await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, compareDirMtime: true, timeoutMs: 30_000 });
+      const batch = await batchAfter(proc, seen);
+      assert.equal(batch.renamed, 1, JSON.stringify(batch));
+      assert.ok((batch.bytes as number) < 0.01 * files * 4096, JSON.stringify(batch));
+      runs.push(batch.rsyncRuns as number);
+    }
+    return runs;
+  }
+
+  const site = (src: string) => generateTree(join(src, 'site'), { dirs: 6, filesPerDir: 40, size: 4096 });
+
+  test('odd names, top-level files, modes, an excluded entry and directory mtimes all end identical, under 1% sent', {
+    skip: oneCore,
+  }, async () => {
+    const gallery = async (src: string) => {
+      const top = join(src, 'gallery');
+      const files = await generateTree(top, { dirs: 8, filesPerDir: 50, size: 4096 });
+      // Names an exact --include/--exclude pattern cannot carry stay with the lead run; each is a directory with files.
+      for (const name of [...oddNames, Buffer.from(' lead'), Buffer.from('- minus')]) {
+        const sub = Buffer.concat([Buffer.from(`${top}/`), name, Buffer.from('.d')]);
+        await mkdir(sub);
+        await writeOddFiles(sub);
+      }
+      await writeOddFiles(top);
+      await mkdir(join(top, 'thumbs.cache'));
+      await writeFile(join(top, 'thumbs.cache', 'x'), 'excluded\n');
+      await chmod(join(top, 'd0', 'd1'), 0o700);
+      await chmod(join(top, 'd2'), 0o700);
+      await chmod(top, 0o750);
+      return files;
+    };
+    const { src, dest, proc, files } = await overSsh('rename-ssh-parts-', gallery, { filterExcludes: ['.*\\.cache'] });
+    const same = { ignoreRootAttrs: true, compareDirMtime: true, ignoreNames: ['thumbs.cache'], timeoutMs: 30_000 };
+    await waitForIdenticalTrees(src, dest, same);
+    const seen = proc.records().length;
+    await rename(join(src, 'gallery'), join(src, 'gallery 2026'));
+    await waitForIdenticalTrees(src, dest, same);
+    const batch = await batchAfter(proc, seen);
+    assert.equal(batch.renamed, 1, JSON.stringify(batch));
+    // Two rename runs at least (this machine has two cores or more) and the delete run.
+    assert.ok((batch.rsyncRuns as number) >= 3, JSON.stringify(batch));
+    assert.ok((batch.bytes as number) < 0.01 * files * 4096, JSON.stringify(batch));
+    assert.equal(existsSync(join(dest, 'gallery 2026', 'thumbs.cache')), false);
+    assert.equal(existsSync(join(dest, 'gallery')), false);
+  });
+
+  test('a remote whose runs answer late (an rsync-path that sleeps 0.3 s, as a slow login shell): later renames go in one run', {
+    skip: oneCore,
+  }, async () => {
+    const wrapper = join(await makeTempDir('rsync-slow-'), 'rsync');
+    await writeFile(wrapper, '#!/bin/sh\nsleep 0.3\nexec rsync "$@"\n');
+    await chmod(wrapper, 0o755);
+    const scenario = await overSsh('rename-ssh-slow-', site, { commonParams: `-artuz --rsync-path=${wrapper}` });
+    // Two rename runs and the delete run; then, the remote's runs being slow to answer, one rename run.
+    assert.deepEqual(await twoRenames(scenario), [3, 2]);
+    assert.ok(scenario.proc.records().some((r) => /in one run each from now on/.test(String(r.msg))));
+  });
+
+  // ssh opens a connection of its own for a session the shared one refuses: the parts still go side by side.
+  test('an sshd that allows one session per connection (MaxSessions 1): each rename identical, under 1% sent', {
+    skip: oneCore,
+  }, async () => {
+    const strict = await startSshd(['MaxSessions 1']);
+    try {
+      // A short state directory: the shared ssh connection's socket lives there, and its sessions are what is limited.
+      const more = { tuning: { watcher: 'dirs' as const, stateDir: await makeTempDir('st-') } };
+      const runs = await twoRenames(await overSsh('rename-ssh-maxsessions-', site, more, strict));
+      // The first in parts; the second too unless the first one's remote side was slow to answer (root's shell here).
+      assert.ok((runs[0] as number) >= 3, String(runs));
+    } finally {
+      await strict.stop();
+    }
   });
 });
 

@@ -10,7 +10,7 @@ import type { Remote, RsyncSettings } from '../../src/config/model.ts';
 import { SHIPPED_TOGGLES } from '../../src/config/parse-config.ts';
 import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import type { DiskProbe } from '../../src/sync/disk-probe.ts';
-import { planRename, planRenameDelete, renameLeavesLinks, totalFileSizeFromStats } from '../../src/sync/plan-rename.ts';
+import { planRename, planRenameDelete, renameLeavesLinks, splitRename, totalFileSizeFromStats } from '../../src/sync/plan-rename.ts';
 import type { ProcessResult, ProcessRunner, RunOptions } from '../../src/sync/process-runner.ts';
 import { RemoteLane } from '../../src/sync/remote-lane.ts';
 import type { CommandContext } from '../../src/sync/rsync-command.ts';
@@ -239,6 +239,51 @@ test('planRename: a directory goes with --link-dest at its old name, relative to
 
 const sshRemote: Remote = { kind: 'ssh', ip: '10.0.0.3', name: '/srv/www', id: '10.0.0.3:/srv/www', line: 2 };
 
+test('splitRename: the lead keeps the root and the names a pattern cannot carry; the others take theirs by exact include', () => {
+  const run = planRename(ctxFor(sshRemote), { path: 'new', from: 'old', isDir: true });
+  assert.ok(run !== null);
+  const bad = Buffer.from([0x66, 0xff]).toString('latin1');
+  const entries = [
+    { name: 'a.jpg', dir: false },
+    { name: 'd1', dir: true },
+    { name: 'w[1]', dir: true },
+    { name: ' lead', dir: true },
+    { name: bad, dir: true },
+    { name: 'd2', dir: true },
+    { name: 'b.jpg', dir: false },
+    { name: '- x', dir: true },
+  ];
+  const parts = splitRename(run, entries, 2, []);
+  assert.ok(parts !== null);
+  const [lead, other, ...more] = parts;
+  assert.equal(more.length, 0);
+  // Directories first, then files, dealt in turn: the lead gets d1, '- x' and b.jpg; the other d2 and a.jpg.
+  assert.deepEqual(lead.args.slice(0, 2), ['--exclude=/d2', '--exclude=/a.jpg']);
+  assert.deepEqual(lead.args.slice(2, -2), run.args.slice(0, -2).concat(['-ii', '--out-format=%i']));
+  assert.deepEqual(lead.args.slice(-2), run.args.slice(-2));
+  assert.equal(lead.input, null);
+  assert.deepEqual(other?.args.slice(0, 3), ['--include=/d2', '--include=/a.jpg', '--exclude=/*']);
+  assert.deepEqual(other?.args.slice(-5), ['--recursive', '--from0', '--files-from=-', ...run.args.slice(-2)]);
+  assert.equal(other?.input?.toString(), '.\0');
+  assert.ok(other?.args.includes('--link-dest=../old'));
+  // More ways than names to deal: one run per name; one name, a single way or --delete-excluded: no split.
+  assert.equal(splitRename(run, entries.slice(0, 2), 4, [])?.length, 2);
+  assert.equal(
+    splitRename(
+      run,
+      [
+        { name: 'd1', dir: true },
+        { name: 'w[1]', dir: true },
+      ],
+      4,
+      [],
+    ),
+    null,
+  );
+  assert.equal(splitRename(run, entries, 1, []), null);
+  assert.equal(splitRename(run, entries, 2, ['-a', '--delete-excluded']), null);
+});
+
 test('planRenameDelete: through ssh, the old names of one directory on stdin, the run rooted at that directory', () => {
   const targets = [
     { path: 'img/photos', tree: true },
@@ -376,8 +421,19 @@ const laneDisk: DiskProbe = {
   },
   async *entries() {},
 };
+/** new/ with two directories: a rename that may go in two runs. */
+const splitDisk: DiskProbe = {
+  ...laneDisk,
+  async *entries(dir) {
+    if (dir === '/w/new')
+      yield* [
+        { name: 'a', dir: true },
+        { name: 'b', dir: true },
+      ];
+  },
+};
 
-function renameLane<R extends ProcessRunner = Runner>(codes: number[], remote: Remote = daemon, scripted?: R) {
+function renameLane<R extends ProcessRunner = Runner>(codes: number[], remote: Remote = daemon, scripted?: R, renameWays = 1) {
   const clock = new FakeClock();
   const runner = scripted ?? (new Runner(codes) as unknown as R);
   const synced: { updated: readonly string[]; deleted: readonly string[] }[] = [];
@@ -388,7 +444,8 @@ function renameLane<R extends ProcessRunner = Runner>(codes: number[], remote: R
     log: pino({ level: 'silent' }),
     rsyncPath: 'rsync',
     rootBytes: laneRoot,
-    disk: laneDisk,
+    disk: renameWays > 1 ? splitDisk : laneDisk,
+    renameWays,
     untranslated: [],
     fullSyncFilters: [],
     retry: { baseMs: 1000, capMs: 60_000, random: () => 0.5 },
@@ -407,7 +464,13 @@ async function settle(clock: FakeClock, ms: number) {
 }
 
 const runKind = (args: readonly string[]) =>
-  args.some((a) => a.startsWith('--link-dest')) ? 'rename' : args.includes('--delete') ? 'delete' : 'update';
+  args.some((a) => a.startsWith('--link-dest'))
+    ? args.includes('--files-from=-')
+      ? 'rename-part'
+      : 'rename'
+    : args.includes('--delete')
+      ? 'delete'
+      : 'update';
 
 test('lane: the rename run goes first, then the old name is deleted; no update run; plugins hear a delete and a create', async () => {
   const { clock, runner, synced, lane } = renameLane([]);
@@ -434,6 +497,8 @@ test('lane: a rename run that fails leaves the path to the plain update run of t
 class OrderRunner implements ProcessRunner {
   readonly events: string[] = [];
   readonly codes: Record<string, number[]>;
+  /** Moves this clock on before the lead's first line (a remote side slow to start). */
+  slowStart: { clock: FakeClock; ms: number } | null = null;
   constructor(codes: Record<string, number[]> = {}) {
     this.codes = codes;
   }
@@ -452,8 +517,14 @@ class OrderRunner implements ProcessRunner {
     }
     await new Promise((r) => setImmediate(r));
     const exitCode = this.codes[kind]?.shift() ?? 0;
+    if (opts.onStdout && exitCode === 0) {
+      if (this.slowStart) this.slowStart.clock.advance(this.slowStart.ms);
+      this.events.push(`stdout ${kind}`);
+      opts.onStdout('cd+++++++++\n');
+      await new Promise((r) => setImmediate(r));
+    }
     this.events.push(`end ${kind} ${exitCode}`);
-    const stdout = kind === 'rename' ? 'Total file size: 1,000,000 bytes\nTotal bytes sent: 1,000\n' : '';
+    const stdout = kind.startsWith('rename') ? 'Total file size: 1,000,000 bytes\nTotal bytes sent: 1,000\n' : '';
     return { exitCode, stdout, stderr: '', durationMs: 1 };
   }
 }
@@ -472,6 +543,72 @@ test('lane over ssh: the delete run starts with the rename run and gets its list
   ]);
   assert.deepEqual(synced, [{ updated: ['new'], deleted: ['old'] }]);
   assert.equal(lane.stats.rsyncRuns, 2);
+});
+
+test('lane over ssh: a directory in two runs, the second given its list on the first output of the lead; one failing sends it plain', async () => {
+  const { clock, runner, synced, lane } = renameLane([], sshRemote, new OrderRunner(), 2);
+  lane.add('old', removedDir);
+  lane.add('new', movedDir('old'));
+  await settle(clock, 400);
+  const at = (event: string) => runner.events.indexOf(event);
+  assert.ok(at('start rename') < at('start rename-part'), runner.events.join(', '));
+  assert.ok(at('stdout rename') < at('stdin rename-part .\0'), runner.events.join(', '));
+  assert.ok(at('end rename-part 0') < at('stdin early-delete /old\0') && at('end rename 0') < at('stdin early-delete /old\0'));
+  assert.deepEqual(synced, [{ updated: ['new'], deleted: ['old'] }]);
+  assert.equal(lane.stats.renames, 1);
+  assert.equal(lane.stats.renameBytesSaved, 2 * 999_000);
+  assert.equal(lane.stats.rsyncRuns, 3);
+  // The lead fails before any output: the other still gets its list (and ends); the directory goes as a plain update.
+  const failed = renameLane([], sshRemote, new OrderRunner({ rename: [12] }), 2);
+  failed.lane.add('old', removedDir);
+  failed.lane.add('new', movedDir('old'));
+  await settle(failed.clock, 400);
+  const events = failed.runner.events;
+  assert.ok(events.indexOf('end rename 12') < events.indexOf('stdin rename-part .\0'), events.join(', '));
+  assert.ok(events.indexOf('end rename-part 0') < events.indexOf('start update'), events.join(', '));
+  assert.deepEqual(failed.synced, [{ updated: ['new'], deleted: ['old'] }]);
+  assert.equal(failed.lane.stats.renames, 0);
+  // A part that fails does the same.
+  const part = renameLane([], sshRemote, new OrderRunner({ 'rename-part': [23] }), 2);
+  part.lane.add('old', removedDir);
+  part.lane.add('new', movedDir('old'));
+  await settle(part.clock, 400);
+  assert.ok(part.runner.events.includes('start update'), part.runner.events.join(', '));
+  assert.equal(part.lane.stats.renames, 0);
+  // One that cannot start beside a lead that went (ssh's 255: an sshd's MaxSessions): one run per rename from now on.
+  const refused = renameLane([], sshRemote, new OrderRunner({ 'rename-part': [255] }), 2);
+  refused.lane.add('old', removedDir);
+  refused.lane.add('new', movedDir('old'));
+  await settle(refused.clock, 400);
+  refused.runner.events.length = 0;
+  refused.lane.add('old', removedDir);
+  refused.lane.add('new', movedDir('old'));
+  await settle(refused.clock, 400);
+  assert.equal(refused.runner.events.filter((e) => e.startsWith('start rename')).join(), 'start rename', refused.runner.events.join(', '));
+  assert.equal(refused.lane.stats.renames, 1);
+  // A lead whose remote side answers 200 ms after its start (a slow login shell): this rename goes split, later ones not.
+  const slow = renameLane([], sshRemote, new OrderRunner(), 2);
+  slow.runner.slowStart = { clock: slow.clock, ms: 200 };
+  slow.lane.add('old', removedDir);
+  slow.lane.add('new', movedDir('old'));
+  await settle(slow.clock, 400);
+  assert.equal(slow.lane.stats.renames, 1);
+  assert.ok(slow.runner.events.includes('start rename-part'));
+  slow.runner.events.length = 0;
+  slow.lane.add('old', removedDir);
+  slow.lane.add('new', movedDir('old'));
+  await settle(slow.clock, 400);
+  assert.equal(slow.runner.events.filter((e) => e.startsWith('start rename')).join(), 'start rename', slow.runner.events.join(', '));
+  assert.equal(slow.lane.stats.renames, 2);
+  // 100 ms is not slow: the next rename goes split again.
+  const quick = renameLane([], sshRemote, new OrderRunner(), 2);
+  quick.runner.slowStart = { clock: quick.clock, ms: 100 };
+  for (let i = 0; i < 2; i++) {
+    quick.lane.add('old', removedDir);
+    quick.lane.add('new', movedDir('old'));
+    await settle(quick.clock, 400);
+  }
+  assert.equal(quick.runner.events.filter((e) => e === 'start rename-part').length, 2);
 });
 
 test('lane over ssh: a delete run started early that fails is followed by the plain one; one never released is stopped', async () => {
