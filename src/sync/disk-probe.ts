@@ -14,6 +14,8 @@ export interface DiskProbe {
   kind(path: string): Promise<DiskEntryKind>;
   /** A directory's entries with their type from readdir (d_type, no stat); none when it is gone or unreadable. */
   entries(dir: string): AsyncIterable<{ readonly name: string; readonly dir: boolean; readonly link?: boolean }>;
+  /** Whether the owner may write it (mode u+w); null when it cannot be looked at. Absent: not known. */
+  ownerWritable?(path: string): Promise<boolean | null>;
 }
 
 export const realDisk: DiskProbe = {
@@ -23,6 +25,13 @@ export const realDisk: DiskProbe = {
       return st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : 'other';
     } catch {
       return 'gone';
+    }
+  },
+  async ownerWritable(path) {
+    try {
+      return ((await lstatFast(toBuffer(path))).mode & 0o200) !== 0;
+    } catch {
+      return null;
     }
   },
   async *entries(dir) {

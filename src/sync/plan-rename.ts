@@ -7,6 +7,7 @@ import {
   maxDelete,
   nanosecondQuickCheck,
   nulList,
+  MAX_TREE_RULES,
   type RsyncInvocation,
 } from './rsync-command.ts';
 
@@ -76,12 +77,11 @@ export interface TopEntry {
  * original less the others' entries (`--exclude=/name`), and it alone creates the directory: two runs that create one
  * destination directory at once fail ("mkdir ... File exists"). The others connect at once but wait for their
  * `--files-from=-` (".", recursive, their entries by `--include=/name` and `--exclude=/*`), which run-batch writes
- * when the lead prints its first itemized line (`-ii`, codes only), made after the directory exists. Each sets the
- * directory's attributes at its end, after every run made its top entries, which rsync does first.
+ * when the lead itemizes the directory (`-ii`, codes only: LEAD_MADE_DIRECTORY), once it exists.
  *
- * Only entries the path filter passes, with names an exact pattern can carry, go to other runs; the rest stay with
- * the lead. Null where that leaves the lead alone, and with `--delete-excluded` in commonParams (the runs would
- * delete each other's entries).
+ * Only entries the path filter passes, with names an exact pattern can carry, go to other runs (at most
+ * MAX_TREE_RULES of them, directories first); the rest stay with the lead. Null where that leaves the lead alone, and
+ * with commonParams the parts would get wrong (splitsWith).
  */
 export function splitRename(
   run: RsyncInvocation,
@@ -89,10 +89,11 @@ export function splitRename(
   ways: number,
   commonParams: readonly string[],
 ): readonly [RsyncInvocation, ...RsyncInvocation[]] | null {
-  if (ways < 2 || commonParams.includes('--delete-excluded')) return null;
+  if (ways < 2 || !splitsWith(commonParams)) return null;
   const movable = [...entries.filter((e) => e.dir), ...entries.filter((e) => !e.dir)]
     .map((e) => argumentText(e.name))
-    .filter((name): name is string => name !== null && !/[*?[\\]|^\s|\s$/.test(name));
+    .filter((name): name is string => name !== null && !/[*?[\\]|^\s|\s$/.test(name))
+    .slice(0, MAX_TREE_RULES);
   const count = Math.min(ways, movable.length);
   if (count < 2) return null;
   const shares = Array.from({ length: count }, (_, k) => movable.filter((_, i) => i % count === k));
@@ -111,6 +112,24 @@ export function splitRename(
     }),
   );
   return [lead, ...rest];
+}
+
+/**
+ * What the lead prints once the directory exists: "created directory" (after its mkdir), or the itemized `./` (the
+ * generator's first item). Not "sending incremental file list" (`-v`), printed before the receiver made anything.
+ */
+export const LEAD_MADE_DIRECTORY = /(?:^|\n)(?:created directory |[.c]d)/;
+
+/**
+ * commonParams under which parts would differ from the one run: filter options (the parts' own rules come first, so a
+ * user's `-C` or `--exclude` would not reach their entries), `-q` (no itemized line: the parts would wait for the
+ * lead's end), deletions and `--delay-updates` or `--partial-dir` (a run's pass over the directory would remove or move
+ * what the others are writing in it).
+ */
+function splitsWith(commonParams: readonly string[]): boolean {
+  return !commonParams.some(
+    (p) => /^-[A-Za-z0-9]*[CFfq]/.test(p) || /^--(?:exclude|include|filter|cvs-exclude|files-from|quiet|del|remove|partial-dir)/.test(p),
+  );
 }
 
 /**

@@ -8,7 +8,7 @@ import { type AttemptReport, type BatchOutcome, type LaneSettings, type LaneStat
 import { type Attempt, LaneSchedule, type Parked } from './lane-schedule.ts';
 import { mergedByPath } from './merge-batches.ts';
 import type { CommandContext } from './rsync-command.ts';
-import { runBatch } from './run-batch.ts';
+import { runBatch, SLOW_START_MS, type SplitReport } from './run-batch.ts';
 
 export type { AttemptReport, BatchOutcome, LaneStats } from './lane-report.ts';
 
@@ -178,6 +178,21 @@ export class RemoteLane {
       });
   }
 
+  /** A refused part, or two slow leads in a row, and the renames to this remote go in one run each from now on. */
+  #noteSplit(split: SplitReport | undefined): void {
+    if (split === undefined) return;
+    const before = this.#ctx.slowRenameStarts ?? 0;
+    const slow = split.startMs === null ? before : split.startMs > SLOW_START_MS ? before + 1 : 0;
+    const why =
+      split.refused ??
+      (slow >= 2
+        ? `two renames in a row whose first rsync answered ${Math.round(split.startMs ?? 0)} ms after its start (a slow login shell, or a busy host)`
+        : null);
+    this.#ctx = { ...this.#ctx, slowRenameStarts: slow, ...(why !== null ? { splitRenames: false } : {}) };
+    if (why !== null)
+      this.#deps.log.info({ remote: this.remote.id }, `${why}: renames go to ${this.remote.id} in one run each from now on`);
+  }
+
   async #execute(batch: Batch): Promise<void> {
     const started = this.#deps.clock.now();
     // The cap as it was when the batch started (a release during the guard's look counts from the next batch).
@@ -214,13 +229,7 @@ export class RemoteLane {
         return failedAttempt(this.#outcome(), batch, result.verdict, result.exitCode, result.error);
       case 'synced': {
         if (result.summary.earlyRefused) this.#ctx = { ...this.#ctx, earlyDeletes: false };
-        if (result.summary.splitRefused) {
-          this.#deps.log.info(
-            { remote: this.remote.id },
-            `${result.summary.splitRefused}: renames go to ${this.remote.id} in one run each from now on`,
-          );
-          this.#ctx = { ...this.#ctx, splitRenames: false };
-        }
+        this.#noteSplit(result.summary.split);
         if (batch.full && this.#deps.fullSyncFilters.length > 0 && Array.isArray(batch.absorbed)) {
           // <crontabfilter> may have kept some of the changes it took in out of the full sync: they go again as
           // changes (and reach the plugin with that batch; run-batch told it nothing of them).

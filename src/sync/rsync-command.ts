@@ -38,8 +38,10 @@ export interface CommandContext {
   readonly nanoseconds?: boolean;
   /** A rename's deletion may start early (planRenameDelete); false once the receiver refused that form. */
   readonly earlyDeletes?: boolean;
-  /** A renamed directory may go in several runs side by side (splitRename); false once one beside the lead could not start. */
+  /** A renamed directory may go in several runs side by side (splitRename); false once RemoteLane ended that. */
   readonly splitRenames?: boolean;
+  /** How many renames in a row had a lead slow to answer (SLOW_START_MS). */
+  readonly slowRenameStarts?: number;
   /** `<tuning maxDelete>`: rsync's --max-delete for runs that delete; null or absent: no cap. */
   readonly maxDelete?: number | null;
   /** ssh remotes: where this site's shared connection may put its socket (sshControlPathIn); null: nowhere. */

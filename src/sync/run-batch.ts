@@ -1,3 +1,4 @@
+import type PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { Batch } from '../aggregate/aggregator.ts';
 import type { FilterRegex } from '../config/model.ts';
@@ -15,6 +16,7 @@ import {
   planRename,
   planRenameDelete,
   type RenameTarget,
+  LEAD_MADE_DIRECTORY,
   renameLeavesLinks,
   splitRename,
   type TopEntry,
@@ -50,6 +52,8 @@ export interface BatchEnv {
   readonly renames: boolean;
   /** How many runs may send one renamed directory side by side (LaneSettings.renameWays). */
   readonly renameWays?: number | undefined;
+  /** The shared -n limiter: parts of a rename take free slots of it. */
+  readonly limiter?: PQueue | undefined;
   /** Keeps deletions aside (RemoteLane's hold). */
   readonly hold: (batch: Batch, reason: string) => void;
 }
@@ -66,8 +70,8 @@ export interface SyncSummary {
   readonly whole?: boolean;
   /** The receiver refused a rename's early delete run (exit 1 or 2: too old, or 3.4.3): the plain form from now on. */
   readonly earlyRefused?: boolean;
-  /** Why this remote should send each rename in one run from now on (sendRenames); absent: no reason. */
-  readonly splitRefused?: string | null;
+  /** What the renames in parts said about the remote; absent: no rename went in parts. */
+  readonly split?: SplitReport | undefined;
 }
 
 /** How an attempt ended; the lane decides what follows. */
@@ -110,11 +114,12 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
       : null;
   let recheck = false;
   let earlyRefused = false;
-  let splitRefused: string | null = null;
+  let split: SplitReport | undefined;
   try {
     if (update !== null && renames.length > 0) {
-      const { done, refused } = await sendRenames(env, renames, renamed);
-      splitRefused = refused;
+      const sentRenames = await sendRenames(env, renames, renamed);
+      const done = sentRenames.done;
+      split = sentRenames.split;
       if (done.size > 0) {
         const links = renames.flatMap((r) => (done.has(r.target.path) ? r.links : []));
         const paths = [...update.paths.filter((p) => !done.has(p)), ...links];
@@ -196,7 +201,7 @@ export async function runBatch(batch: Batch, env: BatchEnv): Promise<BatchResult
         ? await absorbedOnDisk(disk, rootBytes, batch.absorbed)
         : { updated: [], deleted: [], dirs: [] }
       : { updated, deleted: plan.deleted, dirs: undefined };
-    return { kind: 'synced', summary: { ...told, runs: ran, bytes, renamed, earlyRefused, splitRefused, whole }, recheck };
+    return { kind: 'synced', summary: { ...told, runs: ran, bytes, renamed, earlyRefused, split, whole }, recheck };
   } finally {
     await early?.cancel();
   }
@@ -226,12 +231,20 @@ async function plannedRenames(env: BatchEnv, batch: Batch, update: UpdatePlan): 
     if (links.length > 0 && ctx.rsync.commonParams.includes('--copy-unsafe-links')) continue;
     const run = planRename(ctx, target, links.length > 0);
     if (run === null) continue;
-    // Not to an rsync daemon: a module's `max connections` could refuse the runs beyond the first.
-    const ways = target.isDir && ctx.remote.kind !== 'daemon' && ctx.splitRenames !== false ? (env.renameWays ?? 1) : 1;
-    const runs = ways > 1 ? splitRename(run, await topEntries(env, target.path), ways, ctx.rsync.commonParams) : null;
-    planned.push({ target, runs: runs ?? [run], links });
+    planned.push({ target, run, links, entries: (await splittable(env, target)) ? await topEntries(env, target.path) : [] });
   }
   return planned;
+}
+
+/**
+ * Whether a renamed directory may go in parts: not to an rsync daemon (a module's `max connections` could refuse the
+ * runs beyond the first), nor where the directory lacks u+w (a receiver that is not root gives each run write access
+ * to it in turn, and one run's reset would fail the others).
+ */
+async function splittable(env: BatchEnv, target: RenameTarget): Promise<boolean> {
+  const { ctx } = env;
+  if (!target.isDir || ctx.remote.kind === 'daemon' || ctx.splitRenames === false || (env.renameWays ?? 1) < 2) return false;
+  return (await env.disk.ownerWritable?.(`${env.rootBytes}/${target.path}`)) !== false;
 }
 
 /** The entries directly below a renamed directory that the path filter passes, links left out (they hold no data). */
@@ -245,29 +258,48 @@ async function topEntries(env: BatchEnv, dir: RelPath): Promise<TopEntry[]> {
 
 interface PlannedRename {
   readonly target: RenameTarget;
-  /** Its rename run, or the runs of its parts, the lead first (splitRename). */
-  readonly runs: readonly [RsyncInvocation, ...RsyncInvocation[]];
+  readonly run: RsyncInvocation;
   /** Symbolic links below the renamed directory that its run leaves out: the update run sends them. */
   readonly links: readonly RelPath[];
+  /** The directory's top entries that parts may take (splitRename); none: one run. */
+  readonly entries: readonly TopEntry[];
 }
+
+/** What a batch's renames in parts said about the remote (RemoteLane keeps one run per rename on either). */
+export interface SplitReport {
+  /** A part beside a lead that went could not start (an ssh or a wrapper that allows one session). */
+  readonly refused: string | null;
+  /** The latest lead's first line, in ms after its start (its remote side starting); null: none measured. */
+  readonly startMs: number | null;
+}
+
+/**
+ * Leads whose first line comes later than this, twice in a row, end the parts for the remote: there each run's own
+ * start (a login shell that runs pyenv, conda or rvm init) costs more than a second run saves, and the shells
+ * starting together delay the lead.
+ */
+export const SLOW_START_MS = 150;
 
 /**
  * The batch's renamed paths, each in its own runs before the update and delete runs (the old name is deleted only
  * after the new one is complete). Returns the paths that went; any other outcome leaves a path to the update run,
- * which sends it as before. `refused` says why this remote should send a rename in one run from now on: a run
- * beside a lead that went could not start (an ssh or a wrapper that allows one session), which would cost every
- * later rename its data, or the remote's runs start too slowly for a second one to pay (SLOW_START_MS).
+ * which sends it as before.
  */
 async function sendRenames(
   env: BatchEnv,
   renames: readonly PlannedRename[],
   tally: { paths: number; saved: number; sent: number; runs: number },
-): Promise<{ done: Set<RelPath>; refused: string | null }> {
+): Promise<{ done: Set<RelPath>; split: SplitReport }> {
   const { stats } = env;
   const done = new Set<RelPath>();
   let refused: string | null = null;
-  for (const { target, runs } of renames) {
+  let startMs: number | null = null;
+  for (const { target, run, entries } of renames) {
     if (env.signal.aborted) continue;
+    // Parts take free -n slots only, never wait for one: the batch holding its own slot would wait on them.
+    const free = env.limiter ? env.limiter.concurrency - env.limiter.pending : 0;
+    const ways = Math.min(env.renameWays ?? 1, 1 + free);
+    const runs = (entries.length > 0 && splitRename(run, entries, ways, env.ctx.rsync.commonParams)) || [run];
     stats.rsyncRuns += runs.length;
     tally.runs += runs.length;
     const { results, firstLineMs } = await runTogether(env, runs);
@@ -294,9 +326,7 @@ async function sendRenames(
     if (lead?.exitCode === 0 && rest.some((r) => r.spawnError !== undefined || NOT_STARTED.has(r.exitCode ?? -1))) {
       refused ??= 'a rename run beside the first could not start (see the line before)';
     }
-    if (firstLineMs !== null && firstLineMs > SLOW_START_MS) {
-      refused ??= `a rename run's remote side answered ${Math.round(firstLineMs)} ms after its start (the account's shell starting, or a busy host)`;
-    }
+    if (firstLineMs !== null) startMs = firstLineMs;
     if (!ok) continue;
     const saved = Math.max(0, total - sent);
     done.add(target.path);
@@ -305,38 +335,47 @@ async function sendRenames(
     stats.renames++;
     stats.renameBytesSaved += saved;
   }
-  return { done, refused };
+  return { done, split: { refused, startMs } };
 }
 
 /** Exit codes of a run that did not get to transfer: syntax, protocol, daemon start, stream, ssh. */
 const NOT_STARTED = new Set([1, 2, 5, 12, 255]);
 
 /**
- * A lead whose remote side answers later than this: each run's own start (a login shell that runs pyenv, conda or
- * rvm init) costs more than a second run saves, and their shells starting together delay the lead further.
+ * A rename's runs: the lead at once; the parts (each in a free -n slot) connected at once and given their list when
+ * the lead's output shows the directory exists. A lead that ends without it stops them unreleased.
  */
-const SLOW_START_MS = 150;
-
-/** A rename's runs: the lead at once, the others connected at once and given their list on its first output. */
 async function runTogether(
   env: BatchEnv,
   [lead, ...rest]: readonly [RsyncInvocation, ...RsyncInvocation[]],
 ): Promise<{ results: ProcessResult[]; firstLineMs: number | null }> {
   const started = env.clock.now();
   let firstLineMs: number | null = null;
+  let seen = '';
   let release: () => void = () => {};
   const released = new Promise<void>((resolve) => {
     release = resolve;
   });
-  const onStdout = () => {
-    firstLineMs ??= env.clock.now() - started;
+  const stop = new AbortController();
+  const onStdout = (chunk: string) => {
+    if (firstLineMs !== null) return;
+    seen = (seen + chunk).slice(-4096);
+    if (!LEAD_MADE_DIRECTORY.test(seen)) return;
+    firstLineMs = env.clock.now() - started;
     release();
   };
-  const first = env.runner
-    .run(env.rsyncPath, lead.args, { input: null, signal: env.signal, ...(rest.length > 0 ? { onStdout } : {}) })
-    .finally(release);
-  const others = rest.map((run) =>
-    env.runner.run(env.rsyncPath, run.args, { input: released.then(() => run.input as Buffer), signal: env.signal }),
+  const settled = (run: Promise<ProcessResult>) =>
+    run.catch((err: unknown): ProcessResult => ({ stdout: '', stderr: '', durationMs: 0, spawnError: String(err) }));
+  const first = settled(
+    env.runner.run(env.rsyncPath, lead.args, { input: null, signal: env.signal, ...(rest.length > 0 ? { onStdout } : {}) }),
   );
+  const signal = AbortSignal.any([env.signal, stop.signal]);
+  const others = rest.map((run) => {
+    const part = () => settled(env.runner.run(env.rsyncPath, run.args, { input: released.then(() => run.input as Buffer), signal }));
+    return env.limiter ? (env.limiter.add(part) as Promise<ProcessResult>) : part();
+  });
+  void first.then(() => {
+    if (firstLineMs === null) stop.abort();
+  });
   return { results: await Promise.all([first, ...others]), firstLineMs };
 }

@@ -329,15 +329,12 @@ describe('a large directory rename over ssh, in parts side by side', () => {
     return { dir, src, dest, proc, files };
   }
 
-  /** Renames `site` to site.1, then to site.2: each identical with under 1% of its bytes sent; the runs of each. */
-  async function twoRenames({ src, dest, proc, files }: Awaited<ReturnType<typeof overSsh>>): Promise<number[]> {
+  /** Renames `site` to site.1, site.1 to site.2, …: each identical with under 1% of its bytes sent; the runs of each. */
+  async function renames(n: number, { src, dest, proc, files }: Awaited<ReturnType<typeof overSsh>>): Promise<number[]> {
     const runs: number[] = [];
-    for (const [from, to] of [
-      ['site', 'site.1'],
-      ['site.1', 'site.2'],
-    ] as const) {
+    for (let i = 0; i < n; i++) {
       const seen = proc.records().length;
-      await rename(join(src, from), join(src, to));
+      await rename(join(src, i === 0 ? 'site' : `site.${i}`), join(src, `site.${i + 1}`));
       await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, compareDirMtime: true, timeoutMs: 30_000 });
       const batch = await batchAfter(proc, seen);
       assert.equal(batch.renamed, 1, JSON.stringify(batch));
@@ -384,6 +381,25 @@ describe('a large directory rename over ssh, in parts side by side', () => {
     assert.equal(existsSync(join(dest, 'gallery')), false);
   });
 
+  test('an exclude in commonParams: one run (parts would not apply it), and the excluded directory stays off the mirror', async () => {
+    const seed = async (src: string) => {
+      const files = await site(src);
+      await mkdir(join(src, 'site', 'private'));
+      await writeFile(join(src, 'site', 'private', 'key'), 'secret\n');
+      return files;
+    };
+    const { src, dest, proc } = await overSsh('rename-ssh-exclude-', seed, { commonParams: '-artuz --exclude=private' });
+    const same = { ignoreRootAttrs: true, ignoreNames: ['private'], timeoutMs: 30_000 };
+    await waitForIdenticalTrees(src, dest, same);
+    const seen = proc.records().length;
+    await rename(join(src, 'site'), join(src, 'site.1'));
+    await waitForIdenticalTrees(src, dest, same);
+    const batch = await batchAfter(proc, seen);
+    assert.equal(batch.renamed, 1, JSON.stringify(batch));
+    assert.equal(batch.rsyncRuns, 2, JSON.stringify(batch));
+    assert.equal(existsSync(join(dest, 'site.1', 'private')), false);
+  });
+
   test('a remote whose runs answer late (an rsync-path that sleeps 0.3 s, as a slow login shell): later renames go in one run', {
     skip: oneCore,
   }, async () => {
@@ -391,8 +407,8 @@ describe('a large directory rename over ssh, in parts side by side', () => {
     await writeFile(wrapper, '#!/bin/sh\nsleep 0.3\nexec rsync "$@"\n');
     await chmod(wrapper, 0o755);
     const scenario = await overSsh('rename-ssh-slow-', site, { commonParams: `-artuz --rsync-path=${wrapper}` });
-    // Two rename runs and the delete run; then, the remote's runs being slow to answer, one rename run.
-    assert.deepEqual(await twoRenames(scenario), [3, 2]);
+    // Two rename runs and the delete run; after two leads slow to answer, one rename run.
+    assert.deepEqual(await renames(3, scenario), [3, 3, 2]);
     assert.ok(scenario.proc.records().some((r) => /in one run each from now on/.test(String(r.msg))));
   });
 
@@ -404,7 +420,7 @@ describe('a large directory rename over ssh, in parts side by side', () => {
     try {
       // A short state directory: the shared ssh connection's socket lives there, and its sessions are what is limited.
       const more = { tuning: { watcher: 'dirs' as const, stateDir: await makeTempDir('st-') } };
-      const runs = await twoRenames(await overSsh('rename-ssh-maxsessions-', site, more, strict));
+      const runs = await renames(2, await overSsh('rename-ssh-maxsessions-', site, more, strict));
       // The first in parts; the second too unless the first one's remote side was slow to answer (root's shell here).
       assert.ok((runs[0] as number) >= 3, String(runs));
     } finally {

@@ -10,7 +10,14 @@ import type { Remote, RsyncSettings } from '../../src/config/model.ts';
 import { SHIPPED_TOGGLES } from '../../src/config/parse-config.ts';
 import { NOTHING_HELD } from '../../src/sync/deletion-guard.ts';
 import type { DiskProbe } from '../../src/sync/disk-probe.ts';
-import { planRename, planRenameDelete, renameLeavesLinks, splitRename, totalFileSizeFromStats } from '../../src/sync/plan-rename.ts';
+import {
+  LEAD_MADE_DIRECTORY,
+  planRename,
+  planRenameDelete,
+  renameLeavesLinks,
+  splitRename,
+  totalFileSizeFromStats,
+} from '../../src/sync/plan-rename.ts';
 import type { ProcessResult, ProcessRunner, RunOptions } from '../../src/sync/process-runner.ts';
 import { RemoteLane } from '../../src/sync/remote-lane.ts';
 import type { CommandContext } from '../../src/sync/rsync-command.ts';
@@ -281,7 +288,27 @@ test('splitRename: the lead keeps the root and the names a pattern cannot carry;
     null,
   );
   assert.equal(splitRename(run, entries, 1, []), null);
-  assert.equal(splitRename(run, entries, 2, ['-a', '--delete-excluded']), null);
+  for (const params of [
+    ['-a', '--delete-excluded'],
+    ['-aC'],
+    ['-a', '--exclude=.git'],
+    ['-aq'],
+    ['-a', '--delete-after'],
+    ['--delay-updates'],
+    ['-F'],
+  ]) {
+    assert.equal(splitRename(run, entries, 2, params), null, params.join(' '));
+  }
+  assert.ok(splitRename(run, entries, 2, ['-artuz', '-v', '--progress', '--safe-links']) !== null);
+  // At most MAX_TREE_RULES names move to other runs (rules are matched per file); the rest stay with the lead.
+  const many = Array.from({ length: 500 }, (_, i) => ({ name: `f${i}`, dir: false }));
+  const [big, ...others] = splitRename(run, many, 2, []) ?? [];
+  assert.equal(big?.args.filter((a) => a.startsWith('--exclude=/')).length, 100);
+  assert.equal(others[0]?.args.filter((a) => a.startsWith('--include=/')).length, 100);
+  // The others are released once the lead's output shows the directory exists, not on -v's first line.
+  assert.equal(LEAD_MADE_DIRECTORY.test('sending incremental file list\n'), false);
+  for (const line of ['created directory /srv/www/new', '.d..t......', 'cd+++++++++'])
+    assert.ok(LEAD_MADE_DIRECTORY.test(`x\n${line}`), line);
 });
 
 test('planRenameDelete: through ssh, the old names of one directory on stdin, the run rooted at that directory', () => {
@@ -433,18 +460,24 @@ const splitDisk: DiskProbe = {
   },
 };
 
-function renameLane<R extends ProcessRunner = Runner>(codes: number[], remote: Remote = daemon, scripted?: R, renameWays = 1) {
+function renameLane<R extends ProcessRunner = Runner>(
+  codes: number[],
+  remote: Remote = daemon,
+  scripted?: R,
+  renameWays = 1,
+  disk: DiskProbe = renameWays > 1 ? splitDisk : laneDisk,
+) {
   const clock = new FakeClock();
   const runner = scripted ?? (new Runner(codes) as unknown as R);
   const synced: { updated: readonly string[]; deleted: readonly string[] }[] = [];
   const lane = new RemoteLane(remote, ctxFor(remote, { watch: laneRoot, filters: [] }), LIMITS, {
     clock,
     runner,
-    limiter: new PQueue({ concurrency: 1 }),
+    limiter: new PQueue({ concurrency: renameWays }),
     log: pino({ level: 'silent' }),
     rsyncPath: 'rsync',
     rootBytes: laneRoot,
-    disk: renameWays > 1 ? splitDisk : laneDisk,
+    disk,
     renameWays,
     untranslated: [],
     fullSyncFilters: [],
@@ -552,20 +585,22 @@ test('lane over ssh: a directory in two runs, the second given its list on the f
   await settle(clock, 400);
   const at = (event: string) => runner.events.indexOf(event);
   assert.ok(at('start rename') < at('start rename-part'), runner.events.join(', '));
-  assert.ok(at('stdout rename') < at('stdin rename-part .\0'), runner.events.join(', '));
+  assert.ok(at('stdout rename') >= 0 && at('stdout rename') < at('stdin rename-part .\0'), runner.events.join(', '));
+  assert.ok(at('stdin rename-part .\0') < at('end rename 0'), 'released before the lead ended');
   assert.ok(at('end rename-part 0') < at('stdin early-delete /old\0') && at('end rename 0') < at('stdin early-delete /old\0'));
   assert.deepEqual(synced, [{ updated: ['new'], deleted: ['old'] }]);
   assert.equal(lane.stats.renames, 1);
   assert.equal(lane.stats.renameBytesSaved, 2 * 999_000);
   assert.equal(lane.stats.rsyncRuns, 3);
-  // The lead fails before any output: the other still gets its list (and ends); the directory goes as a plain update.
+  // The lead fails before it made the directory: the other is stopped unreleased; the directory goes as a plain update.
   const failed = renameLane([], sshRemote, new OrderRunner({ rename: [12] }), 2);
   failed.lane.add('old', removedDir);
   failed.lane.add('new', movedDir('old'));
   await settle(failed.clock, 400);
   const events = failed.runner.events;
-  assert.ok(events.indexOf('end rename 12') < events.indexOf('stdin rename-part .\0'), events.join(', '));
-  assert.ok(events.indexOf('end rename-part 0') < events.indexOf('start update'), events.join(', '));
+  assert.ok(events.indexOf('end rename 12') < events.indexOf('stopped rename-part'), events.join(', '));
+  assert.ok(!events.some((e) => e.startsWith('stdin rename-part')), events.join(', '));
+  assert.ok(events.indexOf('stopped rename-part') < events.indexOf('start update'), events.join(', '));
   assert.deepEqual(failed.synced, [{ updated: ['new'], deleted: ['old'] }]);
   assert.equal(failed.lane.stats.renames, 0);
   // A part that fails does the same.
@@ -586,29 +621,38 @@ test('lane over ssh: a directory in two runs, the second given its list on the f
   await settle(refused.clock, 400);
   assert.equal(refused.runner.events.filter((e) => e.startsWith('start rename')).join(), 'start rename', refused.runner.events.join(', '));
   assert.equal(refused.lane.stats.renames, 1);
-  // A lead whose remote side answers 200 ms after its start (a slow login shell): this rename goes split, later ones not.
+  // Leads whose remote side answers 200 ms after their start (a slow login shell), twice in a row: then one run.
   const slow = renameLane([], sshRemote, new OrderRunner(), 2);
   slow.runner.slowStart = { clock: slow.clock, ms: 200 };
-  slow.lane.add('old', removedDir);
-  slow.lane.add('new', movedDir('old'));
-  await settle(slow.clock, 400);
-  assert.equal(slow.lane.stats.renames, 1);
-  assert.ok(slow.runner.events.includes('start rename-part'));
+  for (let i = 0; i < 2; i++) {
+    slow.lane.add('old', removedDir);
+    slow.lane.add('new', movedDir('old'));
+    await settle(slow.clock, 400);
+  }
+  assert.equal(slow.lane.stats.renames, 2);
+  assert.equal(slow.runner.events.filter((e) => e === 'start rename-part').length, 2);
   slow.runner.events.length = 0;
   slow.lane.add('old', removedDir);
   slow.lane.add('new', movedDir('old'));
   await settle(slow.clock, 400);
   assert.equal(slow.runner.events.filter((e) => e.startsWith('start rename')).join(), 'start rename', slow.runner.events.join(', '));
-  assert.equal(slow.lane.stats.renames, 2);
+  assert.equal(slow.lane.stats.renames, 3);
+  // A directory without u+w: one run (a receiver that is not root lends each run write access to it in turn).
+  const readOnly = renameLane([], sshRemote, new OrderRunner(), 2, { ...splitDisk, ownerWritable: async () => false });
+  readOnly.lane.add('old', removedDir);
+  readOnly.lane.add('new', movedDir('old'));
+  await settle(readOnly.clock, 400);
+  assert.equal(readOnly.runner.events.filter((e) => e.startsWith('start rename')).join(), 'start rename');
+  assert.equal(readOnly.lane.stats.renames, 1);
   // 100 ms is not slow: the next rename goes split again.
   const quick = renameLane([], sshRemote, new OrderRunner(), 2);
   quick.runner.slowStart = { clock: quick.clock, ms: 100 };
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < 3; i++) {
     quick.lane.add('old', removedDir);
     quick.lane.add('new', movedDir('old'));
     await settle(quick.clock, 400);
   }
-  assert.equal(quick.runner.events.filter((e) => e === 'start rename-part').length, 2);
+  assert.equal(quick.runner.events.filter((e) => e === 'start rename-part').length, 3);
 });
 
 test('lane over ssh: a delete run started early that fails is followed by the plain one; one never released is stopped', async () => {
