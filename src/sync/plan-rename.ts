@@ -115,22 +115,25 @@ export function splitRename(
 }
 
 /**
- * What the lead prints once the directory exists: "created directory" (after its mkdir), or the itemized `./` (the
- * generator's first item). Not "sending incremental file list" (`-v`), printed before the receiver made anything.
+ * A whole line of the lead's that says the directory exists: "created directory" (after its mkdir), or the itemized
+ * `./` (the generator's first item, 11 characters). Not "sending incremental file list" (`-v`), nor `-vv`'s lines,
+ * printed before the receiver made anything.
  */
-export const LEAD_MADE_DIRECTORY = /(?:^|\n)(?:created directory |[.c]d)/;
+export const LEAD_MADE_DIRECTORY = /^(?:created directory .*|[.c]d[^ ]{9})\r?$/;
 
 /**
  * commonParams under which parts would differ from the one run: filter options (the parts' own rules come first, so a
- * user's `-C` or `--exclude` would not reach their entries), `-q` (no itemized line: the parts would wait for the
- * lead's end), deletions and `--delay-updates` or `--partial-dir` (a run's pass over the directory would remove or move
- * what the others are writing in it).
+ * user's `-C` or `--exclude` would not reach their entries), `-q`, `--stderr`, `--msgs2stderr` (no itemized line on
+ * stdout to release the parts), deletions, `--delay-updates` or `--partial-dir` (a run's pass over the directory
+ * would remove or move what the others write in it), `-H` (rsync links a hard-link group within one run only),
+ * `--chmod` (it may take u+w from the shared directory), `--bwlimit` (a rate per run) and batch files.
  */
 function splitsWith(commonParams: readonly string[]): boolean {
-  return !commonParams.some(
-    (p) => /^-[A-Za-z0-9]*[CFfq]/.test(p) || /^--(?:exclude|include|filter|cvs-exclude|files-from|quiet|del|remove|partial-dir)/.test(p),
-  );
+  return !commonParams.some((p) => /^-[A-Za-z0-9]*[CFfqH]/.test(p) || SPLIT_BREAKERS.test(p));
 }
+
+const SPLIT_BREAKERS =
+  /^--(?:exclude|include|filter|cvs-exclude|files-from|quiet|stderr|msgs2stderr|del|remove|partial-dir|hard-links|chmod|bwlimit|write-batch|only-write-batch)/;
 
 /**
  * Whether a directory's rename run must leave its symbolic links to the update run. A run rooted at the renamed

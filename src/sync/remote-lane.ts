@@ -186,7 +186,7 @@ export class RemoteLane {
     const why =
       split.refused ??
       (slow >= 2
-        ? `two renames in a row whose first rsync answered ${Math.round(split.startMs ?? 0)} ms after its start (a slow login shell, or a busy host)`
+        ? `two renames in a row whose first rsync said it made the directory ${Math.round(split.startMs ?? 0)} ms after its start (a slow login shell, or a busy host)`
         : null);
     this.#ctx = { ...this.#ctx, slowRenameStarts: slow, ...(why !== null ? { splitRenames: false } : {}) };
     if (why !== null)

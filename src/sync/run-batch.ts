@@ -269,7 +269,7 @@ interface PlannedRename {
 export interface SplitReport {
   /** A part beside a lead that went could not start (an ssh or a wrapper that allows one session). */
   readonly refused: string | null;
-  /** The latest lead's first line, in ms after its start (its remote side starting); null: none measured. */
+  /** When the latest lead said it made the directory, in ms after its start (mostly its remote side starting). */
   readonly startMs: number | null;
 }
 
@@ -289,11 +289,12 @@ async function sendRenames(
   env: BatchEnv,
   renames: readonly PlannedRename[],
   tally: { paths: number; saved: number; sent: number; runs: number },
-): Promise<{ done: Set<RelPath>; split: SplitReport }> {
+): Promise<{ done: Set<RelPath>; split?: SplitReport }> {
   const { stats } = env;
   const done = new Set<RelPath>();
   let refused: string | null = null;
   let startMs: number | null = null;
+  let measured = false;
   for (const { target, run, entries } of renames) {
     if (env.signal.aborted) continue;
     // Parts take free -n slots only, never wait for one: the batch holding its own slot would wait on them.
@@ -326,7 +327,13 @@ async function sendRenames(
     if (lead?.exitCode === 0 && rest.some((r) => r.spawnError !== undefined || NOT_STARTED.has(r.exitCode ?? -1))) {
       refused ??= 'a rename run beside the first could not start (see the line before)';
     }
-    if (firstLineMs !== null) startMs = firstLineMs;
+    if (lead?.exitCode === 0 && rest.length > 0 && firstLineMs === null) {
+      refused ??= 'the first rename run printed no line saying it made the directory, so the others were stopped';
+    }
+    if (rest.length > 0) {
+      measured = true;
+      if (firstLineMs !== null) startMs = firstLineMs;
+    }
     if (!ok) continue;
     const saved = Math.max(0, total - sent);
     done.add(target.path);
@@ -335,7 +342,7 @@ async function sendRenames(
     stats.renames++;
     stats.renameBytesSaved += saved;
   }
-  return { done, split: { refused, startMs } };
+  return { done, ...(measured ? { split: { refused, startMs } } : {}) };
 }
 
 /** Exit codes of a run that did not get to transfer: syntax, protocol, daemon start, stream, ssh. */
@@ -351,7 +358,7 @@ async function runTogether(
 ): Promise<{ results: ProcessResult[]; firstLineMs: number | null }> {
   const started = env.clock.now();
   let firstLineMs: number | null = null;
-  let seen = '';
+  let partial = '';
   let release: () => void = () => {};
   const released = new Promise<void>((resolve) => {
     release = resolve;
@@ -359,8 +366,9 @@ async function runTogether(
   const stop = new AbortController();
   const onStdout = (chunk: string) => {
     if (firstLineMs !== null) return;
-    seen = (seen + chunk).slice(-4096);
-    if (!LEAD_MADE_DIRECTORY.test(seen)) return;
+    const lines = (partial + chunk).split('\n');
+    partial = (lines.pop() ?? '').slice(-4096);
+    if (!lines.some((line) => LEAD_MADE_DIRECTORY.test(line))) return;
     firstLineMs = env.clock.now() - started;
     release();
   };

@@ -296,6 +296,10 @@ test('splitRename: the lead keeps the root and the names a pattern cannot carry;
     ['-a', '--delete-after'],
     ['--delay-updates'],
     ['-F'],
+    ['--stderr=all'],
+    ['-aH'],
+    ['--chmod=Du-w'],
+    ['--bwlimit=100'],
   ]) {
     assert.equal(splitRename(run, entries, 2, params), null, params.join(' '));
   }
@@ -305,10 +309,13 @@ test('splitRename: the lead keeps the root and the names a pattern cannot carry;
   const [big, ...others] = splitRename(run, many, 2, []) ?? [];
   assert.equal(big?.args.filter((a) => a.startsWith('--exclude=/')).length, 100);
   assert.equal(others[0]?.args.filter((a) => a.startsWith('--include=/')).length, 100);
-  // The others are released once the lead's output shows the directory exists, not on -v's first line.
-  assert.equal(LEAD_MADE_DIRECTORY.test('sending incremental file list\n'), false);
-  for (const line of ['created directory /srv/www/new', '.d..t......', 'cd+++++++++'])
-    assert.ok(LEAD_MADE_DIRECTORY.test(`x\n${line}`), line);
+  // The others are released on a whole line that shows the directory exists, not on -v's or -vv's earlier lines.
+  for (const line of ['sending incremental file list', '[sender] hiding directory cdrom because of pattern /cdrom', 'cd']) {
+    assert.equal(LEAD_MADE_DIRECTORY.test(line), false, line);
+  }
+  for (const line of ['created directory /srv/www/new', '.d..t......', 'cd+++++++++', 'cd+++++++++\r']) {
+    assert.ok(LEAD_MADE_DIRECTORY.test(line), line);
+  }
 });
 
 test('planRenameDelete: through ssh, the old names of one directory on stdin, the run rooted at that directory', () => {
@@ -466,6 +473,7 @@ function renameLane<R extends ProcessRunner = Runner>(
   scripted?: R,
   renameWays = 1,
   disk: DiskProbe = renameWays > 1 ? splitDisk : laneDisk,
+  limiter = new PQueue({ concurrency: renameWays }),
 ) {
   const clock = new FakeClock();
   const runner = scripted ?? (new Runner(codes) as unknown as R);
@@ -473,7 +481,7 @@ function renameLane<R extends ProcessRunner = Runner>(
   const lane = new RemoteLane(remote, ctxFor(remote, { watch: laneRoot, filters: [] }), LIMITS, {
     clock,
     runner,
-    limiter: new PQueue({ concurrency: renameWays }),
+    limiter,
     log: pino({ level: 'silent' }),
     rsyncPath: 'rsync',
     rootBytes: laneRoot,
@@ -532,6 +540,8 @@ class OrderRunner implements ProcessRunner {
   readonly codes: Record<string, number[]>;
   /** Moves this clock on before the lead's first line (a remote side slow to start). */
   slowStart: { clock: FakeClock; ms: number } | null = null;
+  /** The lead prints nothing (its messages go to stderr). */
+  silentLead = false;
   constructor(codes: Record<string, number[]> = {}) {
     this.codes = codes;
   }
@@ -550,7 +560,7 @@ class OrderRunner implements ProcessRunner {
     }
     await new Promise((r) => setImmediate(r));
     const exitCode = this.codes[kind]?.shift() ?? 0;
-    if (opts.onStdout && exitCode === 0) {
+    if (opts.onStdout && exitCode === 0 && !this.silentLead) {
       if (this.slowStart) this.slowStart.clock.advance(this.slowStart.ms);
       this.events.push(`stdout ${kind}`);
       opts.onStdout('cd+++++++++\n');
@@ -644,6 +654,26 @@ test('lane over ssh: a directory in two runs, the second given its list on the f
   await settle(readOnly.clock, 400);
   assert.equal(readOnly.runner.events.filter((e) => e.startsWith('start rename')).join(), 'start rename');
   assert.equal(readOnly.lane.stats.renames, 1);
+  // A lead that never says it made the directory (--msgs2stderr on the remote): the parts are stopped, the
+  // directory goes plain, and the lane keeps one run from then on.
+  const silent = renameLane([], sshRemote, new OrderRunner(), 2);
+  silent.runner.silentLead = true;
+  for (let i = 0; i < 2; i++) {
+    silent.lane.add('old', removedDir);
+    silent.lane.add('new', movedDir('old'));
+    await settle(silent.clock, 400);
+  }
+  assert.equal(silent.runner.events.filter((e) => e === 'stopped rename-part').length, 1, silent.runner.events.join(', '));
+  assert.equal(silent.runner.events.filter((e) => e.startsWith('start rename')).length, 3, silent.runner.events.join(', '));
+  // No free -n slot beside the batch's own: one run, nothing waits for a slot.
+  const busy = new PQueue({ concurrency: 2 });
+  void busy.add(() => new Promise(() => {}));
+  const full = renameLane([], sshRemote, new OrderRunner(), 2, splitDisk, busy);
+  full.lane.add('old', removedDir);
+  full.lane.add('new', movedDir('old'));
+  await settle(full.clock, 400);
+  assert.equal(full.runner.events.filter((e) => e.startsWith('start rename')).join(), 'start rename', full.runner.events.join(', '));
+  assert.equal(full.lane.stats.renames, 1);
   // 100 ms is not slow: the next rename goes split again.
   const quick = renameLane([], sshRemote, new OrderRunner(), 2);
   quick.runner.slowStart = { clock: quick.clock, ms: 100 };
