@@ -116,10 +116,11 @@ export function splitRename(
 
 /**
  * A whole line of the lead's that says the directory exists: "created directory" (after its mkdir), or the itemized
- * `./` (the generator's first item, 11 characters). Not "sending incremental file list" (`-v`), nor `-vv`'s lines,
- * printed before the receiver made anything.
+ * `./` (the generator's first item, 11 characters: `.d` and 9 blanks where a directory that was there already is
+ * unchanged). Not "sending incremental file list" (`-v`), nor `-vv`'s lines, printed before the receiver made
+ * anything.
  */
-export const LEAD_MADE_DIRECTORY = /^(?:created directory .*|[.c]d[^ ]{9})\r?$/;
+export const LEAD_MADE_DIRECTORY = /^(?:created directory .*|[.c]d.{9})\r?$/;
 
 /**
  * commonParams under which parts would differ from the one run: filter options (the parts' own rules come first, so a

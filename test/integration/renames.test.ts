@@ -5,6 +5,7 @@ import { chmod, mkdir, readFile, readlink, rename, rm, stat, symlink, writeFile 
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { runProcess } from '../helpers/processes.ts';
 import { type RsyncDaemon, startRsyncDaemon } from '../helpers/rsync-daemon.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 import { makeTempDir, removeTempDirs } from '../helpers/tmp.ts';
@@ -379,6 +380,28 @@ describe('a large directory rename over ssh, in parts side by side', () => {
     assert.ok((batch.bytes as number) < 0.01 * files * 4096, JSON.stringify(batch));
     assert.equal(existsSync(join(dest, 'gallery 2026', 'thumbs.cache')), false);
     assert.equal(existsSync(join(dest, 'gallery')), false);
+  });
+
+  test('the deploy swap over ssh, the new tree a copy of the old (its directory unchanged on the remote): both in parts', {
+    skip: oneCore,
+  }, async () => {
+    const seed = async (src: string) => {
+      const files = await site(src);
+      const copy = await runProcess('cp', ['-a', join(src, 'site'), join(src, 'site.new')]);
+      assert.equal(copy.code, 0, copy.stderr);
+      await writeFile(join(src, 'site.new', 'd0', 'f1.dat'), 'new release\n');
+      return 2 * files;
+    };
+    const { src, dest, proc, files } = await overSsh('rename-ssh-swap-', seed);
+    await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, compareDirMtime: true, timeoutMs: 30_000 });
+    const seen = proc.records().length;
+    await rename(join(src, 'site'), join(src, 'site.old'));
+    await rename(join(src, 'site.new'), join(src, 'site'));
+    await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, compareDirMtime: true, timeoutMs: 30_000 });
+    const batch = await batchAfter(proc, seen);
+    assert.equal(batch.renamed, 2, JSON.stringify(batch));
+    assert.ok((batch.bytes as number) < 0.01 * files * 4096, JSON.stringify(batch));
+    assert.ok(!proc.records().some((r) => /in one run each from now on/.test(String(r.msg))), 'parts were turned off');
   });
 
   test('an exclude in commonParams: one run (parts would not apply it), and the excluded directory stays off the mirror', async () => {

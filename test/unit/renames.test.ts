@@ -313,7 +313,7 @@ test('splitRename: the lead keeps the root and the names a pattern cannot carry;
   for (const line of ['sending incremental file list', '[sender] hiding directory cdrom because of pattern /cdrom', 'cd']) {
     assert.equal(LEAD_MADE_DIRECTORY.test(line), false, line);
   }
-  for (const line of ['created directory /srv/www/new', '.d..t......', 'cd+++++++++', 'cd+++++++++\r']) {
+  for (const line of ['created directory /srv/www/new', '.d..t......', '.d         ', 'cd+++++++++', 'cd+++++++++\r']) {
     assert.ok(LEAD_MADE_DIRECTORY.test(line), line);
   }
 });
