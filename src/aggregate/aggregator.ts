@@ -53,6 +53,11 @@ interface EntryState {
   renamedFrom: RelPath | null;
   /** Order of the moves, so that a batch lists its renames as they happened. */
   renameSeq: number;
+  /**
+   * A non-directory (a symlink, a file) was removed here in this window: the remote may still hold it, and a rename
+   * run would go through a symlink to a directory there and fill its target. A move onto it goes plain.
+   */
+  overNonDir?: boolean;
 }
 
 interface Node {
@@ -355,6 +360,7 @@ export class Aggregator {
         removalsOnly: hint.removed,
         renamedFrom,
         renameSeq,
+        ...(hint.removed && !hint.tree ? { overNonDir: true } : {}),
       };
       for (const n of trail) n.count++;
     } else if (hint.removed && this.#isNew(existing)) {
@@ -369,8 +375,9 @@ export class Aggregator {
       existing.tree ||= hint.tree;
       existing.deletes ||= hint.removed || hint.deletes === true;
       existing.removalsOnly &&= hint.removed;
+      if (hint.removed && !hint.tree) existing.overNonDir = true;
       // The latest move here counts; a removal ends what an earlier one said.
-      if (renamedFrom !== null) Object.assign(existing, { renamedFrom, renameSeq });
+      if (renamedFrom !== null && existing.overNonDir !== true) Object.assign(existing, { renamedFrom, renameSeq });
       else if (hint.removed) existing.renamedFrom = null;
     }
     if (node.entry?.tree && node.children.size > 0) this.#collapse(node, trail);

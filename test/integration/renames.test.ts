@@ -404,6 +404,21 @@ describe('a large directory rename over ssh, in parts side by side', () => {
     assert.ok(!proc.records().some((r) => /in one run each from now on/.test(String(r.msg))), 'parts were turned off');
   });
 
+  test('a symlink replaced by a renamed directory (rm current; mv rel2 current): the link target on the mirror is untouched', async () => {
+    const seed = async (src: string) => {
+      const files = await generateTree(join(src, 'rel1'), { dirs: 2, filesPerDir: 20, size: 4096 });
+      await generateTree(join(src, 'rel2'), { dirs: 2, filesPerDir: 20, size: 2048 });
+      await symlink('rel1', join(src, 'current'));
+      return files;
+    };
+    const { src, dest } = await overSsh('rename-ssh-symlink-', seed);
+    await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, timeoutMs: 30_000 });
+    assert.equal((await readlink(join(dest, 'current'))).toString(), 'rel1');
+    await rm(join(src, 'current'));
+    await rename(join(src, 'rel2'), join(src, 'current'));
+    await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, compareDirMtime: true, timeoutMs: 30_000 });
+  });
+
   test('an exclude in commonParams: one run (parts would not apply it), and the excluded directory stays off the mirror', async () => {
     const seed = async (src: string) => {
       const files = await site(src);

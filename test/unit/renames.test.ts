@@ -124,6 +124,20 @@ test('aggregator: a rename swallowed by a directory above, or put back after a f
   );
 });
 
+test('aggregator: a move onto a name whose symlink or file was removed in the same window is plain (the remote may hold it)', () => {
+  const { agg, take } = aggregator();
+  agg.add('current', { tree: false, removed: true, created: false });
+  agg.add('rel2', removedDir);
+  agg.add('current', movedDir('rel2'));
+  const entries = take().entries;
+  assert.equal(entries.find((e) => e.path === 'current')?.renamedFrom, undefined, JSON.stringify(entries));
+  // A directory moved away first (the deploy swap) still lets the next move onto its name go as a rename.
+  agg.add('site', removedDir);
+  agg.add('site.new', removedDir);
+  agg.add('site', movedDir('site.new'));
+  assert.equal(take().entries.find((e) => e.path === 'site')?.renamedFrom, 'site.new');
+});
+
 test('aggregator: a window of completed moves only is due after MOVES_QUIET_MS of quiet, not the whole quietMs', () => {
   const clock = new FakeClock();
   let due = 0;
