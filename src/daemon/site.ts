@@ -113,8 +113,8 @@ export async function startSite(config: Config, initialSync: boolean, guard: Del
     retry: { baseMs: 1000, capMs: Math.min(config.failLog.retryCapMinutes * 60_000, MAX_TIMER_MS), random: Math.random },
     onAttempt: deps.onAttempt,
     deletionGuard: () => guard.check(),
-    // A renamed directory's linking is one core's work per run; never more runs at once than -n allows.
-    renameWays: Math.min(RENAME_WAYS, availableParallelism(), deps.limiter.concurrency),
+    // A renamed directory's linking is one core's work per run (sendRenames also takes free -n slots only).
+    renameWays: Math.min(RENAME_WAYS, availableParallelism()),
   };
   const masters: SshMaster[] = [];
   const lanes = plan.remotes.map(({ remote, context }) => {

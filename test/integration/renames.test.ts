@@ -36,24 +36,28 @@ after(async () => {
   await removeTempDirs();
 });
 
+/** sersync-ts on `spec` (a retry queue in `dir`, the native watcher unless said), after its `-r` full sync. */
+async function watching(dir: string, spec: ConfSpec): Promise<SersyncProcess> {
+  const conf = await writeConf(dir, { failLog: join(dir, 'state', 'fail.log'), tuning: { watcher: 'dirs' }, ...spec });
+  const proc = await startSersync(['-r', '-o', conf]);
+  running.push(proc);
+  await proc.waitForLog((r) => r.full === true && r.exitCode === 0, 'the -r full sync', 60_000);
+  return proc;
+}
+
 /** A watched tree seeded by `seed`, mirrored to the module by `-r` before the test goes on. */
 async function scenario(module: string, seed: (src: string) => Promise<void>, more: Partial<ConfSpec> = {}) {
   const dir = await makeTempDir(`rename-${module}-`);
   const src = join(dir, 'src');
   await mkdir(src);
   await seed(src);
-  const conf = await writeConf(dir, {
+  const proc = await watching(dir, {
     watch: src,
     remotes: [{ ip: '127.0.0.1', name: module }],
     auth: { users: rsyncd.user as string, passwordFile: rsyncd.passwordFile as string },
     port: rsyncd.port,
-    failLog: join(dir, 'state', 'fail.log'),
-    tuning: { watcher: 'dirs' },
     ...more,
   });
-  const proc = await startSersync(['-r', '-o', conf]);
-  running.push(proc);
-  await proc.waitForLog((r) => r.full === true && r.exitCode === 0, 'the -r full sync', 60_000);
   const dest = rsyncd.modules[module] as string;
   await identical(src, dest);
   return { src, dest, proc, dir, logFrom: await logSize() };
@@ -232,16 +236,11 @@ describe('renames over ssh', () => {
     const dest = join(dir, 'dest');
     await mkdir(dest);
     const files = await generateTree(join(src, 'photos'), { dirs: 29, filesPerDir: 100, size: 4096 });
-    const conf = await writeConf(dir, {
+    const proc = await watching(dir, {
       watch: src,
       remotes: [{ ip: '127.0.0.1', name: dest }],
       ssh: { options: sshd.sshArgs.join(' ') },
-      failLog: join(dir, 'state', 'fail.log'),
-      tuning: { watcher: 'dirs' },
     });
-    const proc = await startSersync(['-r', '-o', conf]);
-    running.push(proc);
-    await proc.waitForLog((r) => r.full === true && r.exitCode === 0, 'the -r full sync', 60_000);
     const seen = proc.records().length;
     await rename(join(src, 'photos'), join(src, 'photos $(id) -rf é'));
     await waitForIdenticalTrees(src, dest, { ignoreRootAttrs: true, timeoutMs: 30_000 });
@@ -275,17 +274,12 @@ describe('renames over ssh', () => {
       `#!/bin/sh\necho "start $$ $*" >> ${order}\n${waitForDelete}\nrsync "$@"\nrc=$?\necho "end $$ $rc" >> ${order}\nexit $rc\n`,
     );
     await chmod(wrapper, 0o755);
-    const conf = await writeConf(dir, {
+    const proc = await watching(dir, {
       watch: src,
       remotes: [{ ip: '127.0.0.1', name: dest }],
       ssh: { options: sshd.sshArgs.join(' ') },
       commonParams: `-artuz --rsync-path=${wrapper}`,
-      failLog: join(dir, 'state', 'fail.log'),
-      tuning: { watcher: 'dirs' },
     });
-    const proc = await startSersync(['-r', '-o', conf]);
-    running.push(proc);
-    await proc.waitForLog((r) => r.full === true && r.exitCode === 0, 'the -r full sync', 60_000);
     await writeFile(order, '');
     const seen = proc.records().length;
     await rename(join(src, 'site'), join(src, 'site.old'));
@@ -316,17 +310,12 @@ describe('a large directory rename over ssh, in parts side by side', () => {
     const dest = join(dir, 'dest');
     await mkdir(dest);
     const files = await seed(src);
-    const conf = await writeConf(dir, {
+    const proc = await watching(dir, {
       watch: src,
       remotes: [{ ip: '127.0.0.1', name: dest }],
       ssh: { options: server.sshArgs.join(' ') },
-      failLog: join(dir, 'state', 'fail.log'),
-      tuning: { watcher: 'dirs' },
       ...more,
     });
-    const proc = await startSersync(['-r', '-o', conf]);
-    running.push(proc);
-    await proc.waitForLog((r) => r.full === true && r.exitCode === 0, 'the -r full sync', 60_000);
     return { dir, src, dest, proc, files };
   }
 

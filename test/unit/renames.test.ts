@@ -510,6 +510,13 @@ function renameLane<R extends ProcessRunner = Runner>(
   return { clock, runner, synced, lane };
 }
 
+/** `old/` moved to `new/` (its removal and its rename), and the lane given time to send it. */
+async function moveOldToNew({ lane, clock }: { lane: RemoteLane; clock: FakeClock }): Promise<void> {
+  lane.add('old', removedDir);
+  lane.add('new', movedDir('old'));
+  await settle(clock, 400);
+}
+
 /** Advances the fake clock in steps, letting the lane's promises (the scripted disk and runner) run in between. */
 async function settle(clock: FakeClock, ms: number) {
   for (let t = 0; t < ms; t += 50) {
@@ -618,9 +625,7 @@ test('lane over ssh: a directory in two runs, the second given its list on the f
   assert.equal(lane.stats.rsyncRuns, 3);
   // The lead fails before it made the directory: the other is stopped unreleased; the directory goes as a plain update.
   const failed = renameLane([], sshRemote, new OrderRunner({ rename: [12] }), 2);
-  failed.lane.add('old', removedDir);
-  failed.lane.add('new', movedDir('old'));
-  await settle(failed.clock, 400);
+  await moveOldToNew(failed);
   const events = failed.runner.events;
   assert.ok(events.indexOf('end rename 12') < events.indexOf('stopped rename-part'), events.join(', '));
   assert.ok(!events.some((e) => e.startsWith('stdin rename-part')), events.join(', '));
@@ -629,43 +634,31 @@ test('lane over ssh: a directory in two runs, the second given its list on the f
   assert.equal(failed.lane.stats.renames, 0);
   // A part that fails does the same.
   const part = renameLane([], sshRemote, new OrderRunner({ 'rename-part': [23] }), 2);
-  part.lane.add('old', removedDir);
-  part.lane.add('new', movedDir('old'));
-  await settle(part.clock, 400);
+  await moveOldToNew(part);
   assert.ok(part.runner.events.includes('start update'), part.runner.events.join(', '));
   assert.equal(part.lane.stats.renames, 0);
   // One that cannot start beside a lead that went (ssh's 255: an sshd's MaxSessions): one run per rename from now on.
   const refused = renameLane([], sshRemote, new OrderRunner({ 'rename-part': [255] }), 2);
-  refused.lane.add('old', removedDir);
-  refused.lane.add('new', movedDir('old'));
-  await settle(refused.clock, 400);
+  await moveOldToNew(refused);
   refused.runner.events.length = 0;
-  refused.lane.add('old', removedDir);
-  refused.lane.add('new', movedDir('old'));
-  await settle(refused.clock, 400);
+  await moveOldToNew(refused);
   assert.equal(refused.runner.events.filter((e) => e.startsWith('start rename')).join(), 'start rename', refused.runner.events.join(', '));
   assert.equal(refused.lane.stats.renames, 1);
   // Leads whose remote side answers 200 ms after their start (a slow login shell), twice in a row: then one run.
   const slow = renameLane([], sshRemote, new OrderRunner(), 2);
   slow.runner.slowStart = { clock: slow.clock, ms: 200 };
   for (let i = 0; i < 2; i++) {
-    slow.lane.add('old', removedDir);
-    slow.lane.add('new', movedDir('old'));
-    await settle(slow.clock, 400);
+    await moveOldToNew(slow);
   }
   assert.equal(slow.lane.stats.renames, 2);
   assert.equal(slow.runner.events.filter((e) => e === 'start rename-part').length, 2);
   slow.runner.events.length = 0;
-  slow.lane.add('old', removedDir);
-  slow.lane.add('new', movedDir('old'));
-  await settle(slow.clock, 400);
+  await moveOldToNew(slow);
   assert.equal(slow.runner.events.filter((e) => e.startsWith('start rename')).join(), 'start rename', slow.runner.events.join(', '));
   assert.equal(slow.lane.stats.renames, 3);
   // A directory without u+w: one run (a receiver that is not root lends each run write access to it in turn).
   const readOnly = renameLane([], sshRemote, new OrderRunner(), 2, { ...splitDisk, ownerWritable: async () => false });
-  readOnly.lane.add('old', removedDir);
-  readOnly.lane.add('new', movedDir('old'));
-  await settle(readOnly.clock, 400);
+  await moveOldToNew(readOnly);
   assert.equal(readOnly.runner.events.filter((e) => e.startsWith('start rename')).join(), 'start rename');
   assert.equal(readOnly.lane.stats.renames, 1);
   // A lead that never says it made the directory (--msgs2stderr on the remote): the parts are stopped, the
@@ -673,9 +666,7 @@ test('lane over ssh: a directory in two runs, the second given its list on the f
   const silent = renameLane([], sshRemote, new OrderRunner(), 2);
   silent.runner.silentLead = true;
   for (let i = 0; i < 2; i++) {
-    silent.lane.add('old', removedDir);
-    silent.lane.add('new', movedDir('old'));
-    await settle(silent.clock, 400);
+    await moveOldToNew(silent);
   }
   assert.equal(silent.runner.events.filter((e) => e === 'stopped rename-part').length, 1, silent.runner.events.join(', '));
   assert.equal(silent.runner.events.filter((e) => e.startsWith('start rename')).length, 3, silent.runner.events.join(', '));
@@ -683,34 +674,26 @@ test('lane over ssh: a directory in two runs, the second given its list on the f
   const busy = new PQueue({ concurrency: 2 });
   void busy.add(() => new Promise(() => {}));
   const full = renameLane([], sshRemote, new OrderRunner(), 2, splitDisk, busy);
-  full.lane.add('old', removedDir);
-  full.lane.add('new', movedDir('old'));
-  await settle(full.clock, 400);
+  await moveOldToNew(full);
   assert.equal(full.runner.events.filter((e) => e.startsWith('start rename')).join(), 'start rename', full.runner.events.join(', '));
   assert.equal(full.lane.stats.renames, 1);
   // 100 ms is not slow: the next rename goes split again.
   const quick = renameLane([], sshRemote, new OrderRunner(), 2);
   quick.runner.slowStart = { clock: quick.clock, ms: 100 };
   for (let i = 0; i < 3; i++) {
-    quick.lane.add('old', removedDir);
-    quick.lane.add('new', movedDir('old'));
-    await settle(quick.clock, 400);
+    await moveOldToNew(quick);
   }
   assert.equal(quick.runner.events.filter((e) => e === 'start rename-part').length, 3);
 });
 
 test('lane over ssh: a delete run started early that fails is followed by the plain one; one never released is stopped', async () => {
   const refused = renameLane([], sshRemote, new OrderRunner({ 'early-delete': [2] }));
-  refused.lane.add('old', removedDir);
-  refused.lane.add('new', movedDir('old'));
-  await settle(refused.clock, 400);
+  await moveOldToNew(refused);
   assert.deepEqual(refused.runner.events.slice(-4), ['stdin early-delete /old\0', 'end early-delete 2', 'start delete', 'end delete 0']);
   assert.deepEqual(refused.synced, [{ updated: ['new'], deleted: ['old'] }]);
   // The rename run and the plain update after it fail: the old name must stay, and nothing reaches the early run.
   const failed = renameLane([], sshRemote, new OrderRunner({ rename: [12], update: [12] }));
-  failed.lane.add('old', removedDir);
-  failed.lane.add('new', movedDir('old'));
-  await settle(failed.clock, 400);
+  await moveOldToNew(failed);
   assert.deepEqual(failed.runner.events.slice(0, 6), [
     'start early-delete',
     'start rename',
@@ -724,9 +707,7 @@ test('lane over ssh: a delete run started early that fails is followed by the pl
 
 test('lane over ssh: an early delete run that reaches maxDelete or fails on paths answers for the batch; a refusal is remembered', async () => {
   const capped = renameLane([], sshRemote, new OrderRunner({ 'early-delete': [25] }));
-  capped.lane.add('old', removedDir);
-  capped.lane.add('new', movedDir('old'));
-  await settle(capped.clock, 400);
+  await moveOldToNew(capped);
   assert.deepEqual(
     capped.runner.events.slice(-2),
     ['stdin early-delete /old\0', 'end early-delete 25'],
@@ -741,9 +722,7 @@ test('lane over ssh: an early delete run that reaches maxDelete or fails on path
   assert.deepEqual(partial.synced, []);
   // Exit 2 (a 3.4.3 receiver): the plain run, now and for every later rename of this lane.
   const refused = renameLane([], sshRemote, new OrderRunner({ 'early-delete': [2] }));
-  refused.lane.add('old', removedDir);
-  refused.lane.add('new', movedDir('old'));
-  await settle(refused.clock, 400);
+  await moveOldToNew(refused);
   refused.lane.add('new', removedDir);
   refused.lane.add('newer', movedDir('new'));
   await settle(refused.clock, 400);
